@@ -1,0 +1,50 @@
+# All targets use the project virtual environment .venv and are idempotent.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint proto proto-check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) roitrack_api/.generated
+
+# Generated gRPC code: regenerated from proto/ (the source of truth); CI checks it for drift.
+roitrack_api/.generated: $(STAMP) $(shell find proto -name '*.proto' 2>/dev/null) scripts/gen_proto.py
+	$(BIN)/python scripts/gen_proto.py
+	mkdir -p roitrack_api && touch $@
+
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+	touch roitrack_api/.generated
+
+proto-check: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py --check
+
+demo: install
+	$(BIN)/roitrack demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tracker_core server client training roitrack_cli benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/gen_proto.py --check
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/roitrack bench stages --json
+	$(BIN)/roitrack bench overhead --json
+	$(BIN)/roitrack bench scaling --json
+	$(BIN)/roitrack bench floor --json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The one command line, ``roitrack <command>``, dispatching into the project's packages."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: where ``../shared`` is, and markers that skip cleanly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ROITRACK_SHARED", REPO.parent / "shared"))
+
+
+def _shared_path(*parts: str) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{p} is missing, but CI must always have ../shared")
+        pytest.skip(f"{p} not found: ../shared (reference data) is absent in this clone")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the repository; skips with a reason when absent (fails in CI)."""
+    return _shared_path()
+
+
+@pytest.fixture(scope="session")
+def yolov7_reference() -> Path:
+    """``../shared/reference/yolov7``: official-format checkpoints and parity vectors."""
+    return _shared_path("reference", "yolov7")
+
+
+@pytest.fixture(scope="session")
+def pets_sequence() -> Path:
+    """``../shared/data/PETS09-S2L1-dev``: the real pedestrian sequence (MOTChallenge layout)."""
+    return _shared_path("data", "PETS09-S2L1-dev")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device; none is available here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
