@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,12 +25,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("roitrack_cli.commands.stream", "stream a video/camera/folder to a server and show tracks"),
     "loadgen": ("roitrack_cli.commands.loadgen", "N concurrent camera streams against a server"),
     "health": ("roitrack_cli.commands.health", "ask a server's gRPC health service (exit 0 if SERVING)"),
-    "convert-weights": ("roitrack_cli.commands.convert_weights", "convert an official YOLOv7 .pt to safetensors"),
-    "download-weights": ("roitrack_cli.commands.download_weights", "download and convert official YOLOv7 weights"),
+    "convert-weights": (
+        "roitrack_cli.commands.convert_weights",
+        "convert an official YOLOv7 .pt to safetensors",
+    ),
+    "download-weights": (
+        "roitrack_cli.commands.download_weights",
+        "download and convert official YOLOv7 weights",
+    ),
     "train": ("roitrack_cli.commands.train", "train the ROI appearance encoder without identity labels"),
     "val": ("roitrack_cli.commands.val", "cross-frame matching metrics of an encoder (Top-1, MRR, Recall@K)"),
     "export-onnx": ("roitrack_cli.commands.export_onnx", "export the ROI encoder to ONNX"),
-    "eval-mot": ("roitrack_cli.commands.eval_mot", "track a MOTChallenge sequence and score it with TrackEval"),
+    "eval-mot": (
+        "roitrack_cli.commands.eval_mot",
+        "track a MOTChallenge sequence and score it with TrackEval",
+    ),
     "bench": ("roitrack_cli.commands.bench", "benchmarks: stages, overhead, scaling, soak, floor"),
     "info": ("roitrack_cli.commands.info", "print versions, devices and the installed commands"),
 }

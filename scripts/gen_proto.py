@@ -22,8 +22,8 @@ OUT_PKG = "roitrack_api"
 
 
 def generate(dest: Path) -> list[Path]:
-    from grpc_tools import protoc  # dev dependency
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency
 
     protos = sorted(PROTO_DIR.rglob("*.proto"))
     if not protos:
@@ -57,15 +57,26 @@ def main() -> int:
         target = ROOT / OUT_PKG
         rel = {f.relative_to(gen_root) for f in files}
         if args.check:
-            have = {
-                p.relative_to(target)
-                for p in target.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.name != ".generated"
-            } if target.exists() else set()
+            have = (
+                {
+                    p.relative_to(target)
+                    for p in target.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and p.name != ".generated"
+                }
+                if target.exists()
+                else set()
+            )
             drift = sorted(str(r) for r in rel ^ have)
-            drift += sorted(str(r) for r in rel & have if not filecmp.cmp(gen_root / r, target / r, shallow=False))
+            drift += sorted(
+                str(r) for r in rel & have if not filecmp.cmp(gen_root / r, target / r, shallow=False)
+            )
             if drift:
-                print("generated gRPC code is out of date; run `make proto`:", *drift, sep="\n  ", file=sys.stderr)
+                print(
+                    "generated gRPC code is out of date; run `make proto`:",
+                    *drift,
+                    sep="\n  ",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"roitrack_api/ matches proto/ ({len(rel)} files)")
             return 0

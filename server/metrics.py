@@ -7,9 +7,28 @@ this registry to check that.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.035,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    1.0,
+    2.5,
+    5.0,
+)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 # Stages a frame goes through; the values of the ``stage`` label of roitrack_stage_latency_seconds.
@@ -64,26 +83,33 @@ class ServerMetrics:
             "roitrack_queue_depth_frames", "Frames waiting in the batcher's queue.", registry=r
         )
         self.gpu_memory_allocated = Gauge(
-            "roitrack_gpu_memory_allocated_bytes", "GPU memory held by tensors (torch.cuda).", ["device"], registry=r
+            "roitrack_gpu_memory_allocated_bytes",
+            "GPU memory held by tensors (torch.cuda).",
+            ["device"],
+            registry=r,
         )
         self.gpu_memory_reserved = Gauge(
-            "roitrack_gpu_memory_reserved_bytes", "GPU memory reserved by torch's caching allocator.", ["device"],
+            "roitrack_gpu_memory_reserved_bytes",
+            "GPU memory reserved by torch's caching allocator.",
+            ["device"],
             registry=r,
         )
         self.gpu_memory_total = Gauge(
             "roitrack_gpu_memory_total_bytes", "Total memory of the GPU.", ["device"], registry=r
         )
         self.gpu_memory_used = Gauge(
-            "roitrack_gpu_memory_used_bytes", "GPU memory in use by all processes (NVML when available, else reserved).",
-            ["device"], registry=r,
+            "roitrack_gpu_memory_used_bytes",
+            "GPU memory in use by all processes (NVML when available, else reserved).",
+            ["device"],
+            registry=r,
         )
-        self.model_info = Info("roitrack_model", "Detector arch, weights/encoder sha256 and device.", registry=r)
+        self.model_info = Info(
+            "roitrack_model", "Detector arch, weights/encoder sha256 and device.", registry=r
+        )
         self.up = Gauge("roitrack_serving", "1 when the health service reports SERVING, else 0.", registry=r)
 
     def forget_stream(self, stream_id: str) -> None:
         """Drop a closed stream's labelled series so label cardinality stays bounded."""
         for fam in (self.frames_processed, self.frames_dropped, self.active_tracks):
-            try:
+            with contextlib.suppress(KeyError):
                 fam.remove(stream_id)
-            except KeyError:
-                pass

@@ -70,7 +70,11 @@ def letterbox(image: np.ndarray, dst_hw: tuple[int, int]) -> tuple[np.ndarray, L
         raise InvalidInputError(f"letterbox expects HxWx3 uint8, got {image.shape} {image.dtype}")
     t = letterbox_transform(image.shape[:2], dst_hw)
     nw, nh = round(t.src_w * t.scale), round(t.src_h * t.scale)
-    resized = image if (nw, nh) == (t.src_w, t.src_h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    resized = (
+        image
+        if (nw, nh) == (t.src_w, t.src_h)
+        else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    )
     out = np.full((t.dst_h, t.dst_w, 3), PAD_VALUE, dtype=np.uint8)
     out[t.pad_top : t.pad_top + nh, t.pad_left : t.pad_left + nw] = resized
     return out, t
