@@ -1,0 +1,19 @@
+"""ROI features: boxes in original-frame pixels cut out of detector feature maps with ROI Align.
+
+One output size, :data:`ROI_SIZE` (10x10), is used by training, validation and serving alike.
+"""
+
+from tracker_core.features.extractor import RoiFeatureExtractor
+from tracker_core.features.roi_align import PIXEL_STRIDE, ROI_SIZE, boxes_to_rois, roi_features
+from tracker_core.features.spec import TAP_NAMES, FeatureSpec, parse_feature_spec
+
+__all__ = [
+    "PIXEL_STRIDE",
+    "ROI_SIZE",
+    "TAP_NAMES",
+    "FeatureSpec",
+    "RoiFeatureExtractor",
+    "boxes_to_rois",
+    "parse_feature_spec",
+    "roi_features",
+]
