@@ -18,6 +18,9 @@ HELP = "ask a server's gRPC health service (exit 0 if SERVING)"
 ENV_SERVER = "ROITRACK_HEALTH_SERVER"
 ENV_TOKEN = "ROITRACK_TOKEN"
 ENV_TLS_CA = "ROITRACK_TLS_CA"
+ENV_TLS_CERT = "ROITRACK_HEALTH_TLS_CERT"
+ENV_TLS_KEY = "ROITRACK_HEALTH_TLS_KEY"
+ENV_TLS_SERVER_NAME = "ROITRACK_HEALTH_TLS_SERVER_NAME"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +47,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(ENV_TLS_CA) or None,
         help=f"CA certificate (PEM) to verify the server; enables TLS (default ${ENV_TLS_CA})",
     )
-    parser.add_argument("--tls-cert", default=None, help="client certificate (PEM) for mutual TLS")
-    parser.add_argument("--tls-key", default=None, help="client private key (PEM) for mutual TLS")
     parser.add_argument(
-        "--tls-server-name", default=None, help="expected name in the server certificate (default: the host)"
+        "--tls-cert",
+        default=os.environ.get(ENV_TLS_CERT) or None,
+        help=f"client certificate (PEM) for mutual TLS (default ${ENV_TLS_CERT})",
+    )
+    parser.add_argument(
+        "--tls-key",
+        default=os.environ.get(ENV_TLS_KEY) or None,
+        help=f"client private key (PEM) for mutual TLS (default ${ENV_TLS_KEY})",
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        default=os.environ.get(ENV_TLS_SERVER_NAME) or None,
+        help=f"expected name in the server certificate (default ${ENV_TLS_SERVER_NAME} or the host)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing when SERVING")
 
