@@ -1,0 +1,48 @@
+"""``python -m benchmarks.peers``: run the peer benchmark, write JSON + Markdown, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.peers.run import markdown_table, run_peers
+from tracker_core.errors import RoitrackError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
+    p.add_argument("--seq", required=True, help="MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)")
+    p.add_argument("--det", help="detections file (default: SEQ/det/det.txt)")
+    p.add_argument(
+        "--score-scale", type=float, default=1.0, help="divide scores by this (100 for MOT15 det.txt)"
+    )
+    p.add_argument("--min-score", type=float, default=0.0, help="drop detections below this (after scaling)")
+    p.add_argument("--repeats", type=int, default=3, help="timing: best of this many runs per tracker")
+    p.add_argument("--only", nargs="*", help="keys of the trackers to run (default: all)")
+    p.add_argument("--out", default="docs/bench/peers", help="write OUT.json and OUT.md ('' to skip)")
+    args = p.parse_args(argv)
+    det = args.det or str(Path(args.seq) / "det" / "det.txt")
+    try:
+        result = run_peers(args.seq, det, args.score_scale, args.min_score, args.repeats, only=args.only)
+    except RoitrackError as exc:
+        print(f"benchmarks.peers: error: {exc}", file=sys.stderr)
+        return 2
+    table = markdown_table(result)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        out.with_suffix(".md").write_text(
+            f"Peer benchmark on {result['sequence']} ({result['frames']} frames, {result['frame_rate']} fps), "
+            f"detections {result['detections']} (scores / {result['score_scale']}), "
+            f"ms/frame = time inside each tracker's update call, best of {result['repeats']} runs.\n\n"
+            + table
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The tracker's one configuration: a frozen, validated dataclass with documented defaults.
+
+Every limit is in **seconds** (never frames), so the same config works at any frame rate and with dropped
+frames. There is exactly one global default (``DEFAULT_CONFIG``); nothing is tuned per sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tracker_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker parameters. Scores are detector confidences in [0, 1] (values above 1 are clipped).
+
+    Detection split (BYTE):
+        high_score: detections at or above this score take part in the first (fused-cost) stage and may
+            start new tracks.
+        low_score: detections in ``[low_score, high_score)`` are only used to keep confirmed tracks alive
+            (second stage, IoU only); anything below is ignored.
+        new_track_score: minimum score for an unmatched detection to start a tentative track.
+
+    Association (costs are in [0, 1]; a pair is matched only when its cost is <= the ceiling):
+        match_cost_high: ceiling of stage 1 (high-score detections vs confirmed and lost tracks).
+        match_cost_low: ceiling of stage 2 (low-score detections vs remaining confirmed tracks, IoU).
+        match_cost_tentative: ceiling of stage 3 (remaining high-score detections vs tentative tracks).
+        gate_chi2: Mahalanobis gate (squared distance on the 4-d box measurement; 9.4877 = chi2 0.95, 4 dof);
+            ``0`` disables gating.
+        lost_buffer_rate: lost tracks are matched with a *buffered* IoU: their predicted box is enlarged by
+            this fraction of its size per second lost (so a track that coasted through an occlusion can still
+            be picked up), capped at ``lost_buffer_max``.
+        class_aware: never associate a detection with a track of another class.
+
+    Life cycle (seconds):
+        confirm_hits: matched detections a tentative track needs to be confirmed (and get an ID).
+        confirm_first_frame: tracks born on a stream's first frame are confirmed at once (nothing to
+            confuse them with yet).
+        tentative_max_age_s: a tentative track unmatched for longer than this is dropped.
+        max_lost_s: a confirmed track unmatched for longer than this is removed (and, when it has an
+            embedding, moved to the long-term gallery).
+        max_tracks: hard bound on live tracks per tracker; the stalest lost tracks are dropped first.
+
+    Kalman filter (state cx, cy, w, h and their velocities; noise relative to box size):
+        q_pos: position random-walk std per sqrt(second), as a fraction of the box size.
+        q_vel: velocity random-walk std per sqrt(second), as a fraction of the box size per second.
+        r_meas: measurement std as a fraction of the box size (at score 0).
+        score_noise_weight: measurement std is multiplied by ``1 - score_noise_weight * score``, so confident
+            detections pull the state harder.
+        init_vel_std: initial velocity std (fraction of box size per second).
+
+    Appearance (used only when embeddings are given):
+        appearance_weight: maximum weight of the cosine distance in the fused stage-1 cost.
+        appearance_spread_ref: the weight falls linearly to 0 as the spread (max - min) of the cosine
+            distances in the frame falls below this value: uninformative embeddings leave motion alone.
+        appearance_gate: pairs whose cosine distance exceeds this are not associated (when weight > 0).
+        ema_alpha: embedding memory EMA factor (new = alpha * old + (1 - alpha) * observed).
+        bank_size: small per-track bank of recent embeddings; distance = min over EMA and bank.
+
+    Long-term re-identification gallery:
+        gallery_size: maximum removed tracks kept for re-identification.
+        gallery_max_age_s: gallery entries older than this are forgotten.
+        gallery_max_dist: a newly confirmed track takes the ID of the closest gallery entry when the cosine
+            distance is below this.
+
+    Output:
+        output_lost: also output lost tracks' predicted boxes (state ``"lost"``, ``det_index = -1``).
+        output_lost_max_s: ... but only for this long after their last detection.
+        output_filtered_box: output the Kalman-filtered box instead of the matched detection's box.
+    """
+
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    match_cost_high: float = 0.8
+    match_cost_low: float = 0.5
+    match_cost_tentative: float = 0.7
+    gate_chi2: float = 9.4877
+    lost_buffer_rate: float = 0.3
+    lost_buffer_max: float = 1.0
+    class_aware: bool = True
+
+    confirm_hits: int = 2
+    confirm_first_frame: bool = True
+    tentative_max_age_s: float = 0.2
+    max_lost_s: float = 3.0
+    max_tracks: int = 1024
+
+    q_pos: float = 0.05
+    q_vel: float = 0.1
+    r_meas: float = 0.05
+    score_noise_weight: float = 0.5
+    init_vel_std: float = 0.5
+
+    appearance_weight: float = 0.5
+    appearance_spread_ref: float = 0.2
+    appearance_gate: float = 0.6
+    ema_alpha: float = 0.9
+    bank_size: int = 8
+
+    gallery_size: int = 64
+    gallery_max_age_s: float = 60.0
+    gallery_max_dist: float = 0.25
+
+    output_lost: bool = False
+    output_lost_max_s: float = 0.5
+    output_filtered_box: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(v, bool):
+                    raise ConfigError(f"TrackerConfig.{f.name} must be a bool, got {v!r}")
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ConfigError(f"TrackerConfig.{f.name} must be a number, got {v!r}")
+            if not (v == v) or v in (float("inf"), float("-inf")) or v < 0:
+                raise ConfigError(f"TrackerConfig.{f.name} must be finite and >= 0, got {v!r}")
+        for name in ("high_score", "low_score", "new_track_score", "score_noise_weight", "ema_alpha"):
+            if getattr(self, name) > 1:
+                raise ConfigError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.low_score > self.high_score:
+            raise ConfigError(f"low_score ({self.low_score}) must be <= high_score ({self.high_score})")
+        for name in ("confirm_hits", "max_tracks", "bank_size", "gallery_size"):
+            if int(getattr(self, name)) != getattr(self, name):
+                raise ConfigError(f"TrackerConfig.{name} must be an integer, got {getattr(self, name)!r}")
+        if self.confirm_hits < 1 or self.max_tracks < 1:
+            raise ConfigError("confirm_hits and max_tracks must be >= 1")
+        if self.r_meas <= 0:
+            raise ConfigError("r_meas must be > 0")
+
+    def replace(self, **changes: Any) -> TrackerConfig:
+        """A copy with some fields changed (validated)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown TrackerConfig fields: {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrackerConfig:
+        """Build from a mapping (e.g. parsed JSON), rejecting unknown keys."""
+        return DEFAULT_CONFIG.replace(**data)
+
+
+DEFAULT_CONFIG = TrackerConfig()

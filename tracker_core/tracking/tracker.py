@@ -1,0 +1,325 @@
+"""``Tracker``: per-stream multi-object tracker (Kalman + staged Hungarian association).
+
+One ``Tracker`` per stream; it owns its tracks, its re-identification gallery and its ID counter (IDs are
+consecutive from 1, issued when a track is confirmed). ``update`` is called once per frame with that frame's
+detections and its timestamp in seconds; prediction uses the real elapsed time.
+
+Association per frame (tracks first predicted to the frame's timestamp):
+
+1. high-score detections vs confirmed + lost tracks: fused cost (buffered IoU, plus cosine appearance distance
+   when embeddings are given, weighted by how informative they are), Mahalanobis-gated;
+2. low-score detections vs the remaining confirmed tracks: IoU (the BYTE idea: keep occluded objects alive);
+3. remaining high-score detections vs tentative tracks: IoU (+ appearance);
+4. unmatched high-score detections start tentative tracks.
+
+All of it runs as array operations over the track table; the only per-track Python work is building the
+returned ``TrackOutput`` list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracker_core.errors import InvalidInputError
+from tracker_core.tracking import costs, kalman
+from tracker_core.tracking.config import DEFAULT_CONFIG, TrackerConfig
+from tracker_core.tracking.gallery import Gallery
+from tracker_core.tracking.matching import linear_assignment
+from tracker_core.tracking.track import TrackState, TrackTable
+from tracker_core.tracking.validation import validate_detections, validate_timestamp
+
+_CONFIRMED = int(TrackState.CONFIRMED)
+_LOST = int(TrackState.LOST)
+_TENTATIVE = int(TrackState.TENTATIVE)
+_EMPTY = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOutput:
+    """One tracked object in one frame.
+
+    box: ``[4]`` xyxy float32 pixels of the original frame (the matched detection's box, or the Kalman box
+    when ``output_filtered_box`` / for lost tracks). state: ``"confirmed"`` (matched this frame) or ``"lost"``
+    (predicted, only with ``output_lost``). det_index: index of the matched detection in this frame's input,
+    -1 when lost. age_s: seconds since the track's first detection.
+    """
+
+    track_id: int
+    box: np.ndarray
+    score: float
+    class_id: int
+    state: str
+    det_index: int
+    age_s: float
+
+
+class Tracker:
+    """Multi-object tracker for one stream. See the module docstring for the algorithm."""
+
+    def __init__(self, config: TrackerConfig = DEFAULT_CONFIG) -> None:
+        if not isinstance(config, TrackerConfig):
+            raise InvalidInputError(f"config must be a TrackerConfig, got {type(config).__name__}")
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track, the gallery and the ID counter."""
+        cfg = self.config
+        self._tracks = TrackTable(bank_size=int(cfg.bank_size))
+        self._gallery = Gallery(int(cfg.gallery_size), cfg.gallery_max_age_s)
+        self._next_id = 1
+        self._last_time: float | None = None
+        self.frame_count = 0
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks (tentative, confirmed and lost)."""
+        return len(self._tracks)
+
+    @property
+    def gallery_size(self) -> int:
+        return len(self._gallery)
+
+    @property
+    def next_id(self) -> int:
+        """The ID the next confirmed new track will get (IDs issued so far: ``1 .. next_id - 1``)."""
+        return self._next_id
+
+    # ------------------------------------------------------------------ update
+    def update(
+        self,
+        boxes: NDArray[np.floating],
+        scores: NDArray[np.floating],
+        timestamp: float,
+        classes: NDArray[np.integer] | None = None,
+        embeddings: NDArray[np.floating] | None = None,
+    ) -> list[TrackOutput]:
+        """Advance to ``timestamp`` (seconds) with this frame's detections; return the tracks in this frame.
+
+        boxes ``[N,4]`` xyxy float pixels; scores ``[N]``; classes ``[N]`` int (default all 0); embeddings
+        ``[N,D]`` float (optional; any D, fixed for the stream). Raises ``InvalidInputError`` on bad input,
+        leaving the tracker unchanged.
+        """
+        cfg = self.config
+        b, s, c, e = validate_detections(boxes, scores, classes, embeddings)
+        ts = validate_timestamp(timestamp, self._last_time)
+        tr = self._tracks
+        if e is not None:
+            if tr.embed_dim == 0:
+                tr.set_embed_dim(int(e.shape[1]))
+            elif e.shape[1] != tr.embed_dim:
+                raise InvalidInputError(
+                    f"embeddings have dimension {e.shape[1]}, but this stream's earlier ones had {tr.embed_dim}"
+                )
+        first_frame = self.frame_count == 0
+        self.frame_count += 1
+
+        # 0. predict every track to now
+        if len(tr):
+            dt = ts - (self._last_time if self._last_time is not None else ts)
+            if dt > 0:
+                tr.mean, tr.cov = kalman.predict(tr.mean, tr.cov, dt, cfg.q_pos, cfg.q_vel)
+            tr.det_index[:] = -1
+        self._last_time = ts
+
+        sc = np.minimum(s, 1.0)
+        high = sc >= cfg.high_score
+        hi_idx = np.flatnonzero(high)
+        lo_idx = np.flatnonzero(~high & (sc >= cfg.low_score))
+        z = kalman.xyxy_to_cxcywh(b)
+        state = tr.state
+        pred_boxes = kalman.cxcywh_to_xyxy(tr.mean[:, :4]) if len(tr) else np.zeros((0, 4))
+
+        # 1. high-score detections vs confirmed + lost tracks (fused cost)
+        pool = np.flatnonzero(state != _TENTATIVE)
+        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, pred_boxes, z, c, e, ts)
+
+        # 2. low-score detections vs remaining confirmed tracks (IoU)
+        rest = pool[um_pool]
+        rest = rest[state[rest] == _CONFIRMED]
+        rows2, dets2 = self._stage_iou(rest, lo_idx, pred_boxes, b, c, cfg.match_cost_low)
+
+        # 3. remaining high-score detections vs tentative tracks
+        tent = np.flatnonzero(state == _TENTATIVE)
+        rem_hi = hi_idx[um_hi]
+        rows3, dets3 = self._stage_iou(tent, rem_hi, pred_boxes, b, c, cfg.match_cost_tentative)
+        if dets3.size:
+            new_mask = np.ones(rem_hi.shape[0], bool)
+            new_mask[np.searchsorted(rem_hi, dets3)] = False
+            unmatched_hi = rem_hi[new_mask]
+        else:
+            unmatched_hi = rem_hi
+
+        # matched tracks: Kalman update, memory, life cycle
+        rows = np.concatenate([rows1, rows2, rows3])
+        dets = np.concatenate([dets1, dets2, dets3])
+        if rows.size:
+            r = kalman.measurement_noise(z[dets], sc[dets], cfg.r_meas, cfg.score_noise_weight)
+            tr.mean[rows], tr.cov[rows] = kalman.update(tr.mean[rows], tr.cov[rows], z[dets], r)
+            tr.last_seen[rows] = ts
+            tr.hits[rows] += 1
+            tr.score[rows] = s[dets]
+            tr.det_index[rows] = dets
+            tr.det_box[rows] = b[dets]
+            if e is not None:
+                tr.remember(rows, e[dets], cfg.ema_alpha)
+            st = tr.state[rows]
+            tr.state[rows[st == _LOST]] = _CONFIRMED
+            promote = rows[(st == _TENTATIVE) & (tr.hits[rows] >= cfg.confirm_hits)]
+            if promote.size:
+                self._confirm(np.sort(promote))
+
+        # unmatched tracks: confirmed -> lost; expired tentative / lost -> removed (gallery)
+        if len(tr):
+            since = ts - tr.last_seen
+            state = tr.state
+            tr.state[(state == _CONFIRMED) & (since > 0)] = _LOST
+            state = tr.state
+            dead = ((state == _TENTATIVE) & (since > cfg.tentative_max_age_s)) | (
+                (state == _LOST) & (since > cfg.max_lost_s)
+            )
+            if dead.any():
+                self._remove(dead, ts)
+
+        # new tentative tracks from unmatched high-score detections
+        new = unmatched_hi[sc[unmatched_hi] >= cfg.new_track_score]
+        if new.size:
+            mean, cov = kalman.initiate(z[new], cfg.r_meas, cfg.init_vel_std)
+            first = len(tr)
+            tr.append(mean, cov, c[new], s[new], ts, new, b[new], e[new] if e is not None else None)
+            if cfg.confirm_hits <= 1 or (first_frame and cfg.confirm_first_frame):
+                self._confirm(np.arange(first, len(tr)))
+
+        if len(tr) > cfg.max_tracks:
+            self._enforce_cap(ts)
+        if len(self._gallery):
+            self._gallery.prune(ts)
+        return self._outputs(ts)
+
+    # ------------------------------------------------------------------ stages
+    def _stage_fused(
+        self,
+        rows: NDArray[np.int64],
+        det_idx: NDArray[np.int64],
+        pred_boxes: NDArray[np.float64],
+        z: NDArray[np.float64],
+        c: NDArray[np.int64],
+        e: NDArray[np.float32] | None,
+        ts: float,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Stage 1. Returns (matched rows, matched dets, unmatched positions in rows, unmatched positions in det_idx)."""
+        cfg = self.config
+        tr = self._tracks
+        if rows.size == 0 or det_idx.size == 0:
+            return _EMPTY, _EMPTY, np.arange(rows.size), np.arange(det_idx.size)
+        since = ts - tr.last_seen[rows]
+        buffer = np.minimum(cfg.lost_buffer_rate * since, cfg.lost_buffer_max)
+        det_boxes = kalman.cxcywh_to_xyxy(z[det_idx])
+        cost = costs.iou_distance(pred_boxes[rows], det_boxes, buffer)
+        forbidden = np.zeros(cost.shape, bool)
+        if cfg.gate_chi2 > 0:
+            r = kalman.measurement_noise(tr.mean[rows, :4], None, cfg.r_meas, 0.0)
+            maha = kalman.mahalanobis_sq(tr.mean[rows], tr.cov[rows], z[det_idx], r)
+            forbidden |= costs.mahalanobis_gate(maha, cfg.gate_chi2)
+        if cfg.class_aware:
+            forbidden |= costs.class_gate(tr.class_id[rows], c[det_idx])
+        if e is not None and cfg.appearance_weight > 0:
+            valid = tr.emb_valid[rows]
+            app = costs.cosine_distance(tr.emb[rows], e[det_idx], tr.bank[rows], tr.bank_valid[rows])
+            app = np.where(valid[:, None], app, np.nan)
+            w = costs.appearance_weight(app[valid], cfg.appearance_weight, cfg.appearance_spread_ref)
+            if w > 0:
+                # tracks without memory keep their motion cost
+                fused = costs.fuse(cost, np.where(np.isnan(app), cost, app), w)
+                forbidden |= np.nan_to_num(app, nan=0.0) > cfg.appearance_gate
+                cost = fused
+        if forbidden.any():
+            cost = costs.gate(cost, forbidden)
+        m, ur, uc = linear_assignment(cost, cfg.match_cost_high)
+        return rows[m[:, 0]], det_idx[m[:, 1]], ur, uc
+
+    def _stage_iou(
+        self,
+        rows: NDArray[np.int64],
+        det_idx: NDArray[np.int64],
+        pred_boxes: NDArray[np.float64],
+        b: NDArray[np.float64],
+        c: NDArray[np.int64],
+        max_cost: float,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        if rows.size == 0 or det_idx.size == 0:
+            return _EMPTY, _EMPTY
+        cost = costs.iou_distance(pred_boxes[rows], b[det_idx])
+        if self.config.class_aware:
+            cost = costs.gate(cost, costs.class_gate(self._tracks.class_id[rows], c[det_idx]))
+        m, _, _ = linear_assignment(cost, max_cost)
+        return rows[m[:, 0]], det_idx[m[:, 1]]
+
+    # ------------------------------------------------------------------ life cycle
+    def _confirm(self, rows: NDArray[np.int64]) -> None:
+        """Confirm tentative tracks ``rows`` (ascending): re-identify from the gallery or issue new IDs."""
+        tr = self._tracks
+        ids = np.zeros(rows.size, np.int64)
+        if len(self._gallery) and tr.embed_dim:
+            has = tr.emb_valid[rows]
+            if has.any():
+                ids[has] = self._gallery.match(
+                    tr.emb[rows[has]],
+                    tr.class_id[rows[has]],
+                    self.config.gallery_max_dist,
+                    self.config.class_aware,
+                )
+        fresh = ids == 0
+        n_fresh = int(fresh.sum())
+        ids[fresh] = np.arange(self._next_id, self._next_id + n_fresh)
+        self._next_id += n_fresh
+        tr.track_id[rows] = ids
+        tr.state[rows] = _CONFIRMED
+
+    def _remove(self, dead: NDArray[np.bool_], ts: float) -> None:
+        tr = self._tracks
+        if tr.embed_dim and self._gallery.max_size:
+            to_gallery = dead & (tr.track_id > 0) & tr.emb_valid
+            if to_gallery.any():
+                self._gallery.add(tr.track_id[to_gallery], tr.class_id[to_gallery], tr.emb[to_gallery], ts)
+        tr.keep(~dead)
+
+    def _enforce_cap(self, ts: float) -> None:
+        """Drop the stalest non-confirmed tracks (then the stalest of any kind) beyond ``max_tracks``."""
+        tr = self._tracks
+        excess = len(tr) - self.config.max_tracks
+        priority = np.where(tr.state == _CONFIRMED, 1, 0)
+        order = np.lexsort((tr.last_seen, priority))  # non-confirmed first, stalest first
+        dead = np.zeros(len(tr), bool)
+        dead[order[:excess]] = True
+        self._remove(dead, ts)
+
+    # ------------------------------------------------------------------ outputs
+    def _outputs(self, ts: float) -> list[TrackOutput]:
+        cfg = self.config
+        tr = self._tracks
+        if len(tr) == 0:
+            return []
+        live = (tr.state == _CONFIRMED) & (tr.det_index >= 0)
+        show = live
+        if cfg.output_lost:
+            show = live | ((tr.state == _LOST) & ((ts - tr.last_seen) <= cfg.output_lost_max_s))
+        idx = np.flatnonzero(show)
+        if idx.size == 0:
+            return []
+        filt = kalman.cxcywh_to_xyxy(tr.mean[idx, :4])
+        use_det = live[idx] & (not cfg.output_filtered_box)
+        out_boxes = np.where(use_det[:, None], tr.det_box[idx], filt).astype(np.float32)
+        ids = tr.track_id[idx].tolist()
+        scores = tr.score[idx].tolist()
+        cls = tr.class_id[idx].tolist()
+        dix = tr.det_index[idx].tolist()
+        ages = (ts - tr.first_seen[idx]).tolist()
+        states = ["confirmed" if x else "lost" for x in live[idx].tolist()]
+        return [
+            TrackOutput(ids[k], out_boxes[k], scores[k], cls[k], states[k], dix[k], ages[k])
+            for k in range(idx.size)
+        ]
