@@ -1,0 +1,185 @@
+"""Bench 3 — multi-stream scaling: 1, 2, 4, 8, 16 concurrent cameras, cross-stream batching on vs off.
+
+One ``roitrack serve`` process per mode (``batching=true`` / ``false``, everything else equal, a random
+ROI encoder so ROI Align + encoder run), on loopback. Each stream is a camera that captures ``--fps`` frames
+per second (default 10) whether or not the server keeps up and sends the synthetic scene's JPEG with its
+``--dets`` boxes as client detections (a random detector's boxes are meaningless; with client detections the
+tracker, ROI Align and encoder get a realistic, fixed load, and the detector forward still runs for the
+features). When the offered rate exceeds what the server can do, the server's backpressure drops the oldest
+waiting frame (reported as ``dropped``), so the measured ``fps`` is the server's capacity and the latency
+stays bounded. ``speedup`` = fps with batching on / fps with batching off, per stream count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import DEFAULT_ARCH, BenchOptions, machine, md_table
+from benchmarks.service import (
+    ServerProcess,
+    make_items,
+    run_async,
+    run_streams,
+    summarise,
+    write_random_encoder,
+)
+
+COUNTS = (1, 2, 4, 8, 16)
+WARMUP_S = 2.0
+
+
+def server_settings(opts: BenchOptions, size: int, batching: bool, encoder: Path | None) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "device": opts.device,
+        "input_size": size,
+        "batching": batching,
+        "max_batch": int(opts.extra.get("max_batch", 8)),
+        "max_streams": 64,
+        "resume_window_s": 0,
+    }
+    if opts.weights:
+        s["weights"] = opts.weights
+    else:
+        s["random_weights"] = True
+        s["arch"] = opts.arch or DEFAULT_ARCH
+    if encoder is not None:
+        s["encoder"] = str(encoder)
+    return s
+
+
+def measure_point(
+    server: ServerProcess, n: int, items: list[Any], duration: float, fps: float, tag: str
+) -> dict[str, Any]:
+    """``n`` streams for ``duration`` seconds after a short untimed warm-up of the same streams' shape."""
+    run_async(run_streams(server.address, n, items, WARMUP_S, fps, 4, True, prefix=f"{tag}-warm-{n}"))
+    t0 = time.perf_counter()
+    stats = run_async(run_streams(server.address, n, items, duration, fps, 4, True, prefix=f"{tag}-{n}"))
+    wall = time.perf_counter() - t0
+    res = summarise(stats, wall)
+    # latency in the first and second half of the run: bounded latency does not grow
+    from benchmarks.common import percentiles_ms
+
+    half = [[], []]  # type: list[list[float]]
+    for s in stats:
+        k = len(s.latencies_s) // 2
+        half[0].extend(s.latencies_s[:k])
+        half[1].extend(s.latencies_s[k:])
+    res["p99_first_half_ms"] = percentiles_ms(half[0])["p99"]
+    res["p99_second_half_ms"] = percentiles_ms(half[1])["p99"]
+    res["wall_s"] = wall
+    return res
+
+
+def run(opts: BenchOptions) -> dict[str, Any]:
+    size = opts.size or 320
+    duration = opts.duration or 20.0
+    fps = float(opts.extra.get("fps", 10.0))
+    counts = tuple(c for c in COUNTS if c <= (opts.streams or COUNTS[-1])) or (opts.streams or 1,)
+    items = make_items(40, opts.dets, seed=opts.seed)
+    modes: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
+        encoder = None if opts.weights else write_random_encoder(Path(tmp), opts.arch or DEFAULT_ARCH)
+        for mode in ("off", "on"):
+            settings = server_settings(opts, size, mode == "on", encoder)
+            with ServerProcess(settings, seed=opts.seed) as server:
+                for n in counts:
+                    modes[mode].append(measure_point(server, n, items, duration, fps, f"b{mode}"))
+    rows = []
+    for on, off in zip(modes["on"], modes["off"], strict=True):
+        rows.append(
+            {
+                "streams": on["streams"],
+                "on": on,
+                "off": off,
+                "speedup": on["fps"] / off["fps"] if off["fps"] > 0 else float("nan"),
+            }
+        )
+    at8 = next((r for r in rows if r["streams"] == 8), rows[-1])
+    return {
+        "bench": "scaling",
+        "arch": (opts.arch or DEFAULT_ARCH) if not opts.weights else "from weights",
+        "weights": opts.weights or "random",
+        "size": size,
+        "device": opts.device,
+        "duration_s": duration,
+        "camera_fps": fps,
+        "dets": opts.dets,
+        "machine": machine(),
+        "results": rows,
+        "speedup_at_8": at8["speedup"],
+        "streams_for_target": at8["streams"],
+        "target_speedup": 1.3 if opts.device == "cpu" else 3.0,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    headers = [
+        "streams",
+        "fps off",
+        "fps on",
+        "speedup",
+        "p50 off",
+        "p95 off",
+        "p99 off",
+        "p50 on",
+        "p95 on",
+        "p99 on",
+        "drops off",
+        "drops on",
+        "mean batch on",
+        "batch sizes on",
+    ]
+    rows = []
+    for r in result["results"]:
+        on, off = r["on"], r["off"]
+        rows.append(
+            [
+                r["streams"],
+                off["fps"],
+                on["fps"],
+                f"{r['speedup']:.2f}x",
+                off["latency_ms"]["p50"],
+                off["latency_ms"]["p95"],
+                off["latency_ms"]["p99"],
+                on["latency_ms"]["p50"],
+                on["latency_ms"]["p95"],
+                on["latency_ms"]["p99"],
+                off["dropped"],
+                on["dropped"],
+                on["mean_batch"],
+                " ".join(f"{k}:{v}" for k, v in on["batch_sizes"].items()),
+            ]
+        )
+    m = result["machine"]
+    return (
+        f"Multi-stream scaling ({result['arch']} at {result['size']}, {result['device']}, cameras at "
+        f"{result['camera_fps']:g} fps with {result['dets']} client boxes each, {result['duration_s']:g} s per "
+        f"point; latency in ms, send to response; {m.get('gpu') or m['cpu']}, {m['cores']} cores)\n\n"
+        + md_table(headers, rows, nd=1)
+    )
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.common import small_png
+
+    n = [r["streams"] for r in result["results"]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+    for mode, style in (("on", "o-"), ("off", "s--")):
+        a1.plot(n, [r[mode]["fps"] for r in result["results"]], style, label=f"batching {mode}")
+        a2.plot(n, [r[mode]["latency_ms"]["p99"] for r in result["results"]], style, label=f"batching {mode}")
+    for a, title in ((a1, "aggregate frames/s"), (a2, "p99 latency (ms)")):
+        a.set_xscale("log", base=2)
+        a.set_xticks(n, [str(x) for x in n])
+        a.set_xlabel("concurrent streams")
+        a.set_title(title)
+        a.grid(alpha=0.3)
+        a.legend()
+    small_png(fig, path)

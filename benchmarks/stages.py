@@ -1,0 +1,220 @@
+"""Bench 1 — per-stage cost per frame of the serving path, one frame at a time (batch 1).
+
+Stages, in the order a frame goes through them: ``decode`` (JPEG -> RGB, the server's own decoder),
+``letterbox`` (``Detector.preprocess``: letterbox + HWC uint8 -> CHW float tensor on the device),
+``forward`` (``Detector.forward_raw``), ``nms`` (``Detector.postprocess``), ``roi_align``
+(``roi_features`` of the frame's boxes on the tap), ``encoder`` (``RoiEncoder`` -> numpy embeddings),
+``tracking`` (``Tracker.update``) and ``serialize`` (``TrackResponse`` built and serialised).
+
+The detector runs on the synthetic scene's frames; ROI Align, the encoder and the tracker get the scene's
+``--dets`` boxes (default 50) rather than a random detector's output, so the tracker holds ~50 live tracks and
+the figures are those of a busy camera. Detector weights are random unless ``--weights`` is given: a random
+head passes a different number of candidates to NMS than a trained one (reported as ``nms_candidates``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    BenchOptions,
+    SyntheticScene,
+    detector_for,
+    encode_jpeg,
+    machine,
+    md_table,
+    median_ms,
+    now,
+    sync,
+)
+
+STAGES = ("decode", "letterbox", "forward", "nms", "roi_align", "encoder", "tracking", "serialize")
+ARCHS = ("yolov7-tiny", "yolov7")
+SIZES = (320, 640)
+TRACKER_WARMUP_FRAMES = 12
+MAX_PIXELS = 4096 * 4096
+
+
+def tracks_to_proto(tracks: list[Any], frame_id: int, timestamp: float) -> Any:
+    """The server's response message for one frame, built by the server's own converter (what ``serialize``
+    times, together with ``SerializeToString``)."""
+    from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+    from server.convert import tracks_to_pb
+
+    return pb.TrackResponse(
+        frame_id=frame_id, timestamp=timestamp, tracks=tracks_to_pb(tracks, return_lost=False)
+    )
+
+
+def make_encoder(det: Any, device: str) -> Any:
+    """The ROI encoder for ``det``'s tap (randomly initialised: its cost does not depend on its weights)."""
+    from tracker_core.encoder import RoiEncoder
+
+    return RoiEncoder(in_channels=int(det.tap_channels)).to(device).eval()
+
+
+def measure(
+    det: Any,
+    size: int,
+    frames: int,
+    dets: int,
+    device: str,
+    seed: int = 0,
+    warmup: int = 2,
+    images: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones)."""
+    import torch
+
+    from server.decode import decode_encoded
+    from tracker_core.features import roi_features
+    from tracker_core.tracking import Tracker
+
+    encoder = make_encoder(det, device)
+    tracker = Tracker()
+    scene = SyntheticScene(n=dets, seed=seed)
+    fps = 10.0
+    stride = int(det.tap_stride)
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    nms_candidates: list[int] = []
+    live_tracks: list[int] = []
+
+    with torch.inference_mode():
+        # Bring the tracker to a steady state (~dets confirmed tracks) with real embeddings of the first frame's
+        # tap, so the timed updates associate `dets` detections against `dets` tracks.
+        frame0, _, _, _ = scene.step(1.0 / fps)
+        x0, tf0 = det.preprocess([frame0], (size, size))
+        tap0, _ = det.forward_raw(x0)
+        ts = 0.0
+        for _ in range(TRACKER_WARMUP_FRAMES):
+            ts += 1.0 / fps
+            _, boxes, scores, _ = scene.step(1.0 / fps)
+            emb = encoder(roi_features(tap0, [boxes], tf0, stride)).float().cpu().numpy()
+            tracker.update(boxes, scores, ts, embeddings=emb)
+
+        for i in range(warmup + frames):
+            ts += 1.0 / fps
+            frame, boxes, scores, _ = scene.step(1.0 / fps)
+            if images is not None:
+                frame = images[i % len(images)]
+                boxes = _fit_boxes(boxes, frame.shape[1], frame.shape[0])
+            jpeg = encode_jpeg(frame)
+            t0 = now()
+            rgb = decode_encoded(jpeg, MAX_PIXELS)
+            t1 = now()
+            x, transforms = det.preprocess([rgb], (size, size))
+            sync(device)
+            t2 = now()
+            tap, pred = det.forward_raw(x)
+            sync(device)
+            t3 = now()
+            out = det.postprocess(pred, transforms)
+            t4 = now()
+            feats = roi_features(tap, [boxes], transforms, stride)
+            sync(device)
+            t5 = now()
+            emb = encoder(feats).float().cpu().numpy()
+            t6 = now()
+            tracks = tracker.update(boxes, scores, ts, embeddings=emb)
+            t7 = now()
+            data = tracks_to_proto(tracks, i, ts).SerializeToString()
+            t8 = now()
+            assert len(data) > 0
+            if i < warmup:
+                continue
+            for name, a, b in zip(
+                STAGES, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8), strict=True
+            ):
+                times[name].append(b - a)
+            nms_candidates.append(int(_candidates(pred)))
+            live_tracks.append(len(tracks))
+            del out
+
+    ms = {s: median_ms(times[s]) for s in STAGES}
+    total = float(sum(ms.values()))
+    return {
+        "ms": ms,
+        "total_ms": total,
+        "fps": 1000.0 / total if total > 0 else float("nan"),
+        "share": {s: ms[s] / total for s in STAGES},
+        "tracking_share": ms["tracking"] / total,
+        "frames": frames,
+        "dets": dets,
+        "tracks": int(np.median(live_tracks)) if live_tracks else 0,
+        "nms_candidates": int(np.median(nms_candidates)) if nms_candidates else 0,
+    }
+
+
+def _candidates(pred: Any) -> int:
+    """Predictions above the default confidence threshold (obj * best class score > 0.25), frame 0."""
+    p = pred[0].float()
+    conf = p[:, 4:5] * p[:, 5:]
+    return int((conf.amax(dim=1) > 0.25).sum())
+
+
+def _fit_boxes(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Scale scene boxes (768x576) to a ``w x h`` real frame."""
+    from benchmarks.common import FRAME_H, FRAME_W
+
+    s = np.array([w / FRAME_W, h / FRAME_H, w / FRAME_W, h / FRAME_H], dtype=np.float32)
+    return (boxes * s).astype(np.float32)
+
+
+def run(opts: BenchOptions) -> dict[str, Any]:
+    import torch
+
+    from benchmarks.common import image_frames
+
+    frames = opts.frames or 10
+    sizes = (opts.size,) if opts.size else SIZES
+    if opts.weights:
+        archs: tuple[str | None, ...] = (None,)
+    elif opts.arch:
+        archs = (opts.arch,)
+    else:
+        archs = ARCHS
+    images = image_frames(opts.source, frames + 2) if opts.source else None
+    rows = []
+    for arch in archs:
+        det = detector_for(opts, arch, fuse=True)
+        for size in sizes:
+            r = measure(det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images)
+            rows.append({"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r})
+        del det
+        if opts.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return {
+        "bench": "stages",
+        "device": opts.device,
+        "weights": opts.weights or "random",
+        "source": opts.source or "synthetic",
+        "machine": machine(),
+        "stages": list(STAGES),
+        "results": rows,
+        "tracking_share_max": max(r["tracking_share"] for r in rows),
+        "target_tracking_share": 0.02,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "tracks"]
+    rows = [
+        [
+            r["arch"],
+            r["size"],
+            *(r["ms"][s] for s in STAGES),
+            r["total_ms"],
+            r["fps"],
+            f"{100 * r['tracking_share']:.2f}%",
+            r["tracks"],
+        ]
+        for r in result["results"]
+    ]
+    m = result["machine"]
+    return (
+        f"Per-stage cost per frame (median ms, batch 1, fused, {result['device']}, {result['weights']} weights, "
+        f"{result['results'][0]['dets']} boxes per frame; {m.get('gpu') or m['cpu']}, "
+        f"{m['torch_threads']} torch threads)\n\n" + md_table(headers, rows)
+    )

@@ -1,0 +1,101 @@
+"""``roitrack bench {stages,overhead,scaling,soak,floor}``: the performance benchmarks (code in ``benchmarks/``).
+
+Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
+curve says more than a table, ``<out>/<name>.png``. See ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+HELP = "benchmarks: stages, overhead, scaling, soak, floor"
+
+BENCHES = {
+    "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
+    "overhead": "gRPC service on loopback vs the in-process pipeline, same frames (overhead_share)",
+    "scaling": "1..16 concurrent streams, cross-stream batching on vs off (fps, p50/p95/p99, drops)",
+    "soak": "8 streams for --duration seconds: server RSS and track counts over time",
+    "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
+}
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _size(text: str) -> int:
+    v = _positive_int(text)
+    if v % 32:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 32, got {text}")
+    return v
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="<bench>", required=True)
+    for name, helptext in BENCHES.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--weights", help="detector .safetensors (default: a randomly initialised detector)")
+        p.add_argument(
+            "--arch", choices=("yolov7", "yolov7-tiny"), help="random detector arch (default: per bench)"
+        )
+        p.add_argument("--size", type=_size, help="input size (square, multiple of 32; default: per bench)")
+        p.add_argument(
+            "--frames", type=_positive_int, help="timed frames per measurement (default: per bench)"
+        )
+        p.add_argument(
+            "--streams", type=_positive_int, help="concurrent streams (scaling: the largest count)"
+        )
+        p.add_argument("--duration", type=_positive_float, help="seconds per measurement (scaling, soak)")
+        p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+        p.add_argument("--dets", type=_positive_int, default=50, help="boxes per frame (default 50)")
+        p.add_argument("--source", help="a folder of images to use instead of the synthetic scene (stages)")
+        p.add_argument(
+            "--fps", type=_positive_float, help="per-stream camera rate (scaling, soak; default 10)"
+        )
+        p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument(
+            "--out", default="docs/bench", help="folder for <bench>.md / .png (default docs/bench)"
+        )
+        p.add_argument("--no-write", action="store_true", help="do not write the Markdown table / plot")
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.common import BenchOptions, finish
+    from tracker_core.errors import ConfigError
+
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device}: no CUDA device is available")
+    opts = BenchOptions(
+        weights=args.weights,
+        arch=args.arch,
+        size=args.size,
+        frames=args.frames,
+        streams=args.streams,
+        duration=args.duration,
+        device=args.device,
+        dets=args.dets,
+        source=args.source,
+        out=args.out,
+        write=not args.no_write,
+        seed=args.seed,
+        extra={"fps": args.fps} if args.fps else {},
+    )
+    mod = importlib.import_module(f"benchmarks.{args.bench}")
+    result = mod.run(opts)
+    finish(args.bench, result, mod.markdown, opts, args.json, getattr(mod, "plot", None))
+    return 0
