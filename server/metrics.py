@@ -32,7 +32,10 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 # Stages a frame goes through; the values of the ``stage`` label of roitrack_stage_latency_seconds.
-STAGES = ("queue", "decode", "letterbox", "inference", "roi_align", "encoder", "tracking", "serialize")
+STAGES = ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "encoder", "tracking", "serialize")
+
+# Values of the ``reason`` label of roitrack_frames_failed_total.
+FAILURE_REASONS = ("invalid_image", "image_too_large", "invalid_detections", "internal")
 
 
 class ServerMetrics:
@@ -107,6 +110,38 @@ class ServerMetrics:
             "roitrack_model", "Detector arch, weights/encoder sha256 and device.", registry=r
         )
         self.up = Gauge("roitrack_serving", "1 when the health service reports SERVING, else 0.", registry=r)
+
+    def init_stages(self) -> None:
+        """Create every ``stage`` series up front so dashboards see all stages from the first scrape."""
+        for stage in STAGES:
+            self.stage_latency.labels(stage)
+        for reason in FAILURE_REASONS:
+            self.frames_failed.labels(reason)
+
+    def update_gpu_memory(self, device: object) -> None:
+        """Refresh the GPU memory gauges of a CUDA ``device`` (torch.cuda; NVML for the device-wide figure when
+        ``pynvml`` is installed). A no-op on CPU."""
+        import torch
+
+        dev = torch.device(device)  # type: ignore[call-overload]
+        if dev.type != "cuda" or not torch.cuda.is_available():
+            return
+        label = str(dev)
+        self.gpu_memory_allocated.labels(label).set(torch.cuda.memory_allocated(dev))
+        reserved = torch.cuda.memory_reserved(dev)
+        self.gpu_memory_reserved.labels(label).set(reserved)
+        free, total = torch.cuda.mem_get_info(dev)
+        self.gpu_memory_total.labels(label).set(total)
+        used = float(total - free)
+        try:  # NVML: memory used by every process on the device
+            import pynvml
+
+            pynvml.nvmlInit()
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            used = float(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index)).used)
+        except Exception:
+            pass
+        self.gpu_memory_used.labels(label).set(used)
 
     def forget_stream(self, stream_id: str) -> None:
         """Drop a closed stream's labelled series so label cardinality stays bounded."""

@@ -1,0 +1,163 @@
+"""Frame sources for the camera client: a video file, a camera index, an rtsp/http URL, or an image folder
+(a MOTChallenge sequence folder with ``img1/`` works too, and then its ``det/det.txt`` can be sent along).
+
+A source yields :class:`SourceFrame` with BGR pixels as OpenCV reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tracker_core.errors import InvalidInputError, NotFoundError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass
+class SourceFrame:
+    """``index`` counts from 1 (MOTChallenge frame numbers); ``timestamp`` in seconds; ``bgr`` HxWx3 uint8;
+    ``encoded``: the file's own JPEG/PNG bytes when the source is an image folder (sent as they are)."""
+
+    index: int
+    timestamp: float
+    bgr: np.ndarray
+    encoded: bytes | None = None
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # boxes xyxy, scores, classes
+
+
+class FrameSource:
+    """Iterate frames. ``fps`` is the source's nominal rate (0 when unknown); ``live`` for cameras/streams."""
+
+    def __init__(self, spec: str, fps: float, live: bool) -> None:
+        self.spec = spec
+        self.fps = fps
+        self.live = live
+
+    def __iter__(self) -> Iterator[SourceFrame]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ImageFolderSource(FrameSource):
+    def __init__(
+        self, folder: Path, fps: float = 0.0, detections: Path | None = None, min_score: float = 0.0
+    ):
+        img_dir = folder / "img1" if (folder / "img1").is_dir() else folder
+        self.files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise NotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {img_dir}")
+        if fps <= 0:
+            fps = _seqinfo_fps(folder)
+        super().__init__(str(folder), fps, live=False)
+        self.dets = read_mot_detections(detections, min_score) if detections is not None else None
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        step = 1.0 / self.fps if self.fps > 0 else 0.1
+        for i, p in enumerate(self.files, start=1):
+            data = p.read_bytes()
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise InvalidInputError(f"cannot read image {p}")
+            dets = None
+            if self.dets is not None:
+                dets = self.dets.get(i, _empty_dets())
+            encoded = data if p.suffix.lower() in (".jpg", ".jpeg", ".png") else None
+            yield SourceFrame(i, i * step, bgr, encoded, dets)
+
+
+class VideoSource(FrameSource):
+    def __init__(self, spec: str, target: int | str, live: bool) -> None:
+        self.cap = cv2.VideoCapture(target)
+        if not self.cap.isOpened():
+            raise NotFoundError(f"cannot open video source {spec!r}")
+        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        super().__init__(spec, fps if 0 < fps < 1000 else 0.0, live)
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        i = 0
+        t0 = time.monotonic()
+        while True:
+            ok, bgr = self.cap.read()
+            if not ok or bgr is None:
+                return
+            i += 1
+            ts = time.monotonic() - t0 if self.live or self.fps <= 0 else i / self.fps
+            yield SourceFrame(i, ts, bgr)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def open_source(spec: str, fps: float = 0.0, detections: str | None = None) -> FrameSource:
+    """``spec``: camera index (``0``), ``rtsp://``/``http(s)://`` URL, a video file, or an image folder.
+
+    ``detections``: a MOTChallenge ``det.txt`` (image folders only); ``"auto"`` uses ``<folder>/det/det.txt``."""
+    if spec.isdigit():
+        return VideoSource(spec, int(spec), live=True)
+    if spec.startswith(("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")):
+        return VideoSource(spec, spec, live=True)
+    p = Path(spec)
+    if p.is_dir():
+        det_path = None
+        if detections == "auto":
+            det_path = p / "det" / "det.txt"
+            if not det_path.is_file():
+                raise NotFoundError(f"{det_path} not found (the sequence has no detections to send)")
+        elif detections:
+            det_path = Path(detections)
+        return ImageFolderSource(p, fps, det_path)
+    if p.is_file():
+        if detections:
+            raise InvalidInputError("--detections works with image folders only")
+        return VideoSource(spec, spec, live=False)
+    raise NotFoundError(f"source {spec!r} is not a camera index, URL, video file or image folder")
+
+
+def _seqinfo_fps(folder: Path) -> float:
+    ini = folder / "seqinfo.ini"
+    if ini.is_file():
+        for line in ini.read_text().splitlines():
+            k, _, v = line.partition("=")
+            if k.strip().lower() == "framerate":
+                try:
+                    return float(v)
+                except ValueError:
+                    return 0.0
+    return 0.0
+
+
+def _empty_dets() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+
+
+def read_mot_detections(
+    path: Path, min_score: float = 0.0
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A MOTChallenge ``det.txt`` -> ``{frame: (boxes xyxy, scores in [0,1], classes)}`` (0-100 scores scaled)."""
+    if not path.is_file():
+        raise NotFoundError(f"detections file {path} not found")
+    rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    if rows.size == 0:
+        return {}
+    if rows.shape[1] < 7:
+        raise InvalidInputError(f"{path}: MOTChallenge rows need >= 7 columns, got {rows.shape[1]}")
+    scores = rows[:, 6].astype(np.float32)
+    if scores.max(initial=0) > 1.0:
+        scores = scores / 100.0
+    scores = np.clip(scores, 0.0, 1.0)
+    out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    frames = rows[:, 0].astype(np.int64)
+    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1).astype(np.float32)
+    keep = scores >= min_score
+    for f in np.unique(frames[keep]):
+        m = keep & (frames == f)
+        out[int(f)] = (xyxy[m], scores[m], np.zeros(int(m.sum()), np.int64))
+    return out

@@ -1,0 +1,329 @@
+"""The camera client: one bidirectional ``Track`` call per stream, with pacing, an in-flight limit, reconnection
+with exponential backoff, and resumption of the stream's track IDs after a reconnect.
+
+:class:`StreamClient` is plain asyncio and knows nothing of the CLI; ``roitrack stream``, ``roitrack loadgen``
+and ``roitrack demo`` drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import cv2
+import grpc
+import numpy as np
+
+from client.connection import aio_channel, auth_metadata
+from client.sources import SourceFrame
+from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
+from tracker_core.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RoitrackError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+
+# Codes after which the client reconnects (with backoff) and resumes; every other code is a refusal.
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+_REFUSAL_TYPES: dict[grpc.StatusCode, type[RoitrackError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInputError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+}
+
+
+class StreamRefusedError(RoitrackError):
+    """The server refused or ended the call; ``code`` is the gRPC status code name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.details = message
+
+
+def refusal(exc: grpc.aio.AioRpcError) -> RoitrackError:
+    """A named error whose message starts with the gRPC status name (``UNAUTHENTICATED: invalid bearer token``)."""
+    code = exc.code()
+    cls = _REFUSAL_TYPES.get(code)
+    err = StreamRefusedError(code.name, exc.details() or "")
+    if cls is None:
+        return err
+    named = cls(str(err))
+    named.code = code.name  # type: ignore[attr-defined]
+    return named
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    server: str
+    stream_id: str
+    token: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
+    fps: float = 0.0  # pace sending at this rate; 0: as fast as max_in_flight allows
+    max_in_flight: int = 2
+    jpeg_quality: int = 90
+    raw: bool = False  # send raw BGR pixels instead of JPEG
+    send_detections: bool = False  # send the source's detections (the server then tracks those)
+    classes: tuple[int, ...] = ()
+    conf_threshold: float | None = None
+    iou_threshold: float | None = None
+    appearance: bool | None = None
+    return_lost: bool = False
+    resume: bool = False  # resume on the first connect too
+    reconnect: bool = True
+    max_retries: int = 6
+    backoff_s: float = 0.25
+    backoff_max_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise InvalidInputError(f"--max-in-flight must be >= 1, got {self.max_in_flight}")
+        if self.fps < 0:
+            raise InvalidInputError(f"--fps must be >= 0, got {self.fps}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise InvalidInputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
+
+
+@dataclass
+class StreamStats:
+    sent: int = 0
+    answered: int = 0
+    dropped: int = 0  # reported by the server (backpressure)
+    errors: int = 0  # per-frame errors
+    lost: int = 0  # in flight when a call broke
+    reconnects: int = 0
+    resumed: bool = False
+    latencies_ms: list[float] = field(default_factory=list)
+    t_start: float = field(default_factory=time.perf_counter)
+    t_end: float = 0.0
+    track_ids: set[int] = field(default_factory=set)
+    error_messages: list[str] = field(default_factory=list)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.t_end or time.perf_counter()) - self.t_start
+
+    @property
+    def fps(self) -> float:
+        return self.answered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "lost": self.lost,
+            "reconnects": self.reconnects,
+            "fps": round(self.fps, 2),
+            "p50_ms": round(self.percentile(50), 2),
+            "p95_ms": round(self.percentile(95), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "tracks": len(self.track_ids),
+        }
+
+
+ResultCallback = Callable[[SourceFrame, pb.TrackResponse, float], None]
+
+
+def build_open(cfg: StreamConfig, resume: bool) -> pb.TrackRequest:
+    opts = pb.StreamOptions(classes=list(cfg.classes), return_lost=cfg.return_lost)
+    if cfg.conf_threshold is not None:
+        opts.conf_threshold = cfg.conf_threshold
+    if cfg.iou_threshold is not None:
+        opts.iou_threshold = cfg.iou_threshold
+    if cfg.appearance is not None:
+        opts.appearance = cfg.appearance
+    return pb.TrackRequest(open=pb.OpenStream(stream_id=cfg.stream_id, resume=resume, options=opts))
+
+
+def build_frame(cfg: StreamConfig, frame: SourceFrame) -> pb.TrackRequest:
+    """The wire frame: the source's own JPEG/PNG bytes when it has them, else a fresh JPEG (or raw BGR)."""
+    msg = pb.Frame(frame_id=frame.index, timestamp=frame.timestamp)
+    if cfg.raw:
+        h, w = frame.bgr.shape[:2]
+        msg.raw.CopyFrom(
+            pb.RawImage(
+                width=w, height=h, format=pb.PIXEL_FORMAT_BGR8, data=np.ascontiguousarray(frame.bgr).tobytes()
+            )
+        )
+    elif frame.encoded is not None:
+        msg.encoded = frame.encoded
+    else:
+        ok, buf = cv2.imencode(".jpg", frame.bgr, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        if not ok:
+            raise InvalidInputError(f"cannot JPEG-encode frame {frame.index}")
+        msg.encoded = buf.tobytes()
+    if cfg.send_detections and frame.detections is not None:
+        boxes, scores, classes = frame.detections
+        msg.use_client_detections = True
+        msg.detections.extend(
+            pb.Detection(box=pb.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]), score=s, class_id=c)
+            for b, s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist(), strict=True)
+        )
+    return pb.TrackRequest(frame=msg)
+
+
+class StreamClient:
+    def __init__(self, cfg: StreamConfig, on_result: ResultCallback | None = None) -> None:
+        self.cfg = cfg
+        self.on_result = on_result
+        self.stats = StreamStats()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
+
+    async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
+        """Stream every frame of ``frames``; returns when they are all answered (or dropped). Raises a named error
+        (message ``CODE: details``) when the server refuses the call or reconnecting fails."""
+        cfg = self.cfg
+        it = iter(frames)
+        resume = cfg.resume
+        attempt = 0
+        md = auth_metadata(cfg.token)
+        try:
+            async with aio_channel(
+                cfg.server,
+                tls_ca=cfg.tls_ca,
+                tls_cert=cfg.tls_cert,
+                tls_key=cfg.tls_key,
+                tls_server_name=cfg.tls_server_name,
+            ) as channel:
+                stub = pb_grpc.TrackingStub(channel)
+                while True:
+                    answered_before = self.stats.answered
+                    try:
+                        if await self._one_call(stub, it, resume, md):
+                            return self.stats
+                    except grpc.aio.AioRpcError as exc:
+                        retry = exc.code() in RETRYABLE or (
+                            resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0
+                        )
+                        if not cfg.reconnect or not retry or attempt >= cfg.max_retries:
+                            raise refusal(exc) from None
+                    if self.stats.answered > answered_before:
+                        attempt = 0
+                    attempt += 1
+                    self.stats.reconnects += 1
+                    await asyncio.sleep(min(cfg.backoff_s * 2 ** (attempt - 1), cfg.backoff_max_s))
+                    resume = True
+        finally:
+            self.stats.t_end = time.perf_counter()
+            self._io.shutdown(wait=False, cancel_futures=True)
+
+    def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
+        frame = next(it, None)
+        if frame is None:
+            return None
+        return frame, build_frame(self.cfg, frame)
+
+    async def _one_call(
+        self,
+        stub: pb_grpc.TrackingStub,
+        it: Iterator[SourceFrame],
+        resume: bool,
+        md: tuple[tuple[str, str], ...],
+    ) -> bool:
+        """One Track call. True when the source is exhausted and every frame was answered or dropped."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        call = stub.Track(metadata=md)
+        pending: OrderedDict[int, tuple[SourceFrame, float]] = OrderedDict()
+        room = asyncio.Condition()
+        exhausted = False
+
+        async def writer() -> None:
+            nonlocal exhausted
+            await call.write(build_open(cfg, resume))
+            next_t = time.perf_counter()
+            while True:
+                async with room:
+                    await room.wait_for(lambda: len(pending) < cfg.max_in_flight)
+                item = await loop.run_in_executor(self._io, self._produce, it)
+                if item is None:
+                    exhausted = True
+                    break
+                frame, req = item
+                if cfg.fps > 0:
+                    delay = next_t - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_t = max(next_t + 1.0 / cfg.fps, time.perf_counter() - 1.0 / cfg.fps)
+                pending[frame.index] = (frame, time.perf_counter())
+                await call.write(req)
+                self.stats.sent += 1
+            await call.done_writing()
+
+        wtask = loop.create_task(writer())
+
+        def writer_failed() -> BaseException | None:
+            if wtask.done() and not wtask.cancelled():
+                exc = wtask.exception()
+                if exc is not None and not isinstance(exc, grpc.aio.AioRpcError):
+                    return exc
+            return None
+
+        def on_writer_done(_: asyncio.Task[None]) -> None:
+            if writer_failed() is not None:  # a source/encoding error: end the call, report that error
+                call.cancel()
+
+        wtask.add_done_callback(on_writer_done)
+        try:
+            md_in = await call.initial_metadata()
+            self.stats.resumed = self.stats.resumed or any(
+                k == "roitrack-resumed" and v == "true" for k, v in (md_in or ())
+            )
+            async for resp in call:
+                now = time.perf_counter()
+                while pending and next(iter(pending)) < resp.frame_id:  # dropped by the server
+                    pending.popitem(last=False)
+                entry = pending.pop(resp.frame_id, None)
+                self.stats.dropped += resp.dropped_frames
+                async with room:
+                    room.notify_all()
+                if entry is None:
+                    continue
+                frame, t_send = entry
+                latency = (now - t_send) * 1000.0
+                if resp.HasField("error"):
+                    self.stats.errors += 1
+                    if len(self.stats.error_messages) < 20:
+                        self.stats.error_messages.append(f"frame {resp.frame_id}: {resp.error.message}")
+                else:
+                    self.stats.answered += 1
+                    self.stats.latencies_ms.append(latency)
+                    self.stats.track_ids.update(t.track_id for t in resp.tracks)
+                if self.on_result is not None:
+                    self.on_result(frame, resp, latency)
+            await wtask
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            self.stats.lost += len(pending)
+            failure = writer_failed()
+            if failure is not None:
+                raise failure from None
+            raise
+        finally:
+            if not wtask.done():
+                wtask.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, Exception):
+                    await wtask
+        # The call ended OK: whatever is still pending was dropped by the server at the end.
+        pending.clear()
+        return exhausted

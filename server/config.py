@@ -1,0 +1,234 @@
+"""Server configuration: defaults < TOML file < ``ROITRACK_*`` environment variables < command-line flags.
+
+:class:`ServerConfig` is frozen and validated by :func:`load_config`; every problem is a ``ConfigError`` (or a
+``WeightsError`` for a missing weights file) with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tracker_core.errors import ConfigError, WeightsError
+
+ENV_PREFIX = "ROITRACK_"
+ARCHS = ("yolov7", "yolov7-tiny")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``roitrack serve`` can be told. Sizes in bytes/pixels, times in seconds unless named ``_ms``."""
+
+    host: str = "0.0.0.0"
+    port: int = 50051
+    metrics_port: int = 9100  # 0: no metrics HTTP server
+    weights: str | None = None  # our .safetensors detector; None needs random_weights
+    random_weights: bool = False  # randomly initialised detector of `arch` (demos, benchmarks, tests)
+    arch: str = "yolov7-tiny"  # only used with random_weights
+    encoder: str | None = None  # ROI encoder .safetensors; None: appearance off, motion-only tracking
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    input_size: int = 640
+    fuse: bool = True
+    half: bool = False  # fp16 on CUDA
+    token: str | None = None  # bearer token; None: no authentication
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
+    max_streams: int = 64
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    batching: bool = True  # False: every frame is its own forward (benchmarks)
+    queue_size: int = 2  # frames waiting per stream before the oldest is dropped
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    resume_window_s: float = 30.0
+    idle_timeout_s: float = 60.0
+    conf_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    tracking_threads: int = 4
+    warmup: bool = True
+    drain_timeout_s: float = 10.0
+    check_port: bool = True  # refuse to start when host:port is taken
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(ServerConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML/env/flag value into the type of field ``name``."""
+    typ = _field_types()[name]
+    if value is None:
+        if "None" in typ:
+            return None
+        raise ConfigError(f"{name} may not be empty")
+    try:
+        if typ.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if typ.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        s = str(value)
+        return None if (s == "" and "None" in typ) else s
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {value!r} as {typ.split(' ')[0]}") from None
+
+
+def _from_mapping(source: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    known = _field_types()
+    out = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        out[name] = _coerce(name, value)
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file: top-level keys or a ``[server]`` table."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    if "server" in data and isinstance(data["server"], dict):
+        data = data["server"]
+    return _from_mapping(f"config file {p}", data)
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from ``ROITRACK_<FIELD>`` variables (unknown ``ROITRACK_*`` names are ignored: other tools use them)."""
+    known = _field_types()
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in known:
+                out[name] = _coerce(name, value)
+    return out
+
+
+def load_config(
+    toml_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> ServerConfig:
+    """Merge defaults, TOML, environment and flags (``None`` flags are "not given") and validate."""
+    merged: dict[str, Any] = {}
+    env = dict(os.environ if environ is None else environ)
+    if toml_path is None and env.get(ENV_PREFIX + "CONFIG"):
+        toml_path = env[ENV_PREFIX + "CONFIG"]
+    if toml_path is not None:
+        merged.update(read_toml(toml_path))
+    merged.update(read_env(env))
+    if flags:
+        merged.update(_from_mapping("flag", {k: v for k, v in flags.items() if v is not None}))
+    cfg = ServerConfig(**merged)
+    validate(cfg)
+    return cfg
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when ``host:port`` cannot be bound right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def validate(cfg: ServerConfig) -> None:
+    """Raise ``ConfigError``/``WeightsError`` naming the first bad setting."""
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    need(0 <= cfg.port <= 65535, f"port must be 0..65535, got {cfg.port}")
+    need(0 <= cfg.metrics_port <= 65535, f"metrics_port must be 0..65535, got {cfg.metrics_port}")
+    need(
+        cfg.metrics_port == 0 or cfg.port == 0 or cfg.metrics_port != cfg.port,
+        "metrics_port must differ from port",
+    )
+    if cfg.weights is None:
+        need(
+            cfg.random_weights,
+            "no detector weights: pass --weights FILE.safetensors (see `roitrack convert-weights`), "
+            "or --random-weights for a randomly initialised detector (demos, benchmarks)",
+        )
+    elif not Path(cfg.weights).is_file():
+        raise WeightsError(f"weights file {cfg.weights} does not exist")
+    if cfg.encoder is not None and not Path(cfg.encoder).is_file():
+        raise WeightsError(f"encoder file {cfg.encoder} does not exist")
+    need(cfg.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
+    dev = cfg.device
+    need(
+        dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
+        f"device must be auto, cpu, cuda or cuda:N, got {dev!r}",
+    )
+    need(
+        cfg.input_size >= 32 and cfg.input_size % 32 == 0,
+        f"input_size must be a multiple of 32, got {cfg.input_size}",
+    )
+    need(cfg.input_size <= 4096, f"input_size must be at most 4096, got {cfg.input_size}")
+    need((cfg.tls_cert is None) == (cfg.tls_key is None), "tls_cert and tls_key must be given together")
+    need(
+        cfg.tls_client_ca is None or cfg.tls_cert is not None,
+        "tls_client_ca (mutual TLS) needs tls_cert/tls_key",
+    )
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(cfg, name)
+        need(path is None or Path(path).is_file(), f"{name} file {path} does not exist")
+    need(cfg.token is None or len(cfg.token) >= 8, "token must be at least 8 characters")
+    need(1 <= cfg.max_streams <= 10000, f"max_streams must be 1..10000, got {cfg.max_streams}")
+    need(1 <= cfg.max_batch <= 256, f"max_batch must be 1..256, got {cfg.max_batch}")
+    need(0 <= cfg.max_wait_ms <= 1000, f"max_wait_ms must be 0..1000, got {cfg.max_wait_ms}")
+    need(1 <= cfg.queue_size <= 64, f"queue_size must be 1..64, got {cfg.queue_size}")
+    need(
+        1024 <= cfg.max_message_bytes <= 1 << 30,
+        f"max_message_bytes must be 1 KiB..1 GiB, got {cfg.max_message_bytes}",
+    )
+    need(1 <= cfg.max_pixels <= 1 << 28, f"max_pixels must be 1..2^28, got {cfg.max_pixels}")
+    need(cfg.resume_window_s >= 0, "resume_window_s must be >= 0")
+    need(cfg.idle_timeout_s > 0, "idle_timeout_s must be > 0")
+    need(0 < cfg.conf_threshold < 1, f"conf_threshold must be in (0, 1), got {cfg.conf_threshold}")
+    need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
+    need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
+    need(cfg.drain_timeout_s >= 0, "drain_timeout_s must be >= 0")
+    if cfg.check_port and cfg.port != 0 and port_in_use(cfg.host, cfg.port):
+        raise ConfigError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")
+    if cfg.check_port and cfg.metrics_port != 0 and port_in_use(cfg.host, cfg.metrics_port):
+        raise ConfigError(
+            f"metrics port {cfg.metrics_port} on {cfg.host} is already in use (choose another with --metrics-port)"
+        )
+
+
+def replace(cfg: ServerConfig, **changes: Any) -> ServerConfig:
+    """A validated copy with ``changes`` applied."""
+    new = dataclasses.replace(cfg, **changes)
+    validate(new)
+    return new

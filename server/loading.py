@@ -1,0 +1,65 @@
+"""Config -> models: the detector (our safetensors, or random), the optional encoder, on the chosen device."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from server.config import ServerConfig
+from server.model_runner import ModelRunner, pick_device
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_runner(cfg: ServerConfig) -> ModelRunner:
+    """Load the models ``cfg`` names. Raises ``WeightsError`` (missing/corrupt files, an encoder trained on
+    another detector) or ``ConfigError`` (no such device)."""
+    from tracker_core.detector import build_detector, load_detector
+    from tracker_core.encoder import Appearance
+
+    device = pick_device(cfg.device)
+    if cfg.weights is not None:
+        detector = load_detector(cfg.weights, device=device, fuse=cfg.fuse)
+    else:
+        log.warning(
+            "NO DETECTOR WEIGHTS: using a randomly initialised %s; its detections are meaningless "
+            "(send client detections, or pass --weights)",
+            cfg.arch,
+        )
+        detector = build_detector(cfg.arch, device=device, fuse=cfg.fuse)
+    appearance = None
+    encoder_sha = ""
+    if cfg.encoder is not None:
+        appearance = Appearance.from_checkpoint(cfg.encoder, detector=detector, device=device)
+        encoder_sha = file_sha256(cfg.encoder)
+    else:
+        log.info("no encoder: appearance off, tracking by motion only")
+    runner = ModelRunner(
+        detector, appearance, encoder_sha256=encoder_sha, input_size=cfg.input_size, max_pixels=cfg.max_pixels
+    )
+    if cfg.weights is None:
+        runner.info = dataclasses.replace(runner.info, weights_sha256="random")
+    return runner
+
+
+def tracker_factory(**overrides: Any) -> Any:
+    """A factory of per-stream trackers; lost tracks are always produced (each stream filters them)."""
+    from tracker_core.tracking import DEFAULT_CONFIG, Tracker
+
+    config = dataclasses.replace(DEFAULT_CONFIG, output_lost=True, **overrides)
+
+    def make() -> Tracker:
+        return Tracker(config)
+
+    return make

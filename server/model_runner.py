@@ -1,0 +1,249 @@
+"""The model runner: detector + ROI Align + encoder on one device, one batched forward per input shape.
+
+:meth:`ModelRunner.run` takes the frames of one batch (from any number of streams) and returns, per frame, its
+detections (the detector's, or the client's when it sent its own) and their appearance embeddings. It is
+synchronous and not thread-safe: the batcher calls it from one dedicated thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from server.frames import DecodedImage, FrameInput, FrameOutput
+from tracker_core.errors import ResourceExhaustedError, RoitrackError
+from tracker_core.letterbox import LetterboxTransform
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Boxes of a batch -> appearance embeddings from the detector's maps (``tracker_core.encoder.Appearance``)."""
+
+    @property
+    def detector_strides(self) -> tuple[int, ...]: ...  # the detector maps it reads (32: SPP-CSPC)
+
+    @property
+    def needs_pixels(self) -> bool: ...
+
+    def features(
+        self,
+        taps: Mapping[int, torch.Tensor],
+        boxes: Sequence[np.ndarray],
+        transforms: Sequence[LetterboxTransform],
+        x: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """ROI Align: ``[sum Ni, C, 10, 10]``."""
+        ...
+
+    encoder: Any  # [N,C,10,10] -> [N,D] L2-normalised
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    arch: str
+    weights_sha256: str
+    encoder_sha256: str
+    device: str
+    input_size: int
+    class_names: tuple[str, ...]
+
+
+def _timed(stage_s: dict[str, float], name: str, t0: float) -> float:
+    t1 = time.perf_counter()
+    stage_s[name] = stage_s.get(name, 0.0) + (t1 - t0)
+    return t1
+
+
+class ModelRunner:
+    """Owns a detector (see ``tracker_core.detector.Detector``) and an optional embedder on the detector's device.
+
+    ``input_size``: frames are letterboxed to ``input_size x input_size``, so a whole batch is one tensor.
+    """
+
+    def __init__(
+        self,
+        detector: Any,
+        embedder: Embedder | None = None,
+        encoder_sha256: str = "",
+        input_size: int = 640,
+        max_pixels: int = 4096 * 4096,
+        max_det: int = 300,
+    ) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.input_size = int(input_size)
+        self.max_pixels = int(max_pixels)
+        self.max_det = max_det
+        self._finer = bool(
+            embedder is not None and any(s != detector.tap_stride for s in embedder.detector_strides)
+        )
+        self.info = RunnerInfo(
+            arch=str(detector.arch),
+            weights_sha256=str(getattr(detector, "weights_sha256", "") or "random"),
+            encoder_sha256=encoder_sha256 if embedder is not None else "",
+            device=str(detector.device),
+            input_size=self.input_size,
+            class_names=tuple(getattr(detector, "names", ()) or ()),
+        )
+
+    @property
+    def appearance_available(self) -> bool:
+        return self.embedder is not None
+
+    def warmup(self, iterations: int = 2, batch: int = 1) -> None:
+        """Run a few full forwards at the serving size so the first real frame is not slow."""
+        rng = np.random.default_rng(0)
+        img = rng.integers(0, 255, (self.input_size, self.input_size, 3), dtype=np.uint8)
+        box = np.array([[10, 10, 60, 90]], np.float32)
+        from server.frames import ClientDetections
+
+        dets = ClientDetections(box, np.array([0.9], np.float32), np.zeros(1, np.int64))
+        for _ in range(iterations):
+            self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(DecodedImage(img), dets)])
+
+    def run(self, inputs: Sequence[FrameInput]) -> list[FrameOutput]:
+        """One batch: decode, letterbox, one detector forward, NMS, ROI Align + encoder. Never raises for one
+        frame's bad input: that frame's output carries the error."""
+        n = len(inputs)
+        outs = [FrameOutput(batch_size=n) for _ in range(n)]
+        shared: dict[str, float] = {}
+        images: list[np.ndarray | None] = [None] * n
+        t = time.perf_counter()
+        for i, inp in enumerate(inputs):
+            try:
+                img = inp.image.decode(self.max_pixels)
+            except ResourceExhaustedError as exc:
+                outs[i].error, outs[i].error_reason = exc, "image_too_large"
+                continue
+            except RoitrackError as exc:
+                outs[i].error, outs[i].error_reason = exc, "invalid_image"
+                continue
+            try:
+                if inp.client_detections is not None:
+                    inp.client_detections.validate()
+            except RoitrackError as exc:
+                outs[i].error, outs[i].error_reason = exc, "invalid_detections"
+                continue
+            images[i] = img
+            outs[i].image_hw = (int(img.shape[0]), int(img.shape[1]))
+        t = _timed(shared, "decode", t)
+
+        # Frames that need the network: detector boxes wanted, or appearance on our features.
+        want_app = [
+            images[i] is not None and inp.appearance and self.embedder is not None
+            for i, inp in enumerate(inputs)
+        ]
+        fwd = [
+            i
+            for i, inp in enumerate(inputs)
+            if images[i] is not None and (inp.client_detections is None or want_app[i])
+        ]
+        for i, inp in enumerate(inputs):
+            cd = inp.client_detections
+            if images[i] is not None and cd is not None:
+                keep = self._class_mask(cd.classes, inp.classes)
+                outs[i].boxes, outs[i].scores = (
+                    cd.boxes[keep].astype(np.float32),
+                    cd.scores[keep].astype(np.float32),
+                )
+                outs[i].classes = cd.classes[keep].astype(np.int64)
+        if fwd:
+            try:
+                self._forward(inputs, images, outs, fwd, want_app, shared)
+            except RoitrackError as exc:
+                for i in fwd:
+                    outs[i].error, outs[i].error_reason = exc, "invalid_image"
+        nb = max(1, n)
+        for o in outs:
+            o.stage_s = {k: v / nb for k, v in shared.items()}
+        return outs
+
+    @staticmethod
+    def _class_mask(classes: np.ndarray, allowed: tuple[int, ...] | None) -> np.ndarray:
+        if allowed is None:
+            return np.ones(len(classes), dtype=bool)
+        return np.isin(classes, np.asarray(allowed, dtype=np.int64))
+
+    @torch.inference_mode()
+    def _forward(
+        self,
+        inputs: Sequence[FrameInput],
+        images: list[np.ndarray | None],
+        outs: list[FrameOutput],
+        fwd: list[int],
+        want_app: list[bool],
+        shared: dict[str, float],
+    ) -> None:
+        det = self.detector
+        frames = [images[i] for i in fwd]
+        t = time.perf_counter()
+        x, transforms = det.preprocess(frames, (self.input_size, self.input_size))
+        t = _timed(shared, "letterbox", t)
+        if self._finer:
+            taps, pred = det.forward_taps(x)
+        else:
+            tap, pred = det.forward_raw(x)
+            taps = {int(det.tap_stride): tap}
+        if pred.device.type == "cuda":
+            torch.cuda.synchronize(pred.device)
+        t = _timed(shared, "inference", t)
+        for j, i in enumerate(fwd):
+            inp = inputs[i]
+            if inp.client_detections is not None:
+                continue
+            classes = list(inp.classes) if inp.classes is not None else None
+            ((boxes, scores, cls),) = det.postprocess(
+                pred[j : j + 1],
+                [transforms[j]],
+                conf=inp.conf_threshold,
+                iou=inp.iou_threshold,
+                max_det=self.max_det,
+                classes=classes,
+            )
+            outs[i].boxes, outs[i].scores, outs[i].classes = boxes, scores, cls
+        t = _timed(shared, "nms", t)
+        app = [j for j, i in enumerate(fwd) if want_app[i]]
+        if not app or self.embedder is None:
+            return
+        sel = torch.as_tensor(app, device=x.device)
+        sub = len(app) != len(fwd)
+        sub_taps = {st: (m.index_select(0, sel) if sub else m) for st, m in taps.items()}
+        sub_x = (x.index_select(0, sel) if sub else x) if self.embedder.needs_pixels else None
+        boxes = [outs[fwd[j]].boxes for j in app]
+        feats = self.embedder.features(sub_taps, boxes, [transforms[j] for j in app], sub_x)
+        if feats.device.type == "cuda":
+            torch.cuda.synchronize(feats.device)
+        t = _timed(shared, "roi_align", t)
+        if feats.shape[0]:
+            emb = self.embedder.encoder(feats).float().cpu().numpy().astype(np.float32, copy=False)
+        else:
+            emb = np.zeros((0, int(getattr(self.embedder.encoder, "embed_dim", 128))), np.float32)
+        start = 0
+        for j, b in zip(app, boxes, strict=True):
+            outs[fwd[j]].embeddings = emb[start : start + len(b)]
+            start += len(b)
+        _timed(shared, "encoder", t)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
+    from tracker_core.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA device(s))")
+    return dev
+
+
+RunBatch = Callable[[Sequence[FrameInput]], list[FrameOutput]]

@@ -1,0 +1,72 @@
+"""The in-process pipeline: decode -> detect -> ROI Align -> encode -> track, without gRPC.
+
+The same :class:`ModelRunner` and :func:`track_frame` the server uses, called directly; the overhead benchmark
+compares it with the gRPC path. One :class:`Pipeline` is one stream (it owns one tracker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.frames import ClientDetections, DecodedImage, EncodedImage, FrameInput
+from server.model_runner import ModelRunner
+from server.processor import track_frame
+from tracker_core.errors import RoitrackError
+
+
+@dataclass
+class PipelineResult:
+    tracks: list[Any]  # TrackOutput
+    boxes: np.ndarray  # the frame's detections [N,4] xyxy original px
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """``process(image, timestamp)`` for one stream. ``image``: JPEG/PNG bytes or an ``HxWx3`` uint8 RGB array."""
+
+    def __init__(
+        self,
+        runner: ModelRunner,
+        tracker_factory: Callable[[], Any],
+        conf_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        appearance: bool = True,
+    ) -> None:
+        self.runner = runner
+        self.tracker = tracker_factory()
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        self.appearance = appearance and runner.appearance_available
+
+    def process(
+        self,
+        image: bytes | np.ndarray,
+        timestamp: float,
+        detections: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> PipelineResult:
+        """One frame. ``detections``: the caller's own ``(boxes [N,4] xyxy, scores [N], classes [N])``, used instead
+        of the detector's (appearance still from our features). Raises the frame's named error."""
+        img = EncodedImage(bytes(image)) if isinstance(image, bytes | bytearray) else DecodedImage(image)
+        dets = None
+        if detections is not None:
+            b, s, c = detections
+            dets = ClientDetections(
+                np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(c, np.int64)
+            )
+        inp = FrameInput(img, dets, self.conf_threshold, self.iou_threshold, None, self.appearance)
+        (out,) = self.runner.run([inp])
+        if out.error is not None:
+            raise out.error
+        t0 = time.perf_counter()
+        tracks = track_frame(self.tracker, out, timestamp, self.appearance)
+        stage_ms = {k: v * 1000.0 for k, v in out.stage_s.items()}
+        stage_ms["tracking"] = (time.perf_counter() - t0) * 1000.0
+        return PipelineResult(tracks, out.boxes, stage_ms)
+
+
+__all__ = ["Pipeline", "PipelineResult", "RoitrackError"]

@@ -1,0 +1,124 @@
+"""One frame of one stream, end to end, without any gRPC: batcher -> tracker (off the event loop) -> result.
+
+Both the gRPC servicer and the in-process :class:`server.pipeline.Pipeline` go through :func:`track_frame`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.batcher import Batcher
+from server.frames import FrameOutput
+from server.metrics import ServerMetrics
+from server.session import PendingFrame, StreamSession
+from tracker_core.errors import RoitrackError
+
+MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder")
+
+
+@dataclass
+class FrameResult:
+    """What a stream's client gets for one frame. Times in milliseconds."""
+
+    frame_id: int
+    timestamp: float
+    tracks: list[Any] = field(default_factory=list)  # TrackOutput
+    error_reason: str = ""
+    error_message: str = ""
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    tracking_ms: float = 0.0
+    total_ms: float = 0.0
+    batch_size: int = 0
+    dropped: int = 0
+    t_arrival: float = 0.0
+
+
+def track_frame(tracker: Any, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
+    """Update ``tracker`` with one frame's detections (motion only when ``appearance`` is off or there are no
+    embeddings). Raises ``InvalidInputError`` for boxes the tracker refuses."""
+    emb = out.embeddings if appearance else None
+    return list(tracker.update(out.boxes, out.scores, timestamp, classes=out.classes, embeddings=emb))
+
+
+class StreamProcessor:
+    """Processes the frames of all sessions: one model batch through ``batcher``, tracking on ``tracking_pool``."""
+
+    def __init__(
+        self, batcher: Batcher, tracking_pool: Executor, metrics: ServerMetrics | None = None
+    ) -> None:
+        self.batcher = batcher
+        self.pool = tracking_pool
+        self.metrics = metrics
+
+    async def process(self, session: StreamSession, pf: PendingFrame) -> FrameResult:
+        res = FrameResult(frame_id=pf.frame_id, timestamp=pf.timestamp, t_arrival=pf.t_arrival)
+        try:
+            out = await self.batcher.submit(pf.inp)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a runner bug: this frame fails, the stream goes on
+            out = FrameOutput(error=_internal(exc), error_reason="internal")
+        res.batch_size = out.batch_size
+        if out.run_s:
+            res.queue_ms = (out.t_batch_start - pf.t_arrival) * 1000.0
+            res.inference_ms = out.run_s * 1000.0
+        if out.error is None:
+            ts = _stream_time(session, pf)
+            t0 = time.perf_counter()
+            try:
+                res.tracks = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, track_frame, session.tracker, out, ts, session.options.appearance
+                )
+            except RoitrackError as exc:
+                out.error, out.error_reason = exc, "invalid_detections"
+            except Exception as exc:
+                out.error, out.error_reason = _internal(exc), "internal"
+            res.tracking_ms = (time.perf_counter() - t0) * 1000.0
+        if out.error is not None:
+            res.error_reason, res.error_message = out.error_reason or "internal", str(out.error)
+            session.frames_failed += 1
+        else:
+            session.frames_processed += 1
+            session.active_tracks = len(res.tracks)
+        res.dropped = session.take_dropped()
+        res.total_ms = (time.perf_counter() - pf.t_arrival) * 1000.0
+        if self.metrics is not None:
+            self._observe(session, out, res)
+        return res
+
+    def _observe(self, session: StreamSession, out: FrameOutput, res: FrameResult) -> None:
+        m = self.metrics
+        assert m is not None
+        m.stage_latency.labels("queue").observe(res.queue_ms / 1000.0)
+        for stage in MODEL_STAGES:
+            if stage in out.stage_s:
+                m.stage_latency.labels(stage).observe(out.stage_s[stage])
+        if res.error_reason:
+            m.frames_failed.labels(res.error_reason).inc()
+        else:
+            m.stage_latency.labels("tracking").observe(res.tracking_ms / 1000.0)
+            m.frames_processed.labels(session.stream_id).inc()
+            m.active_tracks.labels(session.stream_id).set(session.active_tracks)
+
+
+def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
+    """The frame's time for the motion model: the client's capture timestamp when it sends them (> 0), else the
+    arrival time at the server. Chosen once per session so a stream never mixes clocks."""
+    if session.last_timestamp is None:
+        session.uses_client_clock = pf.timestamp > 0
+    ts = pf.timestamp if session.uses_client_clock else pf.t_arrival
+    session.last_timestamp = ts
+    return ts
+
+
+class InternalError(RoitrackError):
+    """An unexpected failure while processing one frame (the message hides internals)."""
+
+
+def _internal(exc: BaseException) -> InternalError:
+    return InternalError(f"internal error while processing the frame ({type(exc).__name__})")

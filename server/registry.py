@@ -1,0 +1,142 @@
+"""All sessions of a server: open / resume / detach / close, the stream limit, resume window and idle timeout."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from server.session import StreamOptions, StreamSession
+from tracker_core.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RoitrackError,
+)
+
+STREAM_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class IdleTimeoutError(RoitrackError):
+    """A live stream sent no frame for longer than the idle timeout (the call ends with DEADLINE_EXCEEDED)."""
+
+
+class StreamClosedError(RoitrackError):
+    """The stream was closed by ``CloseStream`` while its call was live (the call ends with ABORTED)."""
+
+
+class SessionRegistry:
+    """Owns every :class:`StreamSession` by id.
+
+    ``max_streams`` bounds the live calls; detached sessions kept for resumption are evicted oldest-first when a
+    new stream needs the room, and dropped after ``resume_window_s``.
+    """
+
+    def __init__(
+        self,
+        tracker_factory: Callable[[], Any],
+        max_streams: int = 64,
+        queue_size: int = 2,
+        resume_window_s: float = 30.0,
+        idle_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = tracker_factory
+        self.max_streams = max_streams
+        self.queue_size = queue_size
+        self.resume_window_s = resume_window_s
+        self.idle_timeout_s = idle_timeout_s
+        self._clock = clock
+        self._sessions: dict[str, StreamSession] = {}
+        self.on_forget: Callable[[str], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def live_count(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.live)
+
+    def sessions(self) -> list[StreamSession]:
+        return list(self._sessions.values())
+
+    def get(self, stream_id: str) -> StreamSession | None:
+        return self._sessions.get(stream_id)
+
+    def open(self, stream_id: str, resume: bool, options: StreamOptions) -> tuple[StreamSession, bool]:
+        """Attach a call to stream ``stream_id``. Returns ``(session, resumed)``.
+
+        Raises ``InvalidInputError`` (bad id), ``AlreadyExistsError`` (the id is live on another call),
+        ``ResourceExhaustedError`` (``max_streams`` live calls).
+        """
+        if not STREAM_ID_RE.match(stream_id):
+            raise InvalidInputError(
+                f"stream_id must be 1..128 characters of [A-Za-z0-9._:-], got {stream_id[:140]!r}"
+            )
+        existing = self._sessions.get(stream_id)
+        if existing is not None and existing.live:
+            raise AlreadyExistsError(f"stream {stream_id!r} is already live on another call")
+        if existing is None or not resume:
+            if existing is not None:
+                self._forget(stream_id)
+            if self.live_count >= self.max_streams:
+                raise ResourceExhaustedError(
+                    f"the server already carries its limit of {self.max_streams} live streams"
+                )
+            self._evict_detached(keep=self.max_streams - 1)
+            session = StreamSession(stream_id, options, self._factory(), self.queue_size)
+            self._sessions[stream_id] = session
+            resumed = False
+        else:
+            session, resumed = existing, True
+        session.attach(options)
+        return session, resumed
+
+    def detach(self, session: StreamSession) -> None:
+        """The session's call ended; keep its state for the resume window (or forget it at once if closed)."""
+        if self._sessions.get(session.stream_id) is not session:
+            return
+        if self.resume_window_s <= 0:
+            self._forget(session.stream_id)
+        else:
+            session.detach(self._clock())
+
+    def close(self, stream_id: str) -> bool:
+        """Forget a stream; a live call on it ends with the error. Returns whether it was live."""
+        session = self._sessions.get(stream_id)
+        if session is None:
+            raise NotFoundError(f"no stream {stream_id!r}")
+        was_live = session.live
+        if was_live:
+            session.end_with(StreamClosedError(f"stream {stream_id!r} was closed by CloseStream"))
+        self._forget(stream_id)
+        return was_live
+
+    def reap(self) -> list[str]:
+        """Drop detached sessions past the resume window; end live calls idle past the idle timeout."""
+        now = self._clock()
+        gone = []
+        for sid, s in list(self._sessions.items()):
+            if s.live:
+                if now - s.last_seen > self.idle_timeout_s and s.end_error is None:
+                    s.end_with(
+                        IdleTimeoutError(f"stream {sid!r} sent no frame for {self.idle_timeout_s:g} s")
+                    )
+            elif s.detached_at is not None and now - s.detached_at > self.resume_window_s:
+                self._forget(sid)
+                gone.append(sid)
+        return gone
+
+    def _evict_detached(self, keep: int) -> None:
+        detached = sorted(
+            (s for s in self._sessions.values() if not s.live), key=lambda s: s.detached_at or 0.0
+        )
+        while len(self._sessions) > keep and detached:
+            self._forget(detached.pop(0).stream_id)
+
+    def _forget(self, stream_id: str) -> None:
+        self._sessions.pop(stream_id, None)
+        if self.on_forget is not None:
+            self.on_forget(stream_id)

@@ -1,0 +1,205 @@
+"""The thin gRPC servicer of ``roitrack.v1.Tracking``: wire <-> sessions, processor and registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
+from server.config import ServerConfig
+from server.convert import FRAME_ERROR_CODES, frame_from_pb, options_from_pb, tracks_to_pb
+from server.metrics import ServerMetrics
+from server.model_runner import RunnerInfo
+from server.processor import FrameResult, StreamProcessor
+from server.registry import SessionRegistry
+from server.session import PendingFrame, StreamSession
+from server.status_map import status_code, status_message
+from tracker_core import __version__
+from tracker_core.errors import InvalidInputError, RoitrackError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+RESUMED_METADATA_KEY = "roitrack-resumed"
+
+
+@dataclass
+class ServiceState:
+    """What the servicer works with; ``draining`` is set by graceful shutdown."""
+
+    config: ServerConfig
+    registry: SessionRegistry
+    processor: StreamProcessor
+    info: RunnerInfo
+    appearance_available: bool
+    metrics: ServerMetrics
+    draining: bool = False
+    live_calls: set[asyncio.Task[object]] = field(default_factory=set)
+
+
+def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
+    resp = pb.TrackResponse(
+        frame_id=res.frame_id,
+        timestamp=res.timestamp,
+        tracks=tracks_to_pb(res.tracks, return_lost),
+        timings=pb.Timings(
+            queue_ms=res.queue_ms,
+            inference_ms=res.inference_ms,
+            tracking_ms=res.tracking_ms,
+            total_ms=res.total_ms,
+            batch_size=res.batch_size,
+        ),
+        dropped_frames=res.dropped,
+    )
+    if res.error_reason:
+        resp.error.code = FRAME_ERROR_CODES.get(res.error_reason, pb.FRAME_ERROR_CODE_INTERNAL)
+        resp.error.message = res.error_message
+    return resp
+
+
+class TrackingServicer(pb_grpc.TrackingServicer):
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        await context.abort(status_code(exc), status_message(exc))
+
+    async def Track(
+        self, request_iterator: AsyncIterator[pb.TrackRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TrackResponse]:
+        st = self.state
+        if st.draining:
+            await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
+        try:
+            first = await anext(aiter(request_iterator))
+        except StopAsyncIteration:
+            await self._abort(context, InvalidInputError("the call ended before its `open` message"))
+            return
+        if first.WhichOneof("message") != "open":
+            await self._abort(
+                context,
+                InvalidInputError("the first message of a Track call must be `open` (stream id, options)"),
+            )
+        try:
+            options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
+            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options)
+        except RoitrackError as exc:
+            await self._abort(context, exc)
+            return
+        st.metrics.active_streams.set(st.registry.live_count)
+        log.info("stream %s opened (resumed=%s) from %s", session.stream_id, resumed, context.peer())
+        await context.send_initial_metadata(((RESUMED_METADATA_KEY, "true" if resumed else "false"),))
+        reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
+        try:
+            while True:
+                pf = await session.next_frame()
+                if pf is None:
+                    break
+                res = await st.processor.process(session, pf)
+                t0 = time.perf_counter()
+                resp = response_from_result(res, session.options.return_lost)
+                st.metrics.stage_latency.labels("serialize").observe(time.perf_counter() - t0)
+                yield resp
+                st.metrics.frame_latency.observe(time.perf_counter() - pf.t_arrival)
+            if session.end_error is not None:
+                await self._abort(context, session.end_error)
+            if st.draining:
+                await self._abort(
+                    context, UnavailableError("the server is shutting down; reconnect and resume")
+                )
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            st.registry.detach(session)
+            st.metrics.active_streams.set(st.registry.live_count)
+            log.info("stream %s call ended", session.stream_id)
+
+    async def _read(self, request_iterator: AsyncIterator[pb.TrackRequest], session: StreamSession) -> None:
+        """Move frames from the wire into the session's queue (latest frame wins when it is full)."""
+        st = self.state
+        try:
+            async for req in request_iterator:
+                if req.WhichOneof("message") != "frame":
+                    session.end_with(
+                        InvalidInputError("a Track call takes one `open` message, then only frames")
+                    )
+                    return
+                if st.draining:
+                    continue
+                t_arrival = time.perf_counter()
+                try:
+                    inp = frame_from_pb(req.frame, session.options)
+                except InvalidInputError as exc:
+                    session.end_with(exc)
+                    return
+                dropped = session.push(PendingFrame(req.frame.frame_id, req.frame.timestamp, inp, t_arrival))
+                if dropped:
+                    st.metrics.frames_dropped.labels(session.stream_id).inc(dropped)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        except Exception:  # the call broke underneath us; the worker ends the call
+            log.debug("reader of stream %s ended", session.stream_id, exc_info=True)
+        finally:
+            session.end_input()
+
+    async def ListStreams(
+        self, request: pb.ListStreamsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListStreamsResponse:
+        now = time.monotonic()
+        return pb.ListStreamsResponse(
+            streams=[
+                pb.StreamInfo(
+                    stream_id=s.stream_id,
+                    live=s.live,
+                    frames_processed=s.frames_processed,
+                    frames_dropped=s.frames_dropped,
+                    frames_failed=s.frames_failed,
+                    active_tracks=s.active_tracks,
+                    idle_s=s.idle_s(now),
+                )
+                for s in sorted(self.state.registry.sessions(), key=lambda s: s.stream_id)
+            ]
+        )
+
+    async def CloseStream(
+        self, request: pb.CloseStreamRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CloseStreamResponse:
+        try:
+            was_live = self.state.registry.close(request.stream_id)
+        except RoitrackError as exc:
+            await self._abort(context, exc)
+            raise  # unreachable: abort raises
+        return pb.CloseStreamResponse(was_live=was_live)
+
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInfoResponse:
+        st, cfg = self.state, self.state.config
+        return pb.GetInfoResponse(
+            version=__version__,
+            detector_arch=st.info.arch,
+            weights_sha256=st.info.weights_sha256,
+            encoder_sha256=st.info.encoder_sha256,
+            device=st.info.device,
+            input_size=st.info.input_size,
+            appearance_available=st.appearance_available,
+            batching=cfg.batching,
+            limits=pb.Limits(
+                max_streams=cfg.max_streams,
+                max_pixels=cfg.max_pixels,
+                max_message_bytes=cfg.max_message_bytes,
+                max_batch=cfg.max_batch if cfg.batching else 1,
+                max_wait_ms=cfg.max_wait_ms,
+                queue_size=cfg.queue_size,
+                resume_window_s=cfg.resume_window_s,
+                idle_timeout_s=cfg.idle_timeout_s,
+            ),
+            class_names=list(st.info.class_names),
+        )
