@@ -103,5 +103,7 @@ def evaluate_results(seq_dir: str | Path, results: Mapping[str, str | Path]) -> 
             "IDSW": int(r["CLEAR"]["IDSW"]),
             "MT": int(r["CLEAR"]["MT"]),
             "ML": int(r["CLEAR"]["ML"]),
+            "FP": int(r["CLEAR"]["CLR_FP"]),
+            "FN": int(r["CLEAR"]["CLR_FN"]),
         }
     return out

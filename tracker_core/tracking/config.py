@@ -27,6 +27,8 @@ class TrackerConfig:
     Association (costs are in [0, 1]; a pair is matched only when its cost is <= the ceiling):
         match_cost_high: ceiling of stage 1 (high-score detections vs confirmed and lost tracks).
         match_cost_low: ceiling of stage 2 (low-score detections vs remaining confirmed tracks, IoU).
+        low_match_max_lost_s: stage 2 also offers low-score detections to tracks lost for at most this long
+            (0: confirmed tracks only, as in ByteTrack).
         match_cost_tentative: ceiling of stage 3 (remaining high-score detections vs tentative tracks).
         gate_chi2: Mahalanobis gate (squared distance on the 4-d box measurement; 9.4877 = chi2 0.95, 4 dof);
             ``0`` disables gating.
@@ -78,7 +80,8 @@ class TrackerConfig:
     match_cost_high: float = 0.8
     match_cost_low: float = 0.5
     match_cost_tentative: float = 0.7
-    gate_chi2: float = 9.4877
+    low_match_max_lost_s: float = 1.0
+    gate_chi2: float = 0.0
     lost_buffer_rate: float = 0.3
     lost_buffer_max: float = 1.0
     class_aware: bool = True
@@ -91,7 +94,7 @@ class TrackerConfig:
 
     q_pos: float = 0.05
     q_vel: float = 0.1
-    r_meas: float = 0.05
+    r_meas: float = 0.1
     score_noise_weight: float = 0.5
     init_vel_std: float = 0.5
 

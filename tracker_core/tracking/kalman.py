@@ -20,6 +20,9 @@ F64 = NDArray[np.float64]
 
 _H = np.hstack([np.eye(4), np.zeros((4, 4))])  # measurement matrix [4,8]
 _SIZE_COLS = np.array([2, 3, 2, 3])  # the size component that scales each measured coordinate (w or h)
+_POS = np.arange(4)
+_VEL = np.arange(4, 8)
+_DIAG = np.arange(8)
 
 
 def xyxy_to_cxcywh(boxes: NDArray[np.floating]) -> F64:
@@ -82,26 +85,23 @@ def predict(
 
     ``x' = F x``, ``P' = F P F^T + Q`` with ``F = [[I, dt I], [0, I]]``. Widths/heights are kept >= 1 px.
     """
-    t = mean.shape[0]
-    dt_arr = np.broadcast_to(np.asarray(dt, dtype=np.float64), (t,))
-    new_mean = mean.copy()
-    new_mean[:, :4] += dt_arr[:, None] * mean[:, 4:]
-    np.maximum(new_mean[:, 2:4], 1.0, out=new_mean[:, 2:4])
-    # F P F^T blockwise: P = [[A, B], [B^T, C]] -> [[A + dt(B + B^T) + dt^2 C, B + dt C], [B^T + dt C, C]]
-    d = dt_arr[:, None, None]
-    a = cov[:, :4, :4]
-    b = cov[:, :4, 4:]
-    bt = cov[:, 4:, :4]
-    c = cov[:, 4:, 4:]
-    new_cov = np.empty_like(cov)
-    new_cov[:, :4, :4] = a + d * (b + bt) + d * d * c
-    new_cov[:, :4, 4:] = b + d * c
-    new_cov[:, 4:, :4] = bt + d * c
-    new_cov[:, 4:, 4:] = c
     s = _scales(mean[:, :4])
-    q = np.concatenate([(q_pos * s) ** 2, (q_vel * s) ** 2], axis=1) * dt_arr[:, None]
-    idx = np.arange(8)
-    new_cov[:, idx, idx] += q
+    if np.ndim(dt) == 0:  # the common case: every track predicted by the same step
+        d = float(dt)  # type: ignore[arg-type]
+        f = np.eye(8)
+        f[_POS, _VEL] = d
+        new_mean = mean @ f.T
+        new_cov = f @ cov @ f.T
+        q = np.concatenate([(q_pos * s) ** 2, (q_vel * s) ** 2], axis=1) * d
+    else:
+        dt_arr = np.asarray(dt, dtype=np.float64).reshape(-1)
+        f = np.broadcast_to(np.eye(8), (mean.shape[0], 8, 8)).copy()
+        f[:, _POS, _VEL] = dt_arr[:, None]
+        new_mean = np.einsum("tij,tj->ti", f, mean)
+        new_cov = f @ cov @ np.transpose(f, (0, 2, 1))
+        q = np.concatenate([(q_pos * s) ** 2, (q_vel * s) ** 2], axis=1) * dt_arr[:, None]
+    np.maximum(new_mean[:, 2:4], 1.0, out=new_mean[:, 2:4])
+    new_cov[:, _DIAG, _DIAG] += q
     return new_mean, new_cov
 
 

@@ -137,9 +137,9 @@ class Tracker:
         pool = np.flatnonzero(state != _TENTATIVE)
         rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, pred_boxes, z, c, e, ts)
 
-        # 2. low-score detections vs remaining confirmed tracks (IoU)
+        # 2. low-score detections vs remaining confirmed (and recently lost) tracks (IoU)
         rest = pool[um_pool]
-        rest = rest[state[rest] == _CONFIRMED]
+        rest = rest[(state[rest] == _CONFIRMED) | ((ts - tr.last_seen[rest]) <= cfg.low_match_max_lost_s)]
         rows2, dets2 = self._stage_iou(rest, lo_idx, pred_boxes, b, c, cfg.match_cost_low)
 
         # 3. remaining high-score detections vs tentative tracks

@@ -1,0 +1,73 @@
+"""Detections and/or appearance embeddings for a MOTChallenge sequence computed from its frames.
+
+Used by ``roitrack eval-mot`` when ``--det`` is omitted (the detector finds the objects) or ``--appearance on``
+(ROI embeddings of each detection from the detector's feature taps). Imports torch lazily through the detector
+and encoder packages; ``tracker_core.tracking`` itself never sees torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracker_core.errors import InvalidInputError, NotFoundError
+from tracker_core.evaluation.mot_io import FrameDetections, SeqInfo
+
+
+def _read_rgb(path: Path) -> NDArray[np.uint8]:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InvalidInputError(f"cannot decode image {path}")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def frames_from_images(
+    seq_dir: str | Path,
+    info: SeqInfo,
+    weights: str | Path,
+    encoder: str | Path | None = None,
+    detections: Sequence[FrameDetections] | None = None,
+    device: str = "cpu",
+    size: int = 640,
+    conf: float = 0.25,
+    classes: Sequence[int] | None = (0,),
+    max_frames: int | None = None,
+) -> tuple[list[FrameDetections], list[NDArray[np.float32]] | None]:
+    """Run the detector over ``seq_dir/img1`` frame by frame.
+
+    With ``detections`` given, those boxes are kept (only the feature taps are used, for embeddings); otherwise
+    the detector's own detections (``classes``: COCO 0 = person) are returned. With ``encoder``, each detection's
+    embedding ``[N,D]`` is returned too (else ``None``).
+    """
+    from tracker_core.detector import load_detector
+    from tracker_core.encoder import Appearance
+
+    img_dir = Path(seq_dir) / info.im_dir
+    if not img_dir.is_dir():
+        raise NotFoundError(f"{img_dir} not found: the sequence has no frames")
+    detector = load_detector(weights, device=device)
+    appearance = Appearance.from_checkpoint(encoder, detector=detector, device=device) if encoder else None
+    n = info.seq_length if max_frames is None else min(info.seq_length, max_frames)
+    out_frames: list[FrameDetections] = []
+    out_emb: list[NDArray[np.float32]] = []
+    for i in range(n):
+        path = img_dir / f"{i + 1:06d}{info.im_ext}"
+        if not path.is_file():
+            raise NotFoundError(f"frame {path} not found")
+        x, transforms = detector.preprocess([_read_rgb(path)], (size, size))
+        taps, pred = detector.forward_taps(x)
+        if detections is not None:
+            fd = detections[i]
+        else:
+            boxes, scores, _ = detector.postprocess(pred, transforms, conf=conf, classes=classes)[0]
+            fd = FrameDetections(boxes.astype(np.float32), scores.astype(np.float32))
+        out_frames.append(fd)
+        if appearance is not None:
+            emb = appearance.embed(taps, [fd.boxes], transforms, x if appearance.needs_pixels else None)
+            out_emb.append(emb.astype(np.float32))
+    return out_frames, (out_emb if appearance is not None else None)
