@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path(tmp) / f"{info.name}.txt"
         write_results(out, run_.lines)
         scores = evaluate_results(seq, {"roitrack": out})["roitrack"]
-    result = {k: scores[k] for k in METRIC_KEYS}
+    result: dict[str, object] = {k: scores[k] for k in METRIC_KEYS}
     result.update(
         {
             "frames": run_.frames,
