@@ -51,10 +51,17 @@ def server_settings(opts: BenchOptions, size: int, batching: bool, encoder: Path
 
 
 def measure_point(
-    server: ServerProcess, n: int, items: list[Any], duration: float, fps: float, tag: str
+    server: ServerProcess,
+    n: int,
+    items: list[Any],
+    duration: float,
+    fps: float,
+    tag: str,
+    warmup_s: float = WARMUP_S,
 ) -> dict[str, Any]:
     """``n`` streams for ``duration`` seconds after a short untimed warm-up of the same streams' shape."""
-    run_async(run_streams(server.address, n, items, WARMUP_S, fps, 4, True, prefix=f"{tag}-warm-{n}"))
+    if warmup_s > 0:
+        run_async(run_streams(server.address, n, items, warmup_s, fps, 4, True, prefix=f"{tag}-warm-{n}"))
     t0 = time.perf_counter()
     stats = run_async(run_streams(server.address, n, items, duration, fps, 4, True, prefix=f"{tag}-{n}"))
     wall = time.perf_counter() - t0
@@ -78,6 +85,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     duration = opts.duration or 20.0
     fps = float(opts.extra.get("fps", 10.0))
     counts = tuple(c for c in COUNTS if c <= (opts.streams or COUNTS[-1])) or (opts.streams or 1,)
+    warmup_s = float(opts.extra.get("warmup_s", WARMUP_S))
     items = make_items(40, opts.dets, seed=opts.seed)
     modes: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
@@ -86,7 +94,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             settings = server_settings(opts, size, mode == "on", encoder)
             with ServerProcess(settings, seed=opts.seed) as server:
                 for n in counts:
-                    modes[mode].append(measure_point(server, n, items, duration, fps, f"b{mode}"))
+                    modes[mode].append(measure_point(server, n, items, duration, fps, f"b{mode}", warmup_s))
     rows = []
     for on, off in zip(modes["on"], modes["off"], strict=True):
         rows.append(

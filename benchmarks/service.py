@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -70,6 +71,11 @@ class ServerProcess:
         self.stop()
 
     def start(self) -> None:
+        self.launch()
+        self.wait_serving()
+
+    def launch(self) -> None:
+        """Start the process without waiting (two servers can load their models at the same time)."""
         self.port, self.metrics_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROITRACK_")}
         settings = {
@@ -81,17 +87,28 @@ class ServerProcess:
         for k, v in settings.items():
             if v is not None:
                 env["ROITRACK_" + k.upper()] = str(v).lower() if isinstance(v, bool) else str(v)
-        self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        # The server's log goes to a file (a pipe nobody reads would block the server once full).
+        self._log = open(self.log_path, "w+b") if self.log_path else tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SEEDED_SERVE, str(self.seed)],
             env=env,
             stdout=self._log,
-            stderr=subprocess.STDOUT if self.log_path else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_serving()
 
-    def _wait_serving(self) -> None:
+    def log_tail(self, n: int = 3000) -> str:
+        """The last ``n`` characters the server logged."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace")
+        self._log.seek(0, 2)
+        return str(text[-n:])
+
+    def wait_serving(self) -> None:
+        """Block until the server's health service says SERVING (models loaded and warmed up)."""
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -101,9 +118,8 @@ class ServerProcess:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                     raise UnavailableError(
-                        f"server exited with {self.proc.returncode} while starting: {err[-2000:]}"
+                        f"server exited with {self.proc.returncode} while starting:\n{self.log_tail()}"
                     )
                 try:
                     st = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0).status
@@ -112,10 +128,12 @@ class ServerProcess:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.2)
+        tail = self.log_tail()
         self.stop()
-        raise UnavailableError(f"server did not become SERVING within {self.start_timeout_s:.0f} s")
+        raise UnavailableError(f"server did not become SERVING within {self.start_timeout_s:.0f} s:\n{tail}")
 
     def stop(self) -> None:
+        """SIGTERM (graceful drain), then SIGKILL after 30 s."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -123,7 +141,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._log not in (None, subprocess.DEVNULL):
+        if self._log is not None:
             self._log.close()
         self._log = None
 
@@ -191,6 +209,10 @@ class StreamStats:
     latencies_s: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
     tracks: list[int] = field(default_factory=list)
+    server_total_ms: list[float] = field(default_factory=list)  # arrival at the server to response ready
+    server_queue_ms: list[float] = field(default_factory=list)
+    server_inference_ms: list[float] = field(default_factory=list)
+    server_tracking_ms: list[float] = field(default_factory=list)
     first_answer: float = 0.0
     last_answer: float = 0.0
 
@@ -254,6 +276,11 @@ async def run_stream(
                 st.answered += 1
                 st.batch_sizes.append(int(resp.timings.batch_size))
                 st.tracks.append(len(resp.tracks))
+                tm = resp.timings
+                st.server_total_ms.append(float(tm.total_ms))
+                st.server_queue_ms.append(float(tm.queue_ms))
+                st.server_inference_ms.append(float(tm.inference_ms))
+                st.server_tracking_ms.append(float(tm.tracking_ms))
                 if st.first_answer == 0.0:
                     st.first_answer = t
                 st.last_answer = t
@@ -373,19 +400,19 @@ def summarise(stats: Sequence[StreamStats], wall_s: float) -> dict[str, Any]:
 
 def write_random_encoder(directory: Path, arch: str, seed: int = 0) -> Path:
     """A randomly initialised ROI encoder checkpoint for the server's random ``arch`` detector, so a benchmark
-    server runs ROI Align + encoder (their cost does not depend on the weights). ``server.loading`` marks a
-    random detector's sha256 as ``"random"``; the metadata says the same so the server accepts the pair."""
+    server runs ROI Align + encoder (their cost does not depend on the weights). The server builds its random
+    detector with ``build_detector(arch)`` (default seed), whose content hash the metadata must name."""
     import torch
 
     from tracker_core.detector import build_detector
     from tracker_core.encoder import EncoderMeta, RoiEncoder, save_encoder
 
-    det = build_detector(arch, seed=seed)
+    det = build_detector(arch)
     torch.manual_seed(seed)
     enc = RoiEncoder(in_channels=int(det.tap_channels))
     meta = EncoderMeta(
         detector_arch=str(det.arch),
-        detector_sha256="random",
+        detector_sha256=str(det.weights_sha256),
         features="spp",
         tap_channels={"32": int(det.tap_channels)},
         training={"note": "randomly initialised, for benchmarks"},

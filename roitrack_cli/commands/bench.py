@@ -64,11 +64,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "--fps", type=_positive_float, help="per-stream camera rate (scaling, soak; default 10)"
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
+        if name == "overhead":
+            p.add_argument("--rounds", type=_positive_int, default=3, help="alternating rounds (default 3)")
+        if name in ("scaling", "soak"):
+            p.add_argument("--max-batch", type=_positive_int, default=8, help="server max batch (default 8)")
+        if name == "scaling":
+            p.add_argument(
+                "--warmup", type=float, default=2.0, help="untimed seconds before each point (default 2)"
+            )
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument(
             "--out", default="docs/bench", help="folder for <bench>.md / .png (default docs/bench)"
         )
         p.add_argument("--no-write", action="store_true", help="do not write the Markdown table / plot")
+
+
+def _extra(args: argparse.Namespace) -> dict[str, float]:
+    """Bench-specific options (only those this bench has)."""
+    extra: dict[str, float] = {}
+    if args.fps:
+        extra["fps"] = args.fps
+    for flag, key in (("rounds", "rounds"), ("max_batch", "max_batch"), ("warmup", "warmup_s")):
+        if getattr(args, flag, None) is not None:
+            extra[key] = getattr(args, flag)
+    return extra
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         write=not args.no_write,
         seed=args.seed,
-        extra={"fps": args.fps} if args.fps else {},
+        extra=_extra(args),
     )
     mod = importlib.import_module(f"benchmarks.{args.bench}")
     result = mod.run(opts)
