@@ -1,0 +1,118 @@
+"""The YOLOv7 network built from a layer table (:mod:`tracker_core.detector.architectures`).
+
+``YoloNet.state_dict()`` has exactly the official keys and shapes (``model.<i>.…``). One forward returns the
+decoded predictions and the feature maps of the requested tap layers, so detection and appearance share a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from tracker_core.detector.architectures import ArchSpec, get_arch
+from tracker_core.detector.layers import MP, SP, SPPCSPC, Concat, Conv, IDetect, RepConv, Upsample
+
+
+def _abs_sources(src: int | tuple[int, ...], index: int) -> tuple[int, ...]:
+    srcs = src if isinstance(src, tuple) else (src,)
+    return tuple(s if s >= 0 else index + s for s in srcs)
+
+
+class YoloNet(nn.Module):
+    """YOLOv7 / YOLOv7-tiny: ``[B,3,H,W]`` in [0,1] (H, W multiples of 32) -> predictions + taps.
+
+    ``anchors`` (pixels, one row ``w0,h0,w1,h1,w2,h2`` per level) default to the arch's; ``nc`` classes.
+    """
+
+    def __init__(
+        self,
+        arch: str | ArchSpec,
+        nc: int = 80,
+        anchors: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        spec = get_arch(arch) if isinstance(arch, str) else arch
+        self.spec = spec
+        self.nc = nc
+        anchor_rows = [list(map(float, a)) for a in (anchors if anchors is not None else spec.anchors)]
+        channels: list[int] = []
+        sources: list[tuple[int, ...]] = []
+        layers: list[nn.Module] = []
+        for i, row in enumerate(spec.layers):
+            srcs = _abs_sources(row.src, i)
+            if any(s < 0 or s >= i for s in srcs) and i > 0:
+                raise ValueError(f"{spec.name} layer {i}: bad source {row.src}")
+            c_in = [3 if i == 0 else channels[s] for s in srcs]
+            kind, args = row.kind, row.args
+            module: nn.Module
+            if kind == "Conv":
+                module = Conv(c_in[0], args[0], args[1], args[2], spec.act)
+                c_out = args[0]
+            elif kind == "RepConv":
+                module = RepConv(c_in[0], args[0], args[1], args[2], spec.act)
+                c_out = args[0]
+            elif kind == "SPPCSPC":
+                module = SPPCSPC(c_in[0], args[0], spec.act)
+                c_out = args[0]
+            elif kind == "Concat":
+                module = Concat()
+                c_out = sum(c_in)
+            elif kind == "MP":
+                module = MP()
+                c_out = c_in[0]
+            elif kind == "SP":
+                module = SP(args[0])
+                c_out = c_in[0]
+            elif kind == "Upsample":
+                module = Upsample()
+                c_out = c_in[0]
+            elif kind == "IDetect":
+                module = IDetect(nc, anchor_rows, c_in, list(spec.strides))
+                c_out = 0
+            else:
+                raise ValueError(f"{spec.name} layer {i}: unknown kind {kind!r}")
+            layers.append(module)
+            channels.append(c_out)
+            sources.append(srcs if i > 0 else (-1,))
+        self.model = nn.Sequential(*layers)
+        self.sources = sources
+        self.channels = channels
+        self.detect_index = len(layers) - 1
+        # outputs referenced later than by the next layer must be kept during the forward
+        self._keep = {s for i, srcs in enumerate(sources) for s in srcs if s != i - 1 and s >= 0}
+
+    @property
+    def head(self) -> IDetect:
+        head = self.model[self.detect_index]
+        assert isinstance(head, IDetect)
+        return head
+
+    def forward(
+        self, x: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """``x`` ``[B,3,H,W]`` -> (``pred`` ``[B,A,5+nc]``, ``{layer index: output map}`` for ``taps``)."""
+        want = set(taps)
+        keep = self._keep | want
+        saved: dict[int, torch.Tensor] = {}
+        prev = x
+        for i, module in enumerate(self.model):
+            srcs = self.sources[i]
+            if len(srcs) > 1 or isinstance(module, Concat | IDetect):
+                inp: object = [prev if s == i - 1 else saved[s] for s in srcs]
+            else:
+                s = srcs[0]
+                inp = prev if (s == i - 1 or i == 0) else saved[s]
+            prev = module(inp)
+            if i in keep:
+                saved[i] = prev
+        return prev, {t: saved[t] for t in taps}
+
+    @torch.no_grad()
+    def fuse(self) -> YoloNet:
+        """Fold BN into convs, re-parameterise RepConv, fold implicit layers into the head. In place."""
+        for module in list(self.model.modules()):
+            if isinstance(module, Conv | RepConv | IDetect):
+                module.fuse()
+        return self
