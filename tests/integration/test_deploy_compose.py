@@ -7,6 +7,8 @@ binary it wraps (``site-packages/compose/docker-compose``) is the one whose exit
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -227,6 +229,11 @@ def test_train_profile_uses_torchrun_on_all_gpus(model):
     assert importlib.util.find_spec("training.train") is not None, (
         "training/train.py (torchrun's module) is missing"
     )
+    train = importlib.import_module("training.train")
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    parsed = parser.parse_args(t["command"])  # the flags exist; unknown ones -> SystemExit(2)
+    assert parsed.device == "cuda"
     args = t["command"]
     assert args[args.index("--weights") + 1].startswith("/weights/")
     assert args[args.index("--out") + 1].startswith("/weights/")
