@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -89,7 +90,7 @@ class TrackingServer:
         cfg = self.config
         m = self.metrics
         self._batcher = Batcher(
-            self.runner.run,
+            functools.partial(self.runner.run, max_pixels=cfg.max_pixels),
             max_batch=cfg.max_batch,
             max_wait_ms=cfg.max_wait_ms,
             enabled=cfg.batching,

@@ -20,6 +20,7 @@ FRAME_ERROR_CODES = {
     "image_too_large": pb.FRAME_ERROR_CODE_IMAGE_TOO_LARGE,
     "invalid_detections": pb.FRAME_ERROR_CODE_INVALID_DETECTIONS,
     "internal": pb.FRAME_ERROR_CODE_INTERNAL,
+    "invalid_timestamp": pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,
 }
 
 

@@ -65,8 +65,8 @@ class ClientDetections:
             )
         if not np.isfinite(b).all():
             raise InvalidInputError("client detections contain NaN or infinite coordinates")
-        if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-            raise InvalidInputError("client detections must be xyxy with x2 >= x1 and y2 >= y1")
+        if (b[:, 2] <= b[:, 0]).any() or (b[:, 3] <= b[:, 1]).any():
+            raise InvalidInputError("client detections must be xyxy with x1 < x2 and y1 < y2 (positive size)")
         if not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
             raise InvalidInputError("client detection scores must be in [0, 1]")
 

@@ -108,9 +108,10 @@ class ModelRunner:
         for _ in range(iterations):
             self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(DecodedImage(img), dets)])
 
-    def run(self, inputs: Sequence[FrameInput]) -> list[FrameOutput]:
+    def run(self, inputs: Sequence[FrameInput], max_pixels: int | None = None) -> list[FrameOutput]:
         """One batch: decode, letterbox, one detector forward, NMS, ROI Align + encoder. Never raises for one
-        frame's bad input: that frame's output carries the error."""
+        frame's bad input: that frame's output carries the error. ``max_pixels`` overrides the runner's limit."""
+        limit = self.max_pixels if max_pixels is None else int(max_pixels)
         n = len(inputs)
         outs = [FrameOutput(batch_size=n) for _ in range(n)]
         shared: dict[str, float] = {}
@@ -118,7 +119,7 @@ class ModelRunner:
         t = time.perf_counter()
         for i, inp in enumerate(inputs):
             try:
-                img = inp.image.decode(self.max_pixels)
+                img = inp.image.decode(limit)
             except ResourceExhaustedError as exc:
                 outs[i].error, outs[i].error_reason = exc, "image_too_large"
                 continue
@@ -207,7 +208,9 @@ class ModelRunner:
                 max_det=self.max_det,
                 classes=classes,
             )
-            outs[i].boxes, outs[i].scores, outs[i].classes = boxes, scores, cls
+            # Boxes clipped to the frame can collapse to zero width/height (e.g. from the padding): not objects.
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            outs[i].boxes, outs[i].scores, outs[i].classes = boxes[keep], scores[keep], cls[keep]
         t = _timed(shared, "nms", t)
         app = [j for j, i in enumerate(fwd) if want_app[i]]
         if not app or self.embedder is None:

@@ -15,7 +15,7 @@ from server.batcher import Batcher
 from server.frames import FrameOutput
 from server.metrics import ServerMetrics
 from server.session import PendingFrame, StreamSession
-from tracker_core.errors import RoitrackError
+from tracker_core.errors import InvalidInputError, RoitrackError
 
 MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder")
 
@@ -68,7 +68,11 @@ class StreamProcessor:
             res.queue_ms = (out.t_batch_start - pf.t_arrival) * 1000.0
             res.inference_ms = out.run_s * 1000.0
         if out.error is None:
-            ts = _stream_time(session, pf)
+            try:
+                ts = _stream_time(session, pf)
+            except InvalidInputError as exc:
+                out.error, out.error_reason = exc, "invalid_timestamp"
+        if out.error is None:
             t0 = time.perf_counter()
             try:
                 res.tracks = await asyncio.get_running_loop().run_in_executor(
@@ -112,6 +116,12 @@ def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
     if session.last_timestamp is None:
         session.uses_client_clock = pf.timestamp > 0
     ts = pf.timestamp if session.uses_client_clock else pf.t_arrival
+    last = session.last_timestamp
+    if last is not None and ts < last:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {ts:.6f} s is earlier than the stream's previous {last:.6f} s "
+            "(timestamps must not go back; send 0 on every frame to use the server's clock)"
+        )
     session.last_timestamp = ts
     return ts
 

@@ -27,6 +27,7 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_ERROR_CODE_IMAGE_TOO_LARGE: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INVALID_DETECTIONS: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INTERNAL: _ClassVar[FrameErrorCode]
+    FRAME_ERROR_CODE_INVALID_TIMESTAMP: _ClassVar[FrameErrorCode]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -39,6 +40,7 @@ FRAME_ERROR_CODE_INVALID_IMAGE: FrameErrorCode
 FRAME_ERROR_CODE_IMAGE_TOO_LARGE: FrameErrorCode
 FRAME_ERROR_CODE_INVALID_DETECTIONS: FrameErrorCode
 FRAME_ERROR_CODE_INTERNAL: FrameErrorCode
+FRAME_ERROR_CODE_INVALID_TIMESTAMP: FrameErrorCode
 
 class TrackRequest(_message.Message):
     __slots__ = ("open", "frame")
