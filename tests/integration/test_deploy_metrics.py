@@ -299,3 +299,58 @@ def test_dashboard_promql_parses_with_promtool(tmp_path):
     bad.write_text(yaml.safe_dump(rules))
     fail = subprocess.run([promtool, "check", "rules", str(bad)], capture_output=True, text=True, timeout=60)
     assert fail.returncode != 0
+
+
+def populated_exposition(metrics: ServerMetrics) -> str:
+    """The real ``/metrics`` text of a server whose every family has one series (labelled ones get a child)."""
+    from prometheus_client import Counter, Gauge, Histogram, Info, generate_latest
+
+    for fam in vars(metrics).values():
+        if not isinstance(fam, MetricWrapperBase):
+            continue
+        child = fam.labels(*["x"] * len(fam._labelnames)) if fam._labelnames else fam
+        if isinstance(fam, Histogram):
+            child.observe(0.01)  # type: ignore[attr-defined]
+        elif isinstance(fam, Counter):
+            child.inc()  # type: ignore[attr-defined]
+        elif isinstance(fam, Gauge):
+            child.set(1)  # type: ignore[attr-defined]
+        elif isinstance(fam, Info):
+            child.info({"arch": "yolov7"})  # type: ignore[attr-defined]
+    return generate_latest(metrics.registry).decode()
+
+
+def test_queried_names_appear_in_the_real_exposition():
+    """Beyond the type rules: every queried series is present in the text Prometheus would scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = populated_exposition(ServerMetrics())
+    samples = {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
+    exprs = dashboard_exprs(_dashboard()) + rule_exprs(_alerts())
+    queried = {n for _, e in exprs for n in promql_metric_names(e)}
+    assert queried and queried <= samples, sorted(queried - samples)
+
+
+def test_exposition_passes_promtool_lint(tmp_path):
+    promtool = _promtool()
+    text = populated_exposition(ServerMetrics())
+    res = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
+    # the lint is real: a gauge named like a counter is reported
+    bad = text + "# HELP roitrack_bad_total x\n# TYPE roitrack_bad_total gauge\nroitrack_bad_total 1\n"
+    res = subprocess.run(
+        [promtool, "check", "metrics"], input=bad, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode != 0
+
+
+def test_dashboard_panels_do_not_overlap():
+    boxes = [(p["title"], p["gridPos"]) for p in _walk_panels(_dashboard()["panels"]) if "gridPos" in p]
+    for i, (ta, a) in enumerate(boxes):
+        assert a["x"] >= 0 and a["x"] + a["w"] <= 24, ta
+        for tb, b in boxes[i + 1 :]:
+            overlap_x = a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            overlap_y = a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+            assert not (overlap_x and overlap_y), f"{ta!r} overlaps {tb!r}"
