@@ -77,9 +77,10 @@ VOLUME ["/weights"]
 EXPOSE 50051 9108
 
 # The gRPC health service (NOT_SERVING until models are loaded and warmed up, and while draining). Token and TLS CA
-# come from ROITRACK_TOKEN / ROITRACK_TLS_CA when set; the health method itself needs no token.
+# come from ROITRACK_TOKEN / ROITRACK_TLS_CA when set (the health method itself needs no token); the address from
+# ROITRACK_HEALTH_SERVER, default localhost:50051 (set it when the config moves the gRPC port).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 \
-  CMD ["roitrack", "health", "--server", "localhost:50051", "--timeout", "3", "--quiet"]
+  CMD ["roitrack", "health", "--timeout", "3", "--quiet"]
 
 ENTRYPOINT ["roitrack"]
 CMD ["serve", "--config", "/etc/roitrack/roitrack.toml"]
