@@ -1,0 +1,176 @@
+"""``roitrack train`` / ``torchrun --nproc_per_node=N -m training.train``: stage 1 (cache) then stage 2.
+
+Inputs are videos, image folders or MOTChallenge sequences; identities are never read for training (a
+sequence's ``det/det.txt`` is used as its detections when present). ``--val SEQDIR`` (a MOTChallenge sequence with
+``gt/``) only reports metrics per epoch; nothing is selected by them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tracker_core.errors import ConfigError, InvalidInputError
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="video file, image folder or MOTChallenge sequence (repeatable)",
+    )
+    p.add_argument(
+        "--weights", required=True, metavar="DETECTOR.safetensors", help="converted detector weights"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="OUTDIR", help="writes OUTDIR/encoder.safetensors, log, plot"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: each rank takes its GPU)")
+    p.add_argument(
+        "--features",
+        default=d.features,
+        help="taps the encoder reads: spp (default), plus optional s16|s8 and pixels, e.g. spp+s8+pixels",
+    )
+    p.add_argument(
+        "--cache-features",
+        default=None,
+        help="taps to cache in stage 1 (a superset of --features lets several runs share a cache)",
+    )
+    p.add_argument("--cache-dir", default=None, help="stage-1 cache root (default OUTDIR/cache)")
+    p.add_argument("--input-size", type=int, nargs=2, default=[d.input_h, d.input_w], metavar=("H", "W"))
+    p.add_argument("--batch-frames", type=int, default=d.batch_frames)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--val", default=None, metavar="SEQDIR", help="MOTChallenge sequence with gt/ for per-epoch val"
+    )
+    p.add_argument("--val-gap", type=int, default=d.val_gap)
+    p.add_argument("--val-stride", type=int, default=d.val_stride)
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR has a checkpoint")
+    p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        features=args.features,
+        input_h=args.input_size[0],
+        input_w=args.input_size[1],
+        epochs=args.epochs,
+        batch_frames=args.batch_frames,
+        lr=args.lr,
+        seed=args.seed,
+        val_gap=args.val_gap,
+        val_stride=args.val_stride,
+    )
+
+
+def _device(name: str, local_rank: int, world: int) -> torch.device:
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"--device {name}: CUDA is not available")
+        return torch.device(f"cuda:{local_rank}") if world > 1 else torch.device(name)
+    if name != "cpu":
+        raise InvalidInputError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+    return torch.device("cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracker_core.detector import load_detector
+    from tracker_core.features import parse_feature_spec
+    from training.cache import extract_source, load_cache
+    from training.distributed import barrier, init_from_env, shutdown
+    from training.sources import open_source
+    from training.tracklets import link_tracklets, tracklet_stats
+    from training.trainer import DetectorMeta, train_encoder
+    from training.val_data import mot_pairs
+    from training.validate import extract_val_features
+
+    cfg = config_from_args(args)
+    spec = parse_feature_spec(cfg.features)
+    cache_spec = parse_feature_spec(args.cache_features) if args.cache_features else spec
+    if not set(spec.strides) <= set(cache_spec.strides):
+        raise ConfigError(
+            f"--cache-features {cache_spec.name} must include every tap of --features {spec.name}"
+        )
+    dist = init_from_env(args.device)
+    try:
+        device = _device(args.device, dist.local_rank, dist.world)
+        out = Path(args.out)
+        cache_root = Path(args.cache_dir) if args.cache_dir else out / "cache"
+        sources = [open_source(p) for p in args.data]
+        detector = load_detector(args.weights, device=device)
+        t0 = time.monotonic()
+        dirs = []
+        for src in sources:  # rank 0 extracts; the others wait, then read the same files
+            if dist.is_main:
+                extract_source(
+                    src, detector, cache_spec, cache_root, size=cfg.size, progress=not args.no_progress
+                )
+        barrier(dist)
+        for src in sources:
+            dirs.append(extract_source(src, detector, cache_spec, cache_root, size=cfg.size, progress=False))
+        t_cache = time.monotonic() - t0
+        cached = [load_cache(d, spec.strides) for d in dirs]
+        nxt = 0
+        for c in cached:
+            c.labels, nxt = link_tracklets(c, cfg.min_score, cfg.tracklet_len, first_label=nxt)
+        stats = tracklet_stats([lab for c in cached for lab in c.labels])
+        log.info(
+            "stage 1 done in %.1fs: %d frames, tracklets %s", t_cache, sum(len(c) for c in cached), stats
+        )
+        val = None
+        if args.val and dist.is_main:
+            val = extract_val_features(
+                mot_pairs(args.val, cfg.val_gap, cfg.val_stride), detector, spec, cfg.size
+            )
+        det_meta = DetectorMeta(detector.arch, detector.weights_sha256, int(detector.tap_channels))
+        del detector
+        t1 = time.monotonic()
+        path = train_encoder(
+            cfg,
+            cached,
+            det_meta,
+            out,
+            device,
+            dist,
+            val=val,
+            resume=not args.no_resume,
+            stop_after_epochs=args.stop_after_epochs,
+        )
+        if dist.is_main:
+            log.info("stage 1 %.1fs, stage 2 %.1fs; wrote %s", t_cache, time.monotonic() - t1, path)
+            print(f"encoder: {path}  (stage 1 {t_cache:.0f}s, stage 2 {time.monotonic() - t1:.0f}s)")
+    finally:
+        shutdown(dist)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tracker_core.errors import RoitrackError
+
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except RoitrackError as exc:
+        print(f"roitrack train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

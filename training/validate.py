@@ -1,0 +1,114 @@
+"""Validation: ROI features of labelled pairs, then metrics of the encoder and of two baselines.
+
+Baselines on the same queries: ``center_distance`` (minus the distance between box centres) and
+``raw_features`` (the encoder's input ROI features average-pooled over the 10x10 grid, cosine similarity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tracker_core.features import PIXEL_STRIDE, FeatureSpec, RoiFeatureExtractor
+from training.sources import read_rgb
+from training.val_data import ValPair
+from training.val_metrics import MatchingResult, evaluate_pairs
+
+
+@dataclass
+class ValFeatures:
+    """Encoder inputs ``[N,C,10,10]`` (float32, CPU) of every pair's gallery (pre) and queries (now)."""
+
+    pairs: list[ValPair]
+    pre: list[torch.Tensor]
+    now: list[torch.Tensor]
+
+
+@torch.no_grad()
+def extract_val_features(
+    pairs: list[ValPair], detector: Any, spec: FeatureSpec, size: tuple[int, int] = (640, 640)
+) -> ValFeatures:
+    """Run the frozen detector once per distinct labelled frame and cut the ROI features of its objects."""
+    extractor = RoiFeatureExtractor(spec)
+    memo: dict[tuple[str, bytes], torch.Tensor] = {}
+
+    def feats(image: Path, boxes: np.ndarray) -> torch.Tensor:
+        key = (str(image), boxes.tobytes())
+        if key not in memo:
+            x, transforms = detector.preprocess([read_rgb(image)], size)
+            taps, _ = detector.forward_taps(x)
+            maps = {s: taps[s] for s in spec.detector_strides}
+            if PIXEL_STRIDE in spec.strides:
+                maps[PIXEL_STRIDE] = x
+            memo[key] = extractor(maps, [boxes], transforms).float().cpu()
+        return memo[key]
+
+    pre = [feats(p.pre.image, p.pre.boxes) for p in pairs]
+    now = [feats(p.now.image, p.now.boxes) for p in pairs]
+    return ValFeatures(pairs, pre, now)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    return (F.normalize(a.float(), dim=1) @ F.normalize(b.float(), dim=1).T).numpy()
+
+
+def _centers(b: np.ndarray) -> np.ndarray:
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
+
+
+def score_with(val: ValFeatures, embed: Callable[[torch.Tensor], torch.Tensor]) -> MatchingResult:
+    """Rank each pair's gallery for its queries by cosine similarity of ``embed(features)``."""
+    scores = []
+    for pre, now in zip(val.pre, val.now, strict=True):
+        if len(pre) == 0 or len(now) == 0:
+            scores.append(np.zeros((len(now), len(pre))))
+            continue
+        scores.append(_cosine(embed(now), embed(pre)))
+    return evaluate_pairs(scores, [p.now.ids for p in val.pairs], [p.pre.ids for p in val.pairs])
+
+
+def center_distance(val: ValFeatures) -> MatchingResult:
+    scores = []
+    for p in val.pairs:
+        d = np.linalg.norm(_centers(p.now.boxes)[:, None, :] - _centers(p.pre.boxes)[None, :, :], axis=2)
+        scores.append(-d)
+    return evaluate_pairs(scores, [p.now.ids for p in val.pairs], [p.pre.ids for p in val.pairs])
+
+
+def raw_pooled(x: torch.Tensor) -> torch.Tensor:
+    """``[N,C,10,10]`` -> ``[N,C]`` average over the ROI grid (the raw-feature baseline)."""
+    return x.float().mean(dim=(2, 3))
+
+
+def encoder_embed_fn(
+    encoder: torch.nn.Module, device: torch.device | str = "cpu", batch: int = 512
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function ``[N,C,10,10] -> [N,D]`` running ``encoder`` in eval mode in chunks."""
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        was = encoder.training
+        encoder.eval()
+        with torch.no_grad():
+            out = torch.cat(
+                [encoder(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+            )
+        encoder.train(was)
+        return out
+
+    return embed
+
+
+def validate(val: ValFeatures, encoder: torch.nn.Module | None, device: torch.device | str = "cpu") -> dict:
+    """``{"encoder": M, "raw_features": M, "center_distance": M}`` (``encoder`` omitted when None)."""
+    out = {}
+    if encoder is not None:
+        out["encoder"] = score_with(val, encoder_embed_fn(encoder, device)).to_dict()
+    out["raw_features"] = score_with(val, raw_pooled).to_dict()
+    out["center_distance"] = center_distance(val).to_dict()
+    return out
