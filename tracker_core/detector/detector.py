@@ -77,6 +77,7 @@ class Detector(nn.Module):
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
         for p in self.net.parameters():
             p.requires_grad_(False)
+        self.train(False)
 
     def fuse(self) -> Detector:
         """Fuse for inference (Conv+BN, RepConv, implicit layers). In place; returns ``self``."""
