@@ -165,6 +165,70 @@ async def test_tls_with_ca(tmp_path, capsys):
         await server.stop(None)
 
 
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _ca_signed(tmp: Path) -> dict[str, Path]:
+    """A private CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed; cannot make test certificates")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    p = {
+        n: tmp / n
+        for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt", "cli.key", "cli.csr", "cli.crt")
+    }
+    _openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=test CA", "-keyout", str(p["ca.key"]),
+             "-out", str(p["ca.crt"]))  # fmt: skip
+    ext = tmp / "san.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for who, cn in (("srv", "localhost"), ("cli", "health-probe")):
+        _openssl(
+            "req", *ec, "-subj", f"/CN={cn}", "-keyout", str(p[f"{who}.key"]), "-out", str(p[f"{who}.csr"])
+        )
+        extra = ["-extfile", str(ext)] if who == "srv" else []
+        _openssl("x509", "-req", "-in", str(p[f"{who}.csr"]), "-CA", str(p["ca.crt"]), "-CAkey", str(p["ca.key"]),
+                 "-CAcreateserial", "-days", "1", "-out", str(p[f"{who}.crt"]), *extra)  # fmt: skip
+    return p
+
+
+async def test_mutual_tls_client_certificate_from_flags_or_env(tmp_path, monkeypatch, capsys):
+    p = _ca_signed(tmp_path)
+    creds = grpc.ssl_server_credentials(
+        [(p["srv.key"].read_bytes(), p["srv.crt"].read_bytes())],
+        root_certificates=p["ca.crt"].read_bytes(),
+        require_client_auth=True,
+    )
+    server, servicer, addr = await _start(creds=creds)
+    try:
+        await servicer.set("", SERVING)
+        # TLS but no client certificate: the server refuses the handshake
+        assert await _cli(["health", "--server", addr, "--tls-ca", str(p["ca.crt"]), "--timeout", "1"]) == 1
+        assert "UNAVAILABLE" in capsys.readouterr().err
+        flags = [
+            "--tls-ca",
+            str(p["ca.crt"]),
+            "--tls-cert",
+            str(p["cli.crt"]),
+            "--tls-key",
+            str(p["cli.key"]),
+        ]
+        assert await _cli(["health", "--server", addr, *flags]) == 0
+        # the container's HEALTHCHECK passes no flags: everything from the environment
+        monkeypatch.setenv("ROITRACK_HEALTH_SERVER", addr)
+        monkeypatch.setenv("ROITRACK_TLS_CA", str(p["ca.crt"]))
+        monkeypatch.setenv("ROITRACK_HEALTH_TLS_CERT", str(p["cli.crt"]))
+        monkeypatch.setenv("ROITRACK_HEALTH_TLS_KEY", str(p["cli.key"]))
+        assert await _cli(["health", "-q"]) == 0
+        # a certificate for another name is refused unless the expected name is given
+        other = f"localhost:{addr.rsplit(':', 1)[1]}"
+        assert await _cli(["health", "--server", other, "-q"]) == 0
+        monkeypatch.setenv("ROITRACK_HEALTH_TLS_SERVER_NAME", "not-the-server")
+        assert await _cli(["health", "-q", "--timeout", "1"]) == 1
+    finally:
+        await server.stop(None)
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
