@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from tracker_core.errors import InvalidInputError
+
 
 class L(NamedTuple):
     src: int | tuple[int, ...]
@@ -259,8 +261,8 @@ ARCHES: dict[str, ArchSpec] = {
 
 
 def get_arch(name: str) -> ArchSpec:
-    """The :class:`ArchSpec` called ``name``; ``ValueError`` listing the known ones otherwise."""
+    """The :class:`ArchSpec` called ``name``; :class:`InvalidInputError` listing the known ones otherwise."""
     try:
         return ARCHES[name]
     except KeyError:
-        raise ValueError(f"unknown detector arch {name!r}; known: {', '.join(ARCHES)}") from None
+        raise InvalidInputError(f"unknown detector arch {name!r}; known: {', '.join(ARCHES)}") from None
