@@ -32,6 +32,9 @@ class ServerConfig:
     random_weights: bool = False  # randomly initialised detector of `arch` (demos, benchmarks, tests)
     arch: str = "yolov7-tiny"  # only used with random_weights
     encoder: str | None = None  # ROI encoder .safetensors; None: appearance off, motion-only tracking
+    random_encoder: bool = (
+        False  # a randomly initialised encoder (demos, benchmarks: exercises ROI Align + encoder)
+    )
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     input_size: int = 640
     fuse: bool = True
@@ -182,6 +185,7 @@ def validate(cfg: ServerConfig) -> None:
         )
     elif not Path(cfg.weights).is_file():
         raise WeightsError(f"weights file {cfg.weights} does not exist")
+    need(not (cfg.encoder and cfg.random_encoder), "give either encoder or random_encoder, not both")
     if cfg.encoder is not None and not Path(cfg.encoder).is_file():
         raise WeightsError(f"encoder file {cfg.encoder} does not exist")
     need(cfg.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")

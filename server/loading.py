@@ -43,6 +43,10 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     if cfg.encoder is not None:
         appearance = Appearance.from_checkpoint(cfg.encoder, detector=detector, device=device)
         encoder_sha = file_sha256(cfg.encoder)
+    elif cfg.random_encoder:
+        log.warning("RANDOM ENCODER: appearance embeddings come from a randomly initialised ROI encoder")
+        appearance = random_appearance(detector)
+        encoder_sha = "random"
     else:
         log.info("no encoder: appearance off, tracking by motion only")
     runner = ModelRunner(
@@ -51,6 +55,29 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     if cfg.weights is None:
         runner.info = dataclasses.replace(runner.info, weights_sha256="random")
     return runner
+
+
+def random_appearance(detector: Any, width: int = 128, hidden: int = 256, seed: int = 0) -> Any:
+    """A randomly initialised ROI encoder on the detector's SPP tap (``tracker_core.encoder.Appearance``)."""
+    import torch
+
+    from tracker_core.encoder import Appearance, EncoderMeta, build_encoder
+
+    meta = EncoderMeta(
+        detector_arch=detector.arch,
+        detector_sha256=detector.weights_sha256,
+        features="spp",
+        tap_channels={"32": int(detector.tap_channels)},
+        width=width,
+        hidden=hidden,
+    )
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        encoder = build_encoder(meta).to(detector.device)
+    finally:
+        torch.random.set_rng_state(state)
+    return Appearance(encoder, meta.spec, {32: int(detector.tap_channels)})
 
 
 def tracker_factory(**overrides: Any) -> Any:

@@ -1,0 +1,107 @@
+"""``roitrack serve``: start the gRPC tracking server (runs until SIGTERM/SIGINT, then drains)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "start the gRPC tracking server"
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Start the tracking server. Settings: defaults < --config TOML < ROITRACK_<SETTING> environment variables "
+        "< these flags. Runs until SIGTERM/SIGINT, then drains: health NOT_SERVING, queued frames answered, exit."
+    )
+    a = parser.add_argument
+    a("--config", help="TOML file (top-level keys or a [server] table; default $ROITRACK_CONFIG)")
+    a("--weights", help="detector weights (.safetensors from `roitrack convert-weights`)")
+    a(
+        "--random-weights",
+        action="store_const",
+        const=True,
+        help="randomly initialised detector (demos/benchmarks)",
+    )
+    a("--arch", choices=("yolov7", "yolov7-tiny"), help="architecture for --random-weights")
+    a("--encoder", help="ROI encoder .safetensors (without it appearance is off: motion-only tracking)")
+    a("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    a("--host", help="listen address (default 0.0.0.0)")
+    a("--port", type=int, help="gRPC port (default 50051)")
+    a("--metrics-port", type=int, help="Prometheus /metrics port, 0 = off (default 9100)")
+    a("--input-size", type=int, help="detector input size, a multiple of 32 (default 640)")
+    a("--token", help="require 'authorization: Bearer TOKEN' (default $ROITRACK_TOKEN; none = no auth)")
+    a("--tls-cert", help="server certificate (PEM); enables TLS")
+    a("--tls-key", help="server private key (PEM)")
+    a("--tls-client-ca", help="CA (PEM) that client certificates must be signed by: mutual TLS")
+    a("--max-streams", type=int, help="live streams at most (default 64)")
+    a("--max-batch", type=int, help="frames per batched forward at most (default 8)")
+    a("--max-wait-ms", type=float, help="how long a batch waits for more frames (default 5)")
+    a("--batching", type=_bool, metavar="BOOL", help="cross-stream batching on/off (default true)")
+    a("--queue-size", type=int, help="frames waiting per stream before the oldest is dropped (default 2)")
+    a("--max-pixels", type=int, help="largest frame in pixels (default 4096*4096)")
+    a("--max-message-bytes", type=int, help="largest gRPC message (default 16 MiB)")
+    a("--resume-window-s", type=float, help="how long a disconnected stream's state is kept (default 30)")
+    a("--idle-timeout-s", type=float, help="end live calls that send nothing for this long (default 60)")
+    a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
+    a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
+
+
+FLAG_FIELDS = [
+    "weights",
+    "random_weights",
+    "arch",
+    "encoder",
+    "device",
+    "host",
+    "port",
+    "metrics_port",
+    "input_size",
+    "token",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "max_streams",
+    "max_batch",
+    "max_wait_ms",
+    "batching",
+    "queue_size",
+    "max_pixels",
+    "max_message_bytes",
+    "resume_window_s",
+    "idle_timeout_s",
+    "conf_threshold",
+    "iou_threshold",
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.app import TrackingServer
+    from server.config import load_config
+    from server.loading import build_runner, tracker_factory
+
+    cfg = load_config(args.config, flags={k: getattr(args, k) for k in FLAG_FIELDS})
+    runner = build_runner(cfg)
+
+    async def main() -> None:
+        srv = TrackingServer(cfg, runner, tracker_factory())
+        await srv.start(warmup_in_background=True)
+        where = f"{cfg.host}:{srv.port}"
+        metrics = f", metrics on :{srv.metrics_port}/metrics" if srv.metrics_port else ""
+        print(
+            f"roitrack serve: listening on {where}{metrics} (warming up; health turns SERVING when ready)",
+            flush=True,
+        )
+        await srv.serve_until_signal()
+
+    asyncio.run(main())
+    return 0
