@@ -15,6 +15,7 @@ Deterministic for a given seed. NumPy + OpenCV only.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Actor:
     def position(self, frame: int) -> tuple[float, float] | None:
         for seg in self.segments:
             if seg[0][0] <= frame <= seg[-1][0]:
-                for (f0, x0, y0), (f1, x1, y1) in zip(seg[:-1], seg[1:], strict=True):
+                for (f0, x0, y0), (f1, x1, y1) in itertools.pairwise(seg):
                     if f0 <= frame <= f1:
                         a = (frame - f0) / max(1e-9, f1 - f0)
                         return x0 + a * (x1 - x0), y0 + a * (y1 - y0)

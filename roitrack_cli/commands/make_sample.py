@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from client.sample import make_sample
 
     seq = make_sample(args.out, args.name, args.frames, args.width, args.height, args.seed, args.fps)
-    gt = sum(1 for _ in open(seq / "gt" / "gt.txt"))
-    det = sum(1 for _ in open(seq / "det" / "det.txt"))
+    gt = len((seq / "gt" / "gt.txt").read_text().splitlines())
+    det = len((seq / "det" / "det.txt").read_text().splitlines())
     print(
         f"wrote {seq}: {args.frames} frames {args.width}x{args.height}, {gt} ground-truth boxes, {det} detections"
     )
