@@ -100,7 +100,7 @@ class TrackerConfig:
 
     appearance_weight: float = 0.5
     appearance_spread_ref: float = 0.2
-    appearance_gate: float = 0.6
+    appearance_gate: float = 0.3
     ema_alpha: float = 0.9
     bank_size: int = 8
 

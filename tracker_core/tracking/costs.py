@@ -19,12 +19,39 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> F64:
         return np.zeros((a.shape[0], b.shape[0]))
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
+    wh = np.maximum(rb - lt, 0.0)
     inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def buffered_iou_cxcywh(
+    tracks: NDArray[np.floating], dets: NDArray[np.floating], buffer: NDArray[np.floating] | float = 0.0
+) -> F64:
+    """Pairwise (buffered) IoU ``[T,N]`` of boxes in centre form ``(cx, cy, w, h)``: ``tracks [T,4]``, ``dets [N,4]``.
+
+    With ``buffer`` (scalar or ``[T]``) both boxes of a pair are enlarged about their centres by that fraction of
+    their size (the track's buffer), i.e. the IoU of ``expand_boxes(track, b)`` and ``expand_boxes(det, b)``.
+    Scaling both boxes by ``1 + b`` scales every area alike, so that equals the plain IoU with the centre offset
+    shrunk by ``1 / (1 + b)``, which is what is computed (no box is built).
+    """
+    t = np.asarray(tracks, dtype=np.float64).reshape(-1, 4)
+    d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    if t.shape[0] == 0 or d.shape[0] == 0:
+        return np.zeros((t.shape[0], d.shape[0]))
+    shrink = 1.0 / (1.0 + np.asarray(buffer, dtype=np.float64))
+    off = np.abs(t[:, None, :2] - d[None, :, :2])  # [T,N,2] centre offsets
+    if shrink.ndim:
+        off *= shrink[:, None, None]
+    elif shrink != 1.0:
+        off *= shrink
+    half_sum = (t[:, None, 2:] + d[None, :, 2:]) * 0.5
+    ov = np.minimum(np.maximum(half_sum - off, 0.0), np.minimum(t[:, None, 2:], d[None, :, 2:]))
+    inter = ov[..., 0] * ov[..., 1]
+    union = (t[:, 2] * t[:, 3])[:, None] + (d[:, 2] * d[:, 3])[None, :] - inter
+    return inter / np.maximum(union, 1e-12)
 
 
 def expand_boxes(boxes: NDArray[np.floating], ratio: NDArray[np.floating] | float) -> F64:
@@ -35,41 +62,20 @@ def expand_boxes(boxes: NDArray[np.floating], ratio: NDArray[np.floating] | floa
     return np.concatenate([b[:, :2] - half, b[:, 2:] + half], axis=1)
 
 
+def _cxcywh(boxes: NDArray[np.floating]) -> F64:
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([(b[:, :2] + b[:, 2:]) * 0.5, b[:, 2:] - b[:, :2]], axis=1)
+
+
 def iou_distance(
     track_boxes: NDArray[np.floating],
     det_boxes: NDArray[np.floating],
     buffer: NDArray[np.floating] | float = 0.0,
 ) -> F64:
-    """``1 - IoU`` ``[T,N]``; with ``buffer`` > 0 both sides are enlarged by that ratio (buffered IoU)."""
-    if np.any(np.asarray(buffer) > 0):
-        buf = np.broadcast_to(np.asarray(buffer, dtype=np.float64), (np.asarray(track_boxes).shape[0],))
-        iou = _buffered_iou(track_boxes, det_boxes, buf)
-    else:
-        iou = iou_matrix(track_boxes, det_boxes)
-    return 1.0 - iou
-
-
-def _buffered_iou(track_boxes: NDArray[np.floating], det_boxes: NDArray[np.floating], buf: F64) -> F64:
-    t = np.asarray(track_boxes).reshape(-1, 4).shape[0]
-    n = np.asarray(det_boxes).reshape(-1, 4).shape[0]
-    if t == 0 or n == 0:
-        return np.zeros((t, n))
-    tb = expand_boxes(track_boxes, buf)
-    # every detection is enlarged by the buffer of the track it is compared with
-    db = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
-    half = (db[:, 2:] - db[:, :2]) * 0.5  # [N,2]
-    half_b = half[None, :, :] * buf[:, None, None]  # [T,N,2]
-    d_lt = db[None, :, :2] - half_b
-    d_rb = db[None, :, 2:] + half_b
-    lt = np.maximum(tb[:, None, :2], d_lt)
-    rb = np.minimum(tb[:, None, 2:], d_rb)
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_t = (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1])
-    dwh = d_rb - d_lt
-    area_d = dwh[..., 0] * dwh[..., 1]
-    union = area_t[:, None] + area_d - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    """``1 - IoU`` ``[T,N]`` of xyxy boxes; with ``buffer`` > 0 (scalar or ``[T]``) the buffered IoU."""
+    if not np.any(np.asarray(buffer) > 0):
+        return 1.0 - iou_matrix(track_boxes, det_boxes)
+    return 1.0 - buffered_iou_cxcywh(_cxcywh(track_boxes), _cxcywh(det_boxes), buffer)
 
 
 def gate(cost: NDArray[np.floating], forbidden: NDArray[np.bool_]) -> F64:

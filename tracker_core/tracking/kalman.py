@@ -13,6 +13,8 @@ Shapes: ``mean [T,8]``, ``cov [T,8,8]``, measurements ``[N,4]``. Functions never
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -52,7 +54,7 @@ def measurement_noise(z: F64, scores: F64 | None, r_meas: float, score_noise_wei
     """Measurement covariance ``[N,4,4]`` (diagonal) for measurements ``z [N,4]`` and ``scores [N]``."""
     std = r_meas * _scales(z)
     if scores is not None:
-        k = 1.0 - score_noise_weight * np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+        k = 1.0 - score_noise_weight * np.minimum(np.maximum(np.asarray(scores, dtype=np.float64), 0.0), 1.0)
         std = std * k[:, None]
     n = z.shape[0]
     r = np.zeros((n, 4, 4))
@@ -78,6 +80,15 @@ def initiate(z: F64, r_meas: float, init_vel_std: float) -> tuple[F64, F64]:
     return mean, cov
 
 
+@functools.lru_cache(maxsize=16)
+def _transition(dt: float) -> F64:
+    """``F = [[I, dt I], [0, I]]`` (cached: streams mostly repeat the same step). Read-only."""
+    f = np.eye(8)
+    f[_POS, _VEL] = dt
+    f.flags.writeable = False
+    return f
+
+
 def predict(
     mean: F64, cov: F64, dt: NDArray[np.floating] | float, q_pos: float, q_vel: float
 ) -> tuple[F64, F64]:
@@ -88,8 +99,7 @@ def predict(
     s = _scales(mean[:, :4])
     if np.ndim(dt) == 0:  # the common case: every track predicted by the same step
         d = float(dt)  # type: ignore[arg-type]
-        f = np.eye(8)
-        f[_POS, _VEL] = d
+        f = _transition(d)
         new_mean = mean @ f.T
         new_cov = f @ cov @ f.T
         q = np.concatenate([(q_pos * s) ** 2, (q_vel * s) ** 2], axis=1) * d
@@ -121,12 +131,12 @@ def update(mean: F64, cov: F64, z: NDArray[np.floating], r: F64) -> tuple[F64, F
     s = cov[:, :4, :4] + r
     pht = cov[:, :, :4]  # P H^T  [T,8,4]
     # K^T = S^-1 (P H^T)^T  (S symmetric)
-    kt = np.linalg.solve(s, np.transpose(pht, (0, 2, 1)))
-    k = np.transpose(kt, (0, 2, 1))  # [T,8,4]
+    kt = np.linalg.solve(s, pht.transpose(0, 2, 1))
+    k = kt.transpose(0, 2, 1)  # [T,8,4]
     innov = z - mean[:, :4]
-    new_mean = mean + np.einsum("tij,tj->ti", k, innov)
+    new_mean = mean + (k @ innov[:, :, None])[:, :, 0]
     new_cov = cov - k @ cov[:, :4, :]
-    new_cov = 0.5 * (new_cov + np.transpose(new_cov, (0, 2, 1)))
+    new_cov = 0.5 * (new_cov + new_cov.transpose(0, 2, 1))
     return new_mean, new_cov
 
 

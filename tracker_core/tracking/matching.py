@@ -23,18 +23,22 @@ def linear_assignment(cost: NDArray[np.floating], max_cost: float) -> tuple[I64,
     t, n = c.shape
     if t == 0 or n == 0:
         return np.empty((0, 2), np.int64), np.arange(t, dtype=np.int64), np.arange(n, dtype=np.int64)
-    allowed = np.isfinite(c) & (c <= max_cost)
+    allowed = c <= max_cost  # False for NaN and inf
     if not allowed.any():
         return np.empty((0, 2), np.int64), np.arange(t, dtype=np.int64), np.arange(n, dtype=np.int64)
-    # forbidden pairs get a cost larger than any sum of allowed ones, then are dropped after solving
-    big = max_cost + 1.0 + float(np.abs(c[allowed]).max()) * (min(t, n) + 1)
-    work = np.where(allowed, c, big)
+    # forbidden pairs get a cost larger than any difference of sums of allowed ones (so the most pairs are
+    # matched first, then the cheapest), and are dropped after solving
+    work = np.where(allowed, c, max_cost)
+    big = (max_cost - min(0.0, float(work.min()))) * (min(t, n) + 1) + 1.0
+    work[~allowed] = big
     rows, cols = linear_sum_assignment(work)
     keep = allowed[rows, cols]
     rows, cols = rows[keep], cols[keep]
-    matches = np.stack([rows, cols], axis=1).astype(np.int64)
-    row_mask = np.ones(t, dtype=bool)
-    row_mask[rows] = False
-    col_mask = np.ones(n, dtype=bool)
-    col_mask[cols] = False
-    return matches, np.flatnonzero(row_mask).astype(np.int64), np.flatnonzero(col_mask).astype(np.int64)
+    matches = np.empty((rows.shape[0], 2), np.int64)
+    matches[:, 0] = rows
+    matches[:, 1] = cols
+    row_hit = np.zeros(t, dtype=bool)
+    row_hit[rows] = True
+    col_hit = np.zeros(n, dtype=bool)
+    col_hit[cols] = True
+    return matches, (~row_hit).nonzero()[0].astype(np.int64), (~col_hit).nonzero()[0].astype(np.int64)

@@ -18,7 +18,7 @@ returned ``TrackOutput`` list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,8 +37,7 @@ _TENTATIVE = int(TrackState.TENTATIVE)
 _EMPTY = np.zeros(0, np.int64)
 
 
-@dataclass(frozen=True, slots=True)
-class TrackOutput:
+class TrackOutput(NamedTuple):
     """One tracked object in one frame.
 
     box: ``[4]`` xyxy float32 pixels of the original frame (the matched detection's box, or the Kalman box
@@ -71,6 +70,8 @@ class Tracker:
         self._tracks = TrackTable(bank_size=int(cfg.bank_size))
         self._gallery = Gallery(int(cfg.gallery_size), cfg.gallery_max_age_s)
         self._next_id = 1
+        self._multi_class = False  # class gates are skipped while every detection so far had one class
+        self._first_class: int | None = None
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -115,7 +116,14 @@ class Tracker:
                     f"embeddings have dimension {e.shape[1]}, but this stream's earlier ones had {tr.embed_dim}"
                 )
         first_frame = self.frame_count == 0
+        if self._first_class is None and c.size:
+            self._first_class = int(c[0])
         self.frame_count += 1
+        if len(tr) == 0 and b.shape[0] == 0:  # nothing to track, nothing to start
+            self._last_time = ts
+            if len(self._gallery):
+                self._gallery.prune(ts)
+            return []
 
         # 0. predict every track to now
         if len(tr):
@@ -126,29 +134,80 @@ class Tracker:
         self._last_time = ts
 
         sc = np.minimum(s, 1.0)
+        if b.shape[0]:
+            z = kalman.xyxy_to_cxcywh(b)
+            unmatched_hi = self._associate(b, z, sc, s, c, e, ts)
+        else:
+            unmatched_hi = _EMPTY
+
+        # unmatched tracks: confirmed -> lost; expired tentative / lost -> removed (gallery)
+        if len(tr):
+            since = ts - tr.last_seen
+            state = tr.state
+            tr.state[(state == _CONFIRMED) & (since > 0)] = _LOST
+            state = tr.state
+            dead = ((state == _TENTATIVE) & (since > cfg.tentative_max_age_s)) | (
+                (state == _LOST) & (since > cfg.max_lost_s)
+            )
+            if dead.any():
+                self._remove(dead, ts)
+
+        # new tentative tracks from unmatched high-score detections
+        new = unmatched_hi[sc[unmatched_hi] >= cfg.new_track_score] if unmatched_hi.size else _EMPTY
+        if new.size:
+            mean, cov = kalman.initiate(z[new], cfg.r_meas, cfg.init_vel_std)
+            first = len(tr)
+            tr.append(mean, cov, c[new], s[new], ts, new, b[new], e[new] if e is not None else None)
+            if cfg.confirm_hits <= 1 or (first_frame and cfg.confirm_first_frame):
+                self._confirm(np.arange(first, len(tr)))
+
+        if len(tr) > cfg.max_tracks:
+            self._enforce_cap(ts)
+        if len(self._gallery):
+            self._gallery.prune(ts)
+        return self._outputs(ts)
+
+    # ------------------------------------------------------------------ association
+    def _associate(
+        self,
+        b: NDArray[np.float64],
+        z: NDArray[np.float64],
+        sc: NDArray[np.float64],
+        s: NDArray[np.float64],
+        c: NDArray[np.int64],
+        e: NDArray[np.float32] | None,
+        ts: float,
+    ) -> NDArray[np.int64]:
+        """Stages 1-3 and the update of matched tracks; returns the unmatched high-score detections."""
+        cfg = self.config
+        tr = self._tracks
         high = sc >= cfg.high_score
-        hi_idx = np.flatnonzero(high)
-        lo_idx = np.flatnonzero(~high & (sc >= cfg.low_score))
-        z = kalman.xyxy_to_cxcywh(b)
+        hi_idx = high.nonzero()[0]
+        if len(tr) == 0:
+            return hi_idx
+        lo_idx = (~high & (sc >= cfg.low_score)).nonzero()[0]
         state = tr.state
-        pred_boxes = kalman.cxcywh_to_xyxy(tr.mean[:, :4]) if len(tr) else np.zeros((0, 4))
+        iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z)  # [T,N] plain IoU, shared by stages 2 and 3
+        if not self._multi_class and (c.min() != c.max() or c[0] != self._first_class):
+            self._multi_class = True  # from now on, class gates apply
 
         # 1. high-score detections vs confirmed + lost tracks (fused cost)
-        pool = np.flatnonzero(state != _TENTATIVE)
-        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, pred_boxes, z, c, e, ts)
+        pool = (state != _TENTATIVE).nonzero()[0]
+        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, z, c, e, ts)
 
         # 2. low-score detections vs remaining confirmed (and recently lost) tracks (IoU)
         rest = pool[um_pool]
         rest = rest[(state[rest] == _CONFIRMED) | ((ts - tr.last_seen[rest]) <= cfg.low_match_max_lost_s)]
-        rows2, dets2 = self._stage_iou(rest, lo_idx, pred_boxes, b, c, cfg.match_cost_low)
+        rows2, dets2 = self._stage_iou(rest, lo_idx, iou, c, cfg.match_cost_low)
 
         # 3. remaining high-score detections vs tentative tracks
-        tent = np.flatnonzero(state == _TENTATIVE)
+        tent = (state == _TENTATIVE).nonzero()[0]
         rem_hi = hi_idx[um_hi]
-        rows3, dets3 = self._stage_iou(tent, rem_hi, pred_boxes, b, c, cfg.match_cost_tentative)
+        rows3, dets3 = self._stage_iou(tent, rem_hi, iou, c, cfg.match_cost_tentative)
         if dets3.size:
-            new_mask = np.ones(rem_hi.shape[0], bool)
-            new_mask[np.searchsorted(rem_hi, dets3)] = False
+            new_mask = np.zeros(rem_hi.shape[0], bool)
+            new_mask[np.searchsorted(rem_hi, dets3)] = True
+            new_mask = ~new_mask
             unmatched_hi = rem_hi[new_mask]
         else:
             unmatched_hi = rem_hi
@@ -172,39 +231,13 @@ class Tracker:
             if promote.size:
                 self._confirm(np.sort(promote))
 
-        # unmatched tracks: confirmed -> lost; expired tentative / lost -> removed (gallery)
-        if len(tr):
-            since = ts - tr.last_seen
-            state = tr.state
-            tr.state[(state == _CONFIRMED) & (since > 0)] = _LOST
-            state = tr.state
-            dead = ((state == _TENTATIVE) & (since > cfg.tentative_max_age_s)) | (
-                (state == _LOST) & (since > cfg.max_lost_s)
-            )
-            if dead.any():
-                self._remove(dead, ts)
-
-        # new tentative tracks from unmatched high-score detections
-        new = unmatched_hi[sc[unmatched_hi] >= cfg.new_track_score]
-        if new.size:
-            mean, cov = kalman.initiate(z[new], cfg.r_meas, cfg.init_vel_std)
-            first = len(tr)
-            tr.append(mean, cov, c[new], s[new], ts, new, b[new], e[new] if e is not None else None)
-            if cfg.confirm_hits <= 1 or (first_frame and cfg.confirm_first_frame):
-                self._confirm(np.arange(first, len(tr)))
-
-        if len(tr) > cfg.max_tracks:
-            self._enforce_cap(ts)
-        if len(self._gallery):
-            self._gallery.prune(ts)
-        return self._outputs(ts)
+        return unmatched_hi
 
     # ------------------------------------------------------------------ stages
     def _stage_fused(
         self,
         rows: NDArray[np.int64],
         det_idx: NDArray[np.int64],
-        pred_boxes: NDArray[np.float64],
         z: NDArray[np.float64],
         c: NDArray[np.int64],
         e: NDArray[np.float32] | None,
@@ -217,15 +250,14 @@ class Tracker:
             return _EMPTY, _EMPTY, np.arange(rows.size), np.arange(det_idx.size)
         since = ts - tr.last_seen[rows]
         buffer = np.minimum(cfg.lost_buffer_rate * since, cfg.lost_buffer_max)
-        det_boxes = kalman.cxcywh_to_xyxy(z[det_idx])
-        cost = costs.iou_distance(pred_boxes[rows], det_boxes, buffer)
-        forbidden = np.zeros(cost.shape, bool)
+        cost = 1.0 - costs.buffered_iou_cxcywh(tr.mean[rows, :4], z[det_idx], buffer)
+        gates = []
         if cfg.gate_chi2 > 0:
             r = kalman.measurement_noise(tr.mean[rows, :4], None, cfg.r_meas, 0.0)
             maha = kalman.mahalanobis_sq(tr.mean[rows], tr.cov[rows], z[det_idx], r)
-            forbidden |= costs.mahalanobis_gate(maha, cfg.gate_chi2)
-        if cfg.class_aware:
-            forbidden |= costs.class_gate(tr.class_id[rows], c[det_idx])
+            gates.append(costs.mahalanobis_gate(maha, cfg.gate_chi2))
+        if cfg.class_aware and self._multi_class:
+            gates.append(costs.class_gate(tr.class_id[rows], c[det_idx]))
         if e is not None and cfg.appearance_weight > 0:
             valid = tr.emb_valid[rows]
             app = costs.cosine_distance(tr.emb[rows], e[det_idx], tr.bank[rows], tr.bank_valid[rows])
@@ -234,10 +266,10 @@ class Tracker:
             if w > 0:
                 # tracks without memory keep their motion cost
                 fused = costs.fuse(cost, np.where(np.isnan(app), cost, app), w)
-                forbidden |= np.nan_to_num(app, nan=0.0) > cfg.appearance_gate
+                gates.append(np.nan_to_num(app, nan=0.0) > cfg.appearance_gate)
                 cost = fused
-        if forbidden.any():
-            cost = costs.gate(cost, forbidden)
+        if gates:
+            cost = costs.gate(cost, np.logical_or.reduce(gates))
         m, ur, uc = linear_assignment(cost, cfg.match_cost_high)
         return rows[m[:, 0]], det_idx[m[:, 1]], ur, uc
 
@@ -245,15 +277,15 @@ class Tracker:
         self,
         rows: NDArray[np.int64],
         det_idx: NDArray[np.int64],
-        pred_boxes: NDArray[np.float64],
-        b: NDArray[np.float64],
+        iou: NDArray[np.float64],
         c: NDArray[np.int64],
         max_cost: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """IoU-only stage on the precomputed ``iou [T,N]`` restricted to ``rows`` x ``det_idx``."""
         if rows.size == 0 or det_idx.size == 0:
             return _EMPTY, _EMPTY
-        cost = costs.iou_distance(pred_boxes[rows], b[det_idx])
-        if self.config.class_aware:
+        cost = 1.0 - iou[np.ix_(rows, det_idx)]
+        if self.config.class_aware and self._multi_class:
             cost = costs.gate(cost, costs.class_gate(self._tracks.class_id[rows], c[det_idx]))
         m, _, _ = linear_assignment(cost, max_cost)
         return rows[m[:, 0]], det_idx[m[:, 1]]
@@ -307,7 +339,7 @@ class Tracker:
         show = live
         if cfg.output_lost:
             show = live | ((tr.state == _LOST) & ((ts - tr.last_seen) <= cfg.output_lost_max_s))
-        idx = np.flatnonzero(show)
+        idx = show.nonzero()[0]
         if idx.size == 0:
             return []
         filt = kalman.cxcywh_to_xyxy(tr.mean[idx, :4])

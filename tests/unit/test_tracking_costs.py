@@ -1,0 +1,154 @@
+"""Cost functions and the matching contract on crafted cases."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tracker_core.tracking import costs
+from tracker_core.tracking.matching import linear_assignment
+
+A = np.array([[0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 120.0, 140.0]])
+
+
+def test_iou_identical_disjoint_and_partial():
+    d = costs.iou_distance(A, A)
+    np.testing.assert_allclose(np.diag(d), [0.0, 0.0])
+    np.testing.assert_allclose(d[0, 1], 1.0)  # disjoint
+    half = np.array([[5.0, 0.0, 15.0, 10.0]])  # overlaps A[0] by 50: IoU 50/150
+    assert costs.iou_matrix(A[:1], half)[0, 0] == pytest.approx(50.0 / 150.0)
+
+
+@pytest.mark.parametrize("t,n", [(0, 3), (3, 0), (0, 0)])
+def test_empty_inputs_give_empty_matrices(t, n):
+    a = np.zeros((t, 4))
+    b = np.tile([[0.0, 0.0, 1.0, 1.0]], (n, 1))
+    assert costs.iou_distance(a, b).shape == (t, n)
+    assert costs.iou_distance(a, b, buffer=0.5).shape == (t, n)
+    assert costs.cosine_distance(np.ones((t, 8)), np.ones((n, 8))).shape == (t, n)
+    assert costs.class_gate(np.zeros(t, int), np.zeros(n, int)).shape == (t, n)
+    m, ur, uc = linear_assignment(np.zeros((t, n)), 0.5)
+    assert m.shape == (0, 2) and ur.tolist() == list(range(t)) and uc.tolist() == list(range(n))
+
+
+def test_buffered_iou_links_near_but_disjoint_boxes():
+    track = np.array([[0.0, 0.0, 10.0, 20.0]])
+    det = np.array([[12.0, 0.0, 22.0, 20.0]])  # 2 px gap
+    assert costs.iou_distance(track, det)[0, 0] == 1.0
+    assert costs.iou_distance(track, det, buffer=0.3)[0, 0] < 1.0
+    # identical boxes stay at distance 0 whatever the buffer
+    assert costs.iou_distance(track, track, buffer=np.array([0.7]))[0, 0] == pytest.approx(0.0)
+
+
+def test_costs_never_mutate_inputs():
+    a, b = A.copy(), A[::-1].copy()
+    cost = costs.iou_distance(a, b, buffer=0.2)
+    forbidden = np.array([[True, False], [False, False]])
+    gated = costs.gate(cost, forbidden)
+    assert np.isinf(gated[0, 0]) and np.isfinite(cost[0, 0])
+    np.testing.assert_array_equal(a, A)
+    np.testing.assert_array_equal(b, A[::-1])
+
+
+def test_mahalanobis_and_class_gates():
+    maha = np.array([[1.0, 20.0]])
+    assert costs.mahalanobis_gate(maha, 9.4877).tolist() == [[False, True]]
+    assert not costs.mahalanobis_gate(maha, 0.0).any()
+    assert costs.class_gate(np.array([0, 1]), np.array([1, 1])).tolist() == [[True, True], [False, False]]
+
+
+def test_cosine_distance_identical_opposite_and_bank():
+    e = costs.normalize(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    d = costs.cosine_distance(e, np.vstack([e, -e[:1]]))
+    assert d[0, 0] == pytest.approx(0.0) and d[1, 1] == pytest.approx(0.0)
+    assert d[0, 1] == pytest.approx(0.5)  # orthogonal
+    assert d[0, 2] == pytest.approx(1.0)  # opposite
+    # a bank entry close to the query lowers the distance; invalid entries are ignored
+    bank = np.zeros((2, 2, 3), np.float32)
+    bank[0, 0] = [0.0, 0.0, 1.0]
+    bank[0, 1] = [0.0, 1.0, 0.0]
+    valid = np.array([[True, False], [False, False]])
+    q = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], np.float32)
+    db = costs.cosine_distance(e, q, bank, valid)
+    assert db[0, 0] == pytest.approx(0.0)  # via the bank
+    assert db[0, 1] == pytest.approx(0.5)  # the matching bank entry is not valid
+
+
+def test_appearance_weight_falls_when_uninformative():
+    assert costs.appearance_weight(np.full((3, 3), 0.4), 0.5, 0.2) == 0.0  # no spread
+    assert costs.appearance_weight(np.zeros((0, 3)), 0.5, 0.2) == 0.0  # no pairs
+    assert costs.appearance_weight(np.array([[0.0, 0.1]]), 0.5, 0.2) == pytest.approx(0.25)
+    assert costs.appearance_weight(np.array([[0.0, 0.9]]), 0.5, 0.2) == pytest.approx(0.5)
+    motion = np.array([[0.1, 0.9]])
+    np.testing.assert_array_equal(costs.fuse(motion, np.array([[0.9, 0.0]]), 0.0), motion)
+    np.testing.assert_allclose(costs.fuse(motion, np.array([[0.9, 0.0]]), 0.5), [[0.5, 0.45]])
+
+
+def _brute_force(cost, max_cost):
+    t, n = cost.shape
+    best, best_pairs = (0, 0.0), []
+    for k in range(min(t, n), -1, -1):
+        for rows in itertools.combinations(range(t), k):
+            for cols in itertools.permutations(range(n), k):
+                if all(cost[r, c] <= max_cost for r, c in zip(rows, cols, strict=True)):
+                    total = sum(cost[r, c] for r, c in zip(rows, cols, strict=True))
+                    key = (k, -total)
+                    if key > best:
+                        best, best_pairs = key, sorted(zip(rows, cols, strict=True))
+        if best_pairs or k == 0:
+            break
+    return best_pairs
+
+
+def test_linear_assignment_contract_and_ceiling_against_brute_force():
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        t, n = rng.integers(1, 5, size=2)
+        cost = rng.uniform(0, 1, (t, n))
+        cost[rng.uniform(size=(t, n)) < 0.2] = np.inf
+        m, ur, uc = linear_assignment(cost, 0.6)
+        assert all(cost[r, c] <= 0.6 for r, c in m)
+        assert sorted(set(range(t)) - set(m[:, 0].tolist())) == ur.tolist()
+        assert sorted(set(range(n)) - set(m[:, 1].tolist())) == uc.tolist()
+        ref = _brute_force(cost, 0.6)
+        assert len(m) == len(ref)
+        got = sum(cost[r, c] for r, c in m)
+        assert got == pytest.approx(sum(cost[r, c] for r, c in ref))
+
+
+def test_linear_assignment_never_matches_above_ceiling():
+    cost = np.array([[0.9, np.inf], [np.nan, 0.2]])
+    m, ur, uc = linear_assignment(cost, 0.5)
+    assert m.tolist() == [[1, 1]] and ur.tolist() == [0] and uc.tolist() == [0]
+
+
+def test_centre_form_buffered_iou_matches_expanded_boxes_reference():
+    from tracker_core.tracking.kalman import xyxy_to_cxcywh
+
+    rng = np.random.default_rng(2)
+    tl = rng.uniform(0, 200, (6, 2))
+    tb = np.hstack([tl, tl + rng.uniform(5, 60, (6, 2))])
+    dl = rng.uniform(0, 200, (5, 2))
+    db = np.hstack([dl, dl + rng.uniform(5, 60, (5, 2))])
+    buf = rng.uniform(0, 1, 6)
+    fast = costs.buffered_iou_cxcywh(xyxy_to_cxcywh(tb), xyxy_to_cxcywh(db), buf)
+    slow = np.array(
+        [
+            [
+                costs.iou_matrix(
+                    costs.expand_boxes(tb[i : i + 1], buf[i]), costs.expand_boxes(db[j : j + 1], buf[i])
+                )[0, 0]
+                for j in range(5)
+            ]
+            for i in range(6)
+        ]
+    )
+    np.testing.assert_allclose(fast, slow, atol=1e-12)
+    np.testing.assert_allclose(1.0 - costs.iou_distance(tb, db, buf), slow, atol=1e-12)
+    np.testing.assert_allclose(
+        costs.buffered_iou_cxcywh(xyxy_to_cxcywh(tb), xyxy_to_cxcywh(db)),
+        costs.iou_matrix(tb, db),
+        atol=1e-12,
+    )

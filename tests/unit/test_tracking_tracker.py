@@ -1,0 +1,239 @@
+"""Tracker behaviour on synthetic streams: identities survive crossings, occlusions and re-entries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from tracker_core.errors import InvalidInputError
+from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
+
+
+def _box(cx: float, cy: float, w: float = 30.0, h: float = 80.0) -> list[float]:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def synthetic_stream(seed: int = 0, duration: float = 40.0):
+    """Frames ``(t, boxes, scores, identities, embeddings)`` at ~10 fps with jitter and dropped frames.
+
+    - A walks right, B walks left on a slightly different row: their boxes cross and overlap around t = 6 s;
+    - C walks slowly and is occluded (no detections) for 2.5 s;
+    - D leaves the scene at t = 8 s and comes back at t = 20 s, 12 s later (beyond the lost buffer), near where
+      it left: only appearance can bring its identity back;
+    - detections are noisy, 3 % are missed, and low-score clutter appears now and then.
+    """
+    rng = np.random.default_rng(seed)
+    ident_emb = rng.standard_normal((4, 64))
+    ident_emb /= np.linalg.norm(ident_emb, axis=1, keepdims=True)
+    t = 0.0
+    frames = []
+    while t < duration:
+        boxes, scores, ids = [], [], []
+        objs = {
+            0: (50 + 60 * (t % 12), 200),  # A (wraps every 12 s, far from the others when it wraps)
+            1: (770 - 60 * (t % 12), 215),  # B
+            2: (300 + 5 * t, 450),  # C
+        }
+        if t < 8.0 or t >= 20.0:
+            objs[3] = (650 + (t - 20.0) * 2 if t >= 20.0 else 650, 480)  # D
+        for k, (cx, cy) in objs.items():
+            if k == 2 and 10.0 <= t < 12.5:
+                continue  # occluded
+            if k in (0, 1) and (t % 12) > 11.5:
+                continue  # A and B leave/respawn at the edges: skip the wrap instant
+            if rng.uniform() < 0.03:
+                continue
+            b = np.array(_box(cx, cy)) + rng.normal(0, 1.5, 4)
+            boxes.append(b)
+            scores.append(rng.uniform(0.7, 0.95))
+            ids.append(k)
+        if rng.uniform() < 0.1:  # clutter
+            cx, cy = rng.uniform(100, 700), rng.uniform(100, 500)
+            boxes.append(np.array(_box(cx, cy, 20, 20)))
+            scores.append(rng.uniform(0.1, 0.3))
+            ids.append(-1)
+        emb = np.array(
+            [ident_emb[i] + rng.normal(0, 0.05, 64) if i >= 0 else rng.standard_normal(64) for i in ids]
+        ).reshape(len(ids), 64)
+        frames.append((t, np.array(boxes).reshape(-1, 4), np.array(scores), ids, emb.astype(np.float32)))
+        step = 0.1 + rng.uniform(-0.02, 0.02)
+        if rng.uniform() < 0.05:
+            step += 0.3  # dropped frames
+        t += step
+    return frames
+
+
+def _identity_map(tracker: Tracker, frames, use_emb: bool):
+    seen: dict[int, set[int]] = defaultdict(set)
+    for t, boxes, scores, ids, emb in frames:
+        outs = tracker.update(boxes, scores, t, embeddings=emb if use_emb else None)
+        for o in outs:
+            assert o.state == "confirmed" and 0 <= o.det_index < len(ids)
+            np.testing.assert_allclose(o.box, boxes[o.det_index].astype(np.float32))
+            if ids[o.det_index] >= 0:
+                seen[ids[o.det_index]].add(o.track_id)
+    return seen
+
+
+def test_ids_survive_crossing_occlusion_and_reentry_with_appearance():
+    frames = synthetic_stream()
+    seen = _identity_map(Tracker(), frames, use_emb=True)
+    # A and B wrap around 3 times: each wrap is a new entry from the other side of the scene, which the gallery
+    # re-identifies by appearance; C survives its 2.5 s occlusion; D comes back after 12 s.
+    for ident in range(4):
+        assert len(seen[ident]) == 1, (ident, seen)
+    assert len({next(iter(v)) for v in seen.values()}) == 4  # four distinct IDs
+
+
+def test_motion_only_keeps_ids_through_crossing_and_occlusion():
+    frames = [f for f in synthetic_stream(seed=3) if f[0] < 11.5]  # before A/B wrap and D's return
+    seen = _identity_map(Tracker(), frames, use_emb=False)
+    for ident in range(3):
+        assert len(seen[ident]) == 1, (ident, seen)
+
+
+def test_motion_only_reentry_after_long_absence_gets_a_new_id():
+    frames = synthetic_stream(seed=4)
+    seen = _identity_map(Tracker(), frames, use_emb=False)
+    assert len(seen[3]) == 2  # no appearance: D's return after 12 s is a new object
+
+
+def test_ids_are_consecutive_per_instance_and_issued_at_confirmation():
+    cfg = DEFAULT_CONFIG.replace(confirm_first_frame=False, confirm_hits=2)
+    a, b = Tracker(cfg), Tracker(cfg)
+    boxes = np.array([_box(100, 100), _box(300, 100), _box(500, 100)])
+    s = np.full(3, 0.9)
+    assert a.update(boxes, s, 0.0) == []  # tentative: no ID yet
+    outs = a.update(boxes, s, 0.1)
+    assert sorted(o.track_id for o in outs) == [1, 2, 3]
+    assert a.next_id == 4
+    # another instance starts from 1 as well: no global counter
+    b.update(boxes[:1], s[:1], 0.0)
+    assert [o.track_id for o in b.update(boxes[:1], s[:1], 0.1)] == [1]
+    # a one-frame false positive never consumes an ID
+    a.update(np.vstack([boxes, [_box(700, 400)]]), np.full(4, 0.9), 0.2)
+    a.update(boxes, s, 0.3)
+    a.update(boxes, s, 0.4)
+    assert a.next_id == 4
+
+
+def test_first_frame_tracks_are_confirmed_at_once():
+    outs = Tracker().update(np.array([_box(100, 100)]), np.array([0.9]), 0.0)
+    assert [(o.track_id, o.det_index, o.state) for o in outs] == [(1, 0, "confirmed")]
+
+
+def test_low_score_detections_keep_a_track_alive_but_never_start_one():
+    tr = Tracker()
+    tr.update(np.array([_box(100, 100)]), np.array([0.9]), 0.0)
+    outs = tr.update(np.array([_box(102, 100), _box(400, 300)]), np.array([0.3, 0.3]), 0.1)
+    assert [(o.track_id, o.det_index) for o in outs] == [(1, 0)]
+    assert tr.num_tracks == 1
+
+
+def test_lost_tracks_are_output_flagged_when_asked():
+    tr = Tracker(DEFAULT_CONFIG.replace(output_lost=True, output_lost_max_s=0.25))
+    for i in range(5):
+        tr.update(np.array([_box(100 + 10 * i, 100)]), np.array([0.9]), i * 0.1)
+    lost = tr.update(np.zeros((0, 4)), np.zeros(0), 0.5)
+    assert len(lost) == 1 and lost[0].state == "lost" and lost[0].det_index == -1 and lost[0].track_id == 1
+    assert lost[0].box[0] > 100 + 10 * 4 - 15  # predicted forward, not frozen
+    tr.update(np.zeros((0, 4)), np.zeros(0), 0.7)
+    assert tr.update(np.zeros((0, 4)), np.zeros(0), 0.8) == []  # beyond output_lost_max_s
+    assert Tracker().update(np.zeros((0, 4)), np.zeros(0), 0.0) == []
+
+
+def test_class_aware_association_never_mixes_classes():
+    tr = Tracker()
+    b = np.array([_box(100, 100), _box(104, 100)])
+    tr.update(b, np.array([0.9, 0.9]), 0.0, classes=np.array([0, 1]))
+    outs = tr.update(b[::-1].copy(), np.array([0.9, 0.9]), 0.1, classes=np.array([1, 0]))
+    by_class = {o.class_id: o.track_id for o in outs}
+    assert by_class == {0: 1, 1: 2}
+
+
+@pytest.mark.parametrize(
+    "boxes,scores,match",
+    [
+        ([[0, 0, np.nan, 10]], [0.9], "NaN"),
+        ([[0, 0, np.inf, 10]], [0.9], "NaN/inf"),
+        ([[10, 0, 5, 10]], [0.9], "negative size"),
+        ([[0, 0, 0, 10]], [0.9], "zero or negative size"),
+        ([[0, 0, 10]], [0.9], r"shape \[N,4\]"),
+        ([[0, 0, 10, 10]], [0.9, 0.8], "scores must have shape"),
+        ([[0, 0, 10, 10]], [np.nan], "scores must be finite"),
+    ],
+)
+def test_bad_boxes_are_rejected_and_leave_the_tracker_unchanged(boxes, scores, match):
+    tr = Tracker()
+    good = np.array([_box(100, 100)])
+    tr.update(good, np.array([0.9]), 0.0)
+    with pytest.raises(InvalidInputError, match=match):
+        tr.update(np.array(boxes, dtype=float), np.array(scores), 0.1)
+    outs = tr.update(good, np.array([0.9]), 0.1)
+    assert [o.track_id for o in outs] == [1]
+
+
+def test_bad_timestamps_classes_and_embeddings_are_rejected():
+    tr = Tracker()
+    b, s = np.array([_box(100, 100)]), np.array([0.9])
+    tr.update(b, s, 1.0, embeddings=np.ones((1, 8)))
+    with pytest.raises(InvalidInputError, match="earlier"):
+        tr.update(b, s, 0.5)
+    with pytest.raises(InvalidInputError, match="finite"):
+        tr.update(b, s, float("nan"))
+    with pytest.raises(InvalidInputError, match="dimension"):
+        tr.update(b, s, 1.1, embeddings=np.ones((1, 16)))
+    with pytest.raises(InvalidInputError, match="embeddings must have shape"):
+        tr.update(b, s, 1.1, embeddings=np.ones((2, 8)))
+    with pytest.raises(InvalidInputError, match="classes"):
+        tr.update(b, s, 1.1, classes=np.array([0.5]))
+    with pytest.raises(InvalidInputError, match="TrackerConfig"):
+        Tracker(config={"high_score": 0.5})  # type: ignore[arg-type]
+
+
+def test_memory_stays_bounded_over_100k_frames():
+    """100k frames of churn (objects come and go, with embeddings): tracks and gallery stay bounded."""
+    cfg = DEFAULT_CONFIG.replace(gallery_size=16, gallery_max_age_s=30.0, max_tracks=64)
+    tr = Tracker(cfg)
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((100_000 // 20 + 2, 128)).astype(np.float32)
+    empty_b, empty_s = np.zeros((0, 4)), np.zeros(0)
+    max_tracks = 0
+    for f in range(100_000):
+        t = f * 0.5
+        k = f // 20  # a new object every 10 s, visible for 2 s, then gone for good
+        if f % 20 < 4:
+            b = np.array([_box(100 + (k % 7) * 90 + (f % 20), 200)])
+            tr.update(b, np.array([0.9]), t, embeddings=emb[k : k + 1])
+        else:
+            tr.update(empty_b, empty_s, t)
+        max_tracks = max(max_tracks, tr.num_tracks)
+    assert tr.next_id > 4900  # ~5000 distinct objects went through, each with its own ID
+    assert max_tracks <= 2
+    assert tr.gallery_size <= 16
+    table = tr._tracks
+    assert table.mean.shape[0] == table.emb.shape[0] == table.bank.shape[0] == tr.num_tracks
+
+
+def test_config_is_frozen_and_validated():
+    from dataclasses import FrozenInstanceError
+
+    from tracker_core.errors import ConfigError
+
+    with pytest.raises(FrozenInstanceError):
+        DEFAULT_CONFIG.high_score = 0.1  # type: ignore[misc]
+    with pytest.raises(ConfigError):
+        TrackerConfig(high_score=1.5)
+    with pytest.raises(ConfigError):
+        TrackerConfig(low_score=0.6, high_score=0.5)
+    with pytest.raises(ConfigError):
+        TrackerConfig(max_lost_s=-1.0)
+    with pytest.raises(ConfigError):
+        TrackerConfig(max_lost_s=float("nan"))
+    with pytest.raises(ConfigError):
+        TrackerConfig(class_aware=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown"):
+        TrackerConfig.from_dict({"no_such_field": 1})
+    assert TrackerConfig.from_dict({"max_lost_s": 2.0}).max_lost_s == 2.0
