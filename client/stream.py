@@ -250,8 +250,18 @@ class StreamClient:
         exhausted = False
 
         async def writer() -> None:
+            # InvalidStateError / AioRpcError: the call already ended; the reader reports its status.
+            with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                await write_all()
+
+        async def write_all() -> None:
             nonlocal exhausted
             await call.write(build_open(cfg, resume))
+            # The server sends initial metadata once the stream is open; a refused open ends the call instead.
+            # Waiting avoids writing frames into a call the server is closing (gRPC then reports INTERNAL).
+            await call.initial_metadata()
+            if call.done():
+                return
             next_t = time.perf_counter()
             while True:
                 async with room:
