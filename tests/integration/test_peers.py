@@ -1,0 +1,66 @@
+"""Peer benchmark on PETS09 public detections: same detections, same TrackEval call, for every tracker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "trackers", reason="peer trackers come from the 'bench' extra: pip install 'roitrack[bench]'"
+)
+pytest.importorskip(
+    "supervision", reason="peer trackers come from the 'bench' extra: pip install 'roitrack[bench]'"
+)
+
+
+def test_ours_beats_both_bytetracks_on_the_same_detections(pets_sequence: Path):
+    from benchmarks.peers.run import markdown_table, run_peers
+
+    res = run_peers(
+        pets_sequence,
+        pets_sequence / "det" / "det.txt",
+        score_scale=100.0,
+        repeats=1,
+        only=["ours", "trackers_ByteTrack", "supervision_ByteTrack"],
+    )
+    rows = {r["key"]: r for r in res["rows"]}
+    assert set(rows) == {"ours", "trackers_ByteTrack", "supervision_ByteTrack"}
+    ours = rows["ours"]
+    for peer in ("trackers_ByteTrack", "supervision_ByteTrack"):
+        assert ours["IDF1"] > rows[peer]["IDF1"]
+        assert ours["MOTA"] > rows[peer]["MOTA"]
+        assert ours["IDSW"] < rows[peer]["IDSW"]
+        assert rows[peer]["MOTA"] > 50.0  # the peers really ran (not an empty result file)
+    table = markdown_table(res)
+    assert table.count("\n") == 2 + 3
+    assert "roitrack (ours)" in table and "ByteTrack" in table
+
+
+def test_cli_writes_json_and_markdown(pets_sequence: Path, tmp_path: Path, capsys):
+    from benchmarks.peers.__main__ import main
+
+    out = tmp_path / "peers"
+    rc = main(
+        [
+            "--seq",
+            str(pets_sequence),
+            "--score-scale",
+            "100",
+            "--repeats",
+            "1",
+            "--only",
+            "ours",
+            "trackers_SORT",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [r["key"] for r in data["rows"]] == ["ours", "trackers_SORT"]
+    assert all(r["ms_per_frame"] > 0 for r in data["rows"])
+    assert "| roitrack (ours) |" in out.with_suffix(".md").read_text()
+    assert "trackers SORT" in capsys.readouterr().out
+    assert main(["--seq", str(tmp_path), "--out", ""]) == 2  # not a sequence: clear error, exit 2
