@@ -128,6 +128,15 @@ def test_build_detector_attributes_and_determinism():
     assert tuple(tap.shape) == (1, 256, 2, 2)
 
 
+@pytest.mark.parametrize("arch", ["yolov7-tiny", "yolov7"])
+def test_random_build_keeps_activations_of_order_one(arch):
+    """Default PyTorch init would shrink yolov7's activations into float denormals (slow CPU inference)."""
+    det = build_detector(arch, nc=2)
+    taps, _ = det.forward_taps(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    for t in taps.values():
+        assert 0.01 < float(t.abs().mean()) < 100
+
+
 def test_yolov7_taps_channels():
     with torch.device("meta"):
         net = YoloNet("yolov7")

@@ -213,7 +213,7 @@ def build_detector(
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        net = YoloNet(spec, nc=nc)
+        net = YoloNet(spec, nc=nc).init_random(seed)
     finally:
         torch.random.set_rng_state(gen_state)
     meta = WeightsMeta(
