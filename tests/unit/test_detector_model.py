@@ -175,3 +175,18 @@ def test_preprocess_and_detect_input_checks():
         build_detector("yolov9")
     with pytest.raises(InvalidInputError):
         build_detector("yolov7-tiny", device="cuda:99" if not torch.cuda.is_available() else "nonsense")
+
+
+@pytest.mark.gpu
+def test_cuda_runs_fp16_channels_last_close_to_cpu_fp32():
+    cpu = build_detector("yolov7-tiny", nc=3, seed=7)
+    gpu = build_detector("yolov7-tiny", nc=3, seed=7, device="cuda", fuse=True)
+    assert gpu.dtype == torch.float16 and gpu.device.type == "cuda"
+    x = torch.rand(2, 3, 128, 160, generator=torch.Generator().manual_seed(0))
+    tap_c, pred_c = cpu.forward_raw(x)
+    tap_g, pred_g = gpu.forward_raw(x)
+    assert tap_g.dtype == torch.float16
+    assert (tap_g.float().cpu() - tap_c).abs().max() <= 2e-2 * tap_c.abs().max()
+    assert (pred_g.float().cpu() - pred_c).abs().max() <= 2e-2 * pred_c.abs().max()
+    dets = gpu.detect([np.zeros((90, 120, 3), np.uint8)], size=(128, 160), conf=0.001)
+    assert dets[0].boxes.dtype == np.float32 and dets[0].tap.device.type == "cuda"
