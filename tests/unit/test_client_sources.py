@@ -1,0 +1,102 @@
+"""Client frame sources, wire frames and MOT output (no server, no torch)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from client.results import mot_lines
+from client.sources import SourceFrame, open_source, read_mot_detections
+from client.stream import StreamConfig, build_frame, build_open
+from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from tracker_core.errors import InvalidInputError, NotFoundError
+
+
+def _folder(tmp_path: Path, n: int = 3) -> Path:
+    seq = tmp_path / "seq"
+    (seq / "img1").mkdir(parents=True)
+    (seq / "det").mkdir()
+    for i in range(1, n + 1):
+        img = np.full((24, 32, 3), 40 * i, np.uint8)
+        cv2.imwrite(str(seq / "img1" / f"{i:06d}.jpg"), img)
+    (seq / "det" / "det.txt").write_text("1,-1,1,2,10,20,87.5,-1,-1,-1\n3,-1,5,5,4,4,20,-1,-1,-1\n")
+    (seq / "seqinfo.ini").write_text("[Sequence]\nframeRate=7\n")
+    return seq
+
+
+def test_image_folder_with_detections(tmp_path: Path) -> None:
+    src = open_source(str(_folder(tmp_path)), detections="auto")
+    frames = list(src)
+    assert src.fps == 7 and [f.index for f in frames] == [1, 2, 3]
+    assert frames[0].encoded is not None and frames[0].encoded[:2] == b"\xff\xd8"
+    assert frames[1].timestamp == pytest.approx(2 / 7)
+    b, s, _ = frames[0].detections  # type: ignore[misc]
+    np.testing.assert_allclose(b, [[1, 2, 11, 22]])
+    np.testing.assert_allclose(s, [0.875])  # 0-100 scores scaled to [0, 1]
+    assert len(frames[1].detections[0]) == 0  # type: ignore[index]
+
+
+def test_video_file_source(tmp_path: Path) -> None:
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (32, 24))
+    for i in range(4):
+        w.write(np.full((24, 32, 3), 50 * i, np.uint8))
+    w.release()
+    src = open_source(str(path))
+    frames = list(src)
+    src.close()
+    assert len(frames) == 4 and frames[0].bgr.shape == (24, 32, 3) and src.fps == 5.0
+    assert frames[-1].timestamp == pytest.approx(4 / 5)
+
+
+def test_bad_sources(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="not a camera index"):
+        open_source(str(tmp_path / "missing.mp4"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(NotFoundError, match="no images"):
+        open_source(str(empty))
+    (tmp_path / "bad.txt").write_text("1,2,3\n")
+    with pytest.raises(InvalidInputError, match=">= 7 columns"):
+        read_mot_detections(tmp_path / "bad.txt")
+
+
+def test_wire_frames() -> None:
+    bgr = np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    dets = (np.array([[1, 2, 3, 4]], np.float32), np.array([0.5], np.float32), np.array([2]))
+    f = SourceFrame(5, 0.5, bgr, None, dets)
+    jpeg = build_frame(StreamConfig(server="h:1", stream_id="s"), f).frame
+    assert jpeg.encoded[:2] == b"\xff\xd8" and not jpeg.use_client_detections and jpeg.frame_id == 5
+    raw = build_frame(StreamConfig(server="h:1", stream_id="s", raw=True, send_detections=True), f).frame
+    assert raw.raw.format == pb.PIXEL_FORMAT_BGR8 and raw.raw.data == bgr.tobytes()
+    assert raw.use_client_detections and raw.detections[0].class_id == 2 and raw.detections[0].box.x2 == 3
+    op = build_open(
+        StreamConfig(server="h:1", stream_id="s", conf_threshold=0.4, classes=(0, 2)), resume=True
+    ).open
+    assert (
+        op.resume and op.options.conf_threshold == pytest.approx(0.4) and list(op.options.classes) == [0, 2]
+    )
+    assert not op.options.HasField("appearance")
+    with pytest.raises(InvalidInputError):
+        StreamConfig(server="h:1", stream_id="s", max_in_flight=0)
+
+
+def test_mot_lines_only_confirmed() -> None:
+    resp = pb.TrackResponse(frame_id=3)
+    resp.tracks.add(
+        track_id=4, box=pb.Box(x1=1, y1=2, x2=11, y2=22), score=0.5, state=pb.TRACK_STATE_CONFIRMED
+    )
+    resp.tracks.add(track_id=5, box=pb.Box(x1=1, y1=2, x2=3, y2=4), score=0.5, state=pb.TRACK_STATE_LOST)
+    assert mot_lines(3, resp) == ["3,4,1.00,2.00,10.00,20.00,0.5000,-1,-1,-1"]
+
+
+def test_client_never_imports_torch() -> None:
+    import subprocess
+
+    code = "import sys, client.stream, client.loadgen, client.sample, client.results; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
