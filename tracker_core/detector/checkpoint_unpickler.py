@@ -226,13 +226,21 @@ class CheckpointUnpickler(pickle.Unpickler):
         if key in self._storages:
             return self._storages[key]
         name = f"{self._prefix}data/{key}"
+        itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
+        try:
+            size = self._archive.getinfo(name).file_size
+        except KeyError as exc:
+            raise WeightsError(f"corrupt checkpoint: storage {name} is missing from the archive") from exc
+        if size != numel * itemsize:  # checked before reading: no oversized allocation for a lying header
+            raise WeightsError(
+                f"corrupt checkpoint: storage {name} holds {size} bytes, expected {numel * itemsize}"
+            )
         try:
             raw = self._archive.read(name)
         except KeyError as exc:
             raise WeightsError(f"corrupt checkpoint: storage {name} is missing from the archive") from exc
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise WeightsError(f"corrupt checkpoint: cannot read storage {name}: {exc}") from exc
-        itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
         if len(raw) != numel * itemsize:
             raise WeightsError(
                 f"corrupt checkpoint: storage {name} holds {len(raw)} bytes, expected {numel * itemsize}"
