@@ -76,7 +76,7 @@ class CachedSource:
         return {s: int(m.shape[1]) for s, m in self.maps.items()}
 
 
-def _cache_key(src: Source, detector: Any, size: tuple[int, int], det_mode: str) -> str:
+def _cache_key(src: Source, detector: Any, size: tuple[int, int], det_mode: str, frame_step: int) -> str:
     h = hashlib.sha256(
         json.dumps(
             [
@@ -85,6 +85,7 @@ def _cache_key(src: Source, detector: Any, size: tuple[int, int], det_mode: str)
                 detector.weights_sha256,
                 list(size),
                 det_mode,
+                frame_step,
                 CACHE_VERSION,
             ]
         ).encode()
@@ -97,10 +98,15 @@ def _det_mode(src: Source) -> str:
 
 
 def find_or_make_cache_dir(
-    cache_root: Path, src: Source, detector: Any, size: tuple[int, int], strides: tuple[int, ...]
+    cache_root: Path,
+    src: Source,
+    detector: Any,
+    size: tuple[int, int],
+    strides: tuple[int, ...],
+    frame_step: int = 1,
 ) -> Path:
-    """An existing cache of this source/detector/size with all of ``strides``, or a new directory name."""
-    key = _cache_key(src, detector, size, _det_mode(src))
+    """An existing cache of this source/detector/size/step with all of ``strides``, or a new directory name."""
+    key = _cache_key(src, detector, size, _det_mode(src), frame_step)
     prefix = f"{src.name}-{key}"
     if cache_root.is_dir():
         for d in sorted(cache_root.glob(prefix + "-*")):
@@ -119,16 +125,17 @@ def extract_source(
     cache_root: Path,
     size: tuple[int, int] = (640, 640),
     shard_frames: int = 16,
+    frame_step: int = 1,
     batch: int = 4,
     conf: float = 0.25,
     progress: bool = True,
 ) -> Path:
     """Run stage 1 for one source (resumable). Returns the cache directory."""
     strides = spec.strides
-    cdir = find_or_make_cache_dir(cache_root, src, detector, size, strides)
+    cdir = find_or_make_cache_dir(cache_root, src, detector, size, strides, frame_step)
     cdir.mkdir(parents=True, exist_ok=True)
     man_path = cdir / "manifest.json"
-    n = count_frames(src)
+    n = (count_frames(src) + frame_step - 1) // frame_step  # frames kept: 1, 1 + step, ...
     if man_path.is_file():
         man = json.loads(man_path.read_text())
         strides = tuple(man["strides"])
@@ -146,6 +153,7 @@ def extract_source(
             "input_size": list(size),
             "detections": _det_mode(src),
             "num_frames": n,
+            "frame_step": frame_step,
             "shard_frames": shard_frames,
             "complete": False,
         }
@@ -164,9 +172,11 @@ def extract_source(
         disable=not progress,
     )
     for shard in todo:
-        start = shard * shard_frames
+        start = shard * shard_frames * frame_step
         frames: list[tuple[int, np.ndarray]] = []
         for fi, img in iter_frames(src, start=start):
+            if (fi - 1) % frame_step:
+                continue
             frames.append((fi, img))
             if len(frames) == shard_frames:
                 break

@@ -9,13 +9,23 @@ from tracker_core.errors import ConfigError
 from tracker_core.features import parse_feature_spec
 
 
+def input_size_for(h: int, w: int, long_side: int = 640, rect: bool = True) -> tuple[int, int]:
+    """``(long_side, long_side)``, or with ``rect`` the frame's aspect at the same scale rounded up to
+    multiples of 32 (768x576 -> 640x480): identical features at a quarter less compute than the square."""
+    if not rect:
+        return (long_side, long_side)
+    r = long_side / max(h, w)
+    return (int(-(-round(h * r) // 32) * 32), int(-(-round(w * r) // 32) * 32))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Defaults give a useful encoder on a 400-frame sequence in well under 15 minutes on 2 CPU cores."""
 
     features: str = "spp"  # spp | spp+s16 | spp+s8 | spp+pixels | spp+s8+pixels ...
-    input_h: int = 640
-    input_w: int = 640
+    input_size: int = 640  # long side of the detector input (the server's --input-size)
+    rect: bool = True  # letterbox to the frame's aspect (multiples of 32) instead of a square: same scale
+    frame_step: int = 1  # use every n-th frame (stage 1 cost / n)
     epochs: int = 12
     batch_frames: int = 16  # anchor frames per step and rank
     max_rois: int = 384  # cap of ROIs per step (each gives 2 views)
@@ -40,8 +50,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         parse_feature_spec(self.features)
         pos_int = (
-            "input_h",
-            "input_w",
+            "input_size",
+            "frame_step",
             "epochs",
             "batch_frames",
             "max_rois",
@@ -52,7 +62,7 @@ class TrainConfig:
         for name in pos_int:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"train config: {name} must be >= 1")
-        if self.input_h % 32 or self.input_w % 32:
+        if self.input_size % 32:
             raise ConfigError("train config: input size must be a multiple of 32")
         if not (self.lr > 0 and self.temperature > 0 and 0 <= self.warmup_frac < 1):
             raise ConfigError("train config: lr and temperature must be > 0, warmup_frac in [0,1)")
@@ -62,9 +72,9 @@ class TrainConfig:
         if self.partner_gap < 0:
             raise ConfigError("train config: partner_gap must be >= 0")
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self.input_h, self.input_w)
+    def size_for(self, h: int, w: int) -> tuple[int, int]:
+        """Detector input ``(H, W)`` for an ``h x w`` frame: see :func:`input_size_for`."""
+        return input_size_for(h, w, self.input_size, self.rect)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

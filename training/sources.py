@@ -101,6 +101,13 @@ def iter_frames(src: Source, start: int = 0) -> Iterator[tuple[int, np.ndarray]]
         cap.release()
 
 
+def frame_shape(src: Source) -> tuple[int, int]:
+    """``(height, width)`` of the source's first frame."""
+    for _, img in iter_frames(src):
+        return int(img.shape[0]), int(img.shape[1])
+    raise InvalidInputError(f"{src.path} has no frames")
+
+
 def count_frames(src: Source) -> int:
     if src.kind == "mot":
         return len(_image_files(src.path / "img1"))

@@ -49,7 +49,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="taps to cache in stage 1 (a superset of --features lets several runs share a cache)",
     )
     p.add_argument("--cache-dir", default=None, help="stage-1 cache root (default OUTDIR/cache)")
-    p.add_argument("--input-size", type=int, nargs=2, default=[d.input_h, d.input_w], metavar=("H", "W"))
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=d.input_size,
+        metavar="N",
+        help="long side of the detector input, a multiple of 32 (default 640, as the server)",
+    )
+    p.add_argument("--square", action="store_true", help="letterbox to NxN instead of the frame's aspect")
+    p.add_argument("--frame-step", type=int, default=d.frame_step, help="use every n-th frame")
     p.add_argument("--batch-frames", type=int, default=d.batch_frames)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -66,8 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         features=args.features,
-        input_h=args.input_size[0],
-        input_w=args.input_size[1],
+        input_size=args.input_size,
+        rect=not args.square,
+        frame_step=args.frame_step,
         epochs=args.epochs,
         batch_frames=args.batch_frames,
         lr=args.lr,
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.features import parse_feature_spec
     from training.cache import extract_source, load_cache
     from training.distributed import barrier, init_from_env, shutdown
-    from training.sources import open_source
+    from training.sources import frame_shape, open_source
     from training.tracklets import link_tracklets, tracklet_stats
     from training.trainer import DetectorMeta, train_encoder
     from training.val_data import mot_pairs
@@ -111,17 +120,34 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         cache_root = Path(args.cache_dir) if args.cache_dir else out / "cache"
         sources = [open_source(p) for p in args.data]
+        sizes = {s.path: cfg.size_for(*frame_shape(s)) for s in sources}
         detector = load_detector(args.weights, device=device)
         t0 = time.monotonic()
         dirs = []
         for src in sources:  # rank 0 extracts; the others wait, then read the same files
             if dist.is_main:
                 extract_source(
-                    src, detector, cache_spec, cache_root, size=cfg.size, progress=not args.no_progress
+                    src,
+                    detector,
+                    cache_spec,
+                    cache_root,
+                    size=sizes[src.path],
+                    frame_step=cfg.frame_step,
+                    progress=not args.no_progress,
                 )
         barrier(dist)
         for src in sources:
-            dirs.append(extract_source(src, detector, cache_spec, cache_root, size=cfg.size, progress=False))
+            dirs.append(
+                extract_source(
+                    src,
+                    detector,
+                    cache_spec,
+                    cache_root,
+                    size=sizes[src.path],
+                    frame_step=cfg.frame_step,
+                    progress=False,
+                )
+            )
         t_cache = time.monotonic() - t0
         cached = [load_cache(d, spec.strides) for d in dirs]
         nxt = 0
@@ -134,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         val = None
         if args.val and dist.is_main:
             val = extract_val_features(
-                mot_pairs(args.val, cfg.val_gap, cfg.val_stride), detector, spec, cfg.size
+                mot_pairs(args.val, cfg.val_gap, cfg.val_stride), detector, spec, cfg.size_for
             )
         det_meta = DetectorMeta(detector.arch, detector.weights_sha256, int(detector.tap_channels))
         del detector

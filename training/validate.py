@@ -32,16 +32,23 @@ class ValFeatures:
 
 @torch.no_grad()
 def extract_val_features(
-    pairs: list[ValPair], detector: Any, spec: FeatureSpec, size: tuple[int, int] = (640, 640)
+    pairs: list[ValPair],
+    detector: Any,
+    spec: FeatureSpec,
+    size: tuple[int, int] | Callable[[int, int], tuple[int, int]] = (640, 640),
 ) -> ValFeatures:
-    """Run the frozen detector once per distinct labelled frame and cut the ROI features of its objects."""
+    """Run the frozen detector once per distinct labelled frame and cut the ROI features of its objects.
+
+    ``size``: the detector input ``(H, W)``, or a function ``(h, w) -> (H, W)`` of the frame size."""
     extractor = RoiFeatureExtractor(spec)
     memo: dict[tuple[str, bytes], torch.Tensor] = {}
 
     def feats(image: Path, boxes: np.ndarray) -> torch.Tensor:
         key = (str(image), boxes.tobytes())
         if key not in memo:
-            x, transforms = detector.preprocess([read_rgb(image)], size)
+            img = read_rgb(image)
+            hw = size(img.shape[0], img.shape[1]) if callable(size) else size
+            x, transforms = detector.preprocess([img], hw)
             taps, _ = detector.forward_taps(x)
             maps = {s: taps[s] for s in spec.detector_strides}
             if PIXEL_STRIDE in spec.strides:

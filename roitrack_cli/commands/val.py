@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 
 HELP = "cross-frame matching metrics of an encoder (Top-1, MRR, Recall@K)"
 
@@ -28,10 +29,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size",
         type=int,
-        nargs=2,
         default=None,
-        metavar=("H", "W"),
-        help="detector input size (default: the one the encoder was trained with)",
+        metavar="N",
+        help="long side of the detector input (default: the encoder's training value)",
+    )
+    parser.add_argument(
+        "--square",
+        action="store_true",
+        default=None,
+        help="letterbox to NxN (default: as the encoder was trained)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,24 +73,25 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from tracker_core.detector import load_detector
     from tracker_core.encoder import load_encoder
+    from training.config import input_size_for
     from training.val_data import dir_pairs, mot_pairs
     from training.validate import extract_val_features, validate
 
     detector = load_detector(args.weights, device=args.device)
     encoder = load_encoder(args.encoder, detector=detector, device=args.device)
     meta = encoder.meta
-    size = (
-        tuple(args.input_size)
-        if args.input_size
-        else (int(meta.training.get("input_h", 640)), int(meta.training.get("input_w", 640)))
-    )
+    long_side = int(args.input_size or meta.training.get("input_size", 640))
+    rect = (not args.square) if args.square is not None else bool(meta.training.get("rect", True))
     pairs = mot_pairs(args.mot, args.gap, args.stride) if args.mot else dir_pairs(args.pairs)
-    val = extract_val_features(pairs, detector, meta.spec, size)
+    size_fn = partial(input_size_for, long_side=long_side, rect=rect)
+    val = extract_val_features(pairs, detector, meta.spec, size_fn)
     result = validate(val, encoder, args.device)
     result = {k: result[k] for k in ("encoder", "raw_features", "center_distance")}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"encoder {args.encoder} ({meta.features}), {len(pairs)} pairs, input {size[0]}x{size[1]}")
+        print(
+            f"encoder {args.encoder} ({meta.features}), {len(pairs)} pairs, input long side {long_side}{'' if rect else ' square'}"
+        )
         print(format_table(result))
     return 0

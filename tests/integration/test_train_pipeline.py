@@ -1,0 +1,119 @@
+"""``roitrack train`` end to end on a tiny synthetic sequence: outputs, log, plot, resumable cache and training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from roitrack_cli.main import main
+from tests.integration.encoder_data import make_detector_file, make_sequence
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    seq = make_sequence(root / "seq", frames=12)
+    det = make_detector_file(root / "det.safetensors")
+    return root, seq, det
+
+
+def _train(root: Path, seq: Path, det: Path, out: str, *extra: str) -> int:
+    return main(
+        [
+            "train", "--data", str(seq), "--weights", str(det), "--out", str(root / out),
+            "--epochs", "2", "--input-size", "128", "--batch-frames", "4", "--no-progress",
+            "--cache-dir", str(root / "cache"), *extra,
+        ]
+    )  # fmt: skip
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_writes_encoder_log_and_plot(data):
+    from tracker_core.detector import load_detector
+    from tracker_core.encoder import load_encoder
+
+    root, seq, det = data
+    assert _train(root, seq, det, "straight", "--val", str(seq), "--val-gap", "4", "--val-stride", "2") == 0
+    out = root / "straight"
+    detector = load_detector(det)
+    enc = load_encoder(out / "encoder.safetensors", detector=detector)
+    meta = enc.meta
+    assert meta.detector_arch == "yolov7-tiny" and meta.detector_sha256 == detector.weights_sha256
+    assert meta.features == "spp" and meta.tap_channels == {"32": 256} and meta.roi_size == 10
+    assert meta.embed_dim == 128 and meta.training["epochs"] == 2 and meta.training["steps"] == 6
+    assert set(meta.validation) == {"encoder", "raw_features", "center_distance"}
+    recs = _records(out / "train_log.jsonl")
+    epochs = [r for r in recs if r["type"] == "epoch"]
+    steps = [r for r in recs if r["type"] == "step"]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert [s["step"] for s in steps] == list(range(1, 7))
+    assert all(e["samples"] == e["unique_samples"] == e["dataset_size"] == 12 for e in epochs)
+    assert all(s["cross_frame"] > 0 for s in steps)  # tracklet positives reach the loss
+    assert epochs[-1]["val"]["encoder"]["num_valid"] > 0
+    assert (out / "train_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_continues_from_saved_step(data):
+    root, seq, det = data
+    assert _train(root, seq, det, "resumed", "--stop-after-epochs", "1") == 0
+    first = _records(root / "resumed" / "train_log.jsonl")
+    assert [r["step"] for r in first if r["type"] == "epoch"] == [3]
+    assert _train(root, seq, det, "resumed") == 0
+    recs = _records(root / "resumed" / "train_log.jsonl")
+    assert [r["step"] for r in recs if r["type"] == "step"] == list(range(1, 7))
+    assert [r["epoch"] for r in recs if r["type"] == "epoch"] == [0, 1]
+    # one epoch + resume gives exactly the weights of two straight epochs
+    if not (root / "straight" / "encoder.safetensors").exists():
+        assert _train(root, seq, det, "straight") == 0
+    a = load_file(str(root / "straight" / "encoder.safetensors"))
+    b = load_file(str(root / "resumed" / "encoder.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] - b[k]).abs().max().item() <= 1e-6, k
+
+
+def test_cache_is_resumable(data, tmp_path):
+    from tracker_core.detector import load_detector
+    from tracker_core.features import parse_feature_spec
+    from training.cache import extract_source, load_cache
+    from training.sources import open_source
+
+    _, seq, det = data
+    detector = load_detector(det)
+    spec = parse_feature_spec("spp+s8+pixels")
+    src = open_source(seq)
+    cdir = extract_source(src, detector, spec, tmp_path, size=(96, 128), shard_frames=5, progress=False)
+    shards = sorted(cdir.glob("shard_*.safetensors"))
+    assert len(shards) == 3
+    full = load_cache(cdir, spec.strides)
+    # interrupt: the last shard and the completion mark are gone; a rerun rebuilds only what is missing
+    man = json.loads((cdir / "manifest.json").read_text())
+    (cdir / "manifest.json").write_text(json.dumps({**man, "complete": False}))
+    shards[1].unlink()
+    kept = {p: p.stat().st_mtime_ns for p in (shards[0], shards[2])}
+    again = extract_source(src, detector, parse_feature_spec("spp"), tmp_path, size=(96, 128), progress=False)
+    assert again == cdir  # a cache with a superset of the taps is reused
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert shards[1].is_file()
+    back = load_cache(cdir, spec.strides)
+    assert back.frames.tolist() == full.frames.tolist() == list(range(1, 13))
+    for s in spec.strides:
+        assert (back.maps[s].float() - full.maps[s].float()).abs().max().item() == 0
+    assert back.maps[1].dtype.is_floating_point is False and back.maps[8].shape[1] == 64
+    assert sum(len(b) for b in back.boxes) == 36
+
+
+def test_bad_input_exits_2(data, capsys):
+    root, seq, det = data
+    assert main(["train", "--data", str(root / "nope"), "--weights", str(det), "--out", str(root / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _train(root, seq, det, "y", "--features", "spp+sift") == 2
+    assert "unknown feature tap" in capsys.readouterr().err
