@@ -111,6 +111,9 @@ class TrackingServer:
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Ping idle connections so a vanished client's call ends (and its stream detaches) within ~15 s.
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
         ]
         server = grpc.aio.server(interceptors=interceptors, options=opts)
         tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(self._state), server)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,22 @@ class RunnerInfo:
     class_names: tuple[str, ...]
 
 
+def _decode_one(inp: FrameInput, limit: int) -> tuple[np.ndarray | None, RoitrackError | None, str]:
+    """Decode one frame and check its client detections: ``(image, None, "")`` or ``(None, error, reason)``."""
+    try:
+        img = inp.image.decode(limit)
+    except ResourceExhaustedError as exc:
+        return None, exc, "image_too_large"
+    except RoitrackError as exc:
+        return None, exc, "invalid_image"
+    if inp.client_detections is not None:
+        try:
+            inp.client_detections.validate()
+        except RoitrackError as exc:
+            return None, exc, "invalid_detections"
+    return img, None, ""
+
+
 def _timed(stage_s: dict[str, float], name: str, t0: float) -> float:
     t1 = time.perf_counter()
     stage_s[name] = stage_s.get(name, 0.0) + (t1 - t0)
@@ -81,6 +98,8 @@ class ModelRunner:
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
+        # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
+        self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
         self._finer = bool(
             embedder is not None and any(s != detector.tap_stride for s in embedder.detector_strides)
         )
@@ -117,21 +136,15 @@ class ModelRunner:
         shared: dict[str, float] = {}
         images: list[np.ndarray | None] = [None] * n
         t = time.perf_counter()
-        for i, inp in enumerate(inputs):
-            try:
-                img = inp.image.decode(limit)
-            except ResourceExhaustedError as exc:
-                outs[i].error, outs[i].error_reason = exc, "image_too_large"
+        if n > 1:
+            decoded = list(self._decode_pool.map(lambda inp: _decode_one(inp, limit), inputs))
+        else:
+            decoded = [_decode_one(inp, limit) for inp in inputs]
+        for i, (img, err, reason) in enumerate(decoded):
+            if err is not None:
+                outs[i].error, outs[i].error_reason = err, reason
                 continue
-            except RoitrackError as exc:
-                outs[i].error, outs[i].error_reason = exc, "invalid_image"
-                continue
-            try:
-                if inp.client_detections is not None:
-                    inp.client_detections.validate()
-            except RoitrackError as exc:
-                outs[i].error, outs[i].error_reason = exc, "invalid_detections"
-                continue
+            assert img is not None
             images[i] = img
             outs[i].image_hw = (int(img.shape[0]), int(img.shape[1]))
         t = _timed(shared, "decode", t)
