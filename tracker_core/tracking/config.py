@@ -78,11 +78,11 @@ class TrackerConfig:
     low_score: float = 0.1
     new_track_score: float = 0.6
     match_cost_high: float = 0.8
-    match_cost_low: float = 0.5
+    match_cost_low: float = 0.6
     match_cost_tentative: float = 0.7
     low_match_max_lost_s: float = 1.0
     gate_chi2: float = 0.0
-    lost_buffer_rate: float = 0.3
+    lost_buffer_rate: float = 0.4
     lost_buffer_max: float = 1.0
     class_aware: bool = True
 

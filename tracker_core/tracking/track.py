@@ -35,7 +35,7 @@ def _empty(shape: tuple[int, ...], dtype: type | np.dtype = np.float64) -> NDArr
 class TrackTable:
     """All live tracks. Row ``i`` of every array describes track ``i``.
 
-    mean ``[T,8]`` / cov ``[T,8,8]``: Kalman state (cx, cy, w, h, velocities per second).
+    mean ``[T,8]`` / cov ``[T,3,4]``: Kalman state (cx, cy, w, h, velocities per second; see ``kalman``).
     state ``[T]`` int8 ``TrackState``; track_id ``[T]`` (0 while tentative); class_id ``[T]``; score ``[T]``
     (last matched detection's); hits ``[T]``; first_seen / last_seen ``[T]`` seconds; det_index ``[T]`` (this
     frame's matched detection, -1 if none); emb ``[T,D]`` EMA embedding, emb_valid ``[T]``; bank ``[T,K,D]``
@@ -45,7 +45,7 @@ class TrackTable:
     bank_size: int = 0
     embed_dim: int = 0
     mean: NDArray[np.float64] = field(default_factory=lambda: _empty((0, 8)))
-    cov: NDArray[np.float64] = field(default_factory=lambda: _empty((0, 8, 8)))
+    cov: NDArray[np.float64] = field(default_factory=lambda: _empty((0, 3, 4)))
     state: NDArray[np.int8] = field(default_factory=lambda: _empty((0,), np.int8))
     track_id: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
     class_id: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))

@@ -187,13 +187,16 @@ class Tracker:
             return hi_idx
         lo_idx = (~high & (sc >= cfg.low_score)).nonzero()[0]
         state = tr.state
-        iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z)  # [T,N] plain IoU, shared by stages 2 and 3
+        # buffered IoU [T,N] of every track (buffer growing with the time since its last detection) with every
+        # detection: computed once, shared by the three stages
+        buffer = np.minimum(cfg.lost_buffer_rate * (ts - tr.last_seen), cfg.lost_buffer_max)
+        iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z, buffer)
         if not self._multi_class and (c.min() != c.max() or c[0] != self._first_class):
             self._multi_class = True  # from now on, class gates apply
 
         # 1. high-score detections vs confirmed + lost tracks (fused cost)
         pool = (state != _TENTATIVE).nonzero()[0]
-        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, z, c, e, ts)
+        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, iou, z, c, e)
 
         # 2. low-score detections vs remaining confirmed (and recently lost) tracks (IoU)
         rest = pool[um_pool]
@@ -216,7 +219,7 @@ class Tracker:
         rows = np.concatenate([rows1, rows2, rows3])
         dets = np.concatenate([dets1, dets2, dets3])
         if rows.size:
-            r = kalman.measurement_noise(z[dets], sc[dets], cfg.r_meas, cfg.score_noise_weight)
+            r = kalman.measurement_var(z[dets], sc[dets], cfg.r_meas, cfg.score_noise_weight)
             tr.mean[rows], tr.cov[rows] = kalman.update(tr.mean[rows], tr.cov[rows], z[dets], r)
             tr.last_seen[rows] = ts
             tr.hits[rows] += 1
@@ -238,22 +241,22 @@ class Tracker:
         self,
         rows: NDArray[np.int64],
         det_idx: NDArray[np.int64],
+        iou: NDArray[np.float64],
         z: NDArray[np.float64],
         c: NDArray[np.int64],
         e: NDArray[np.float32] | None,
-        ts: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-        """Stage 1. Returns (matched rows, matched dets, unmatched positions in rows, unmatched positions in det_idx)."""
+        """Stage 1 on ``rows`` x ``det_idx`` of the shared buffered ``iou``.
+
+        Returns (matched rows, matched dets, unmatched positions in rows, unmatched positions in det_idx)."""
         cfg = self.config
         tr = self._tracks
         if rows.size == 0 or det_idx.size == 0:
             return _EMPTY, _EMPTY, np.arange(rows.size), np.arange(det_idx.size)
-        since = ts - tr.last_seen[rows]
-        buffer = np.minimum(cfg.lost_buffer_rate * since, cfg.lost_buffer_max)
-        cost = 1.0 - costs.buffered_iou_cxcywh(tr.mean[rows, :4], z[det_idx], buffer)
+        cost = 1.0 - iou[np.ix_(rows, det_idx)]
         gates = []
         if cfg.gate_chi2 > 0:
-            r = kalman.measurement_noise(tr.mean[rows, :4], None, cfg.r_meas, 0.0)
+            r = kalman.measurement_var(tr.mean[rows, :4], None, cfg.r_meas, 0.0)
             maha = kalman.mahalanobis_sq(tr.mean[rows], tr.cov[rows], z[det_idx], r)
             gates.append(costs.mahalanobis_gate(maha, cfg.gate_chi2))
         if cfg.class_aware and self._multi_class:
@@ -342,9 +345,14 @@ class Tracker:
         idx = show.nonzero()[0]
         if idx.size == 0:
             return []
-        filt = kalman.cxcywh_to_xyxy(tr.mean[idx, :4])
-        use_det = live[idx] & (not cfg.output_filtered_box)
-        out_boxes = np.where(use_det[:, None], tr.det_box[idx], filt).astype(np.float32)
+        if cfg.output_filtered_box or not cfg.output_lost:
+            out_boxes = (
+                kalman.cxcywh_to_xyxy(tr.mean[idx, :4]) if cfg.output_filtered_box else tr.det_box[idx]
+            )
+        else:
+            filt = kalman.cxcywh_to_xyxy(tr.mean[idx, :4])
+            out_boxes = np.where(live[idx][:, None], tr.det_box[idx], filt)
+        out_boxes = out_boxes.astype(np.float32)
         ids = tr.track_id[idx].tolist()
         scores = tr.score[idx].tolist()
         cls = tr.class_id[idx].tolist()
