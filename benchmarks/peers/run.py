@@ -60,6 +60,13 @@ def run_peers(
     info = read_seqinfo(seq_dir)
     frames = read_detections(det_path, info.seq_length, score_scale, min_score)
     specs = [s for s in default_peers(embeddings is not None) if only is None or s.key in only]
+    missing: dict[str, str] = {}
+    for spec in list(specs):
+        try:
+            spec.make(info.frame_rate)
+        except ImportError as exc:  # a peer library that is not installed is reported, not fatal
+            missing[spec.key] = f"not installed ({exc.name or exc})"
+            specs.remove(spec)
     best: dict[str, float] = {}
     meta: dict[str, tuple[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="roitrack-peers-") as tmp:
@@ -97,6 +104,7 @@ def run_peers(
         "python": platform.python_version(),
         "machine": platform.machine(),
         "rows": rows,
+        "missing": missing,
     }
 
 
