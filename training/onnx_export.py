@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +31,18 @@ def export_encoder_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, model.in_channels, model.roi_size, model.roi_size)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(out),
-        input_names=[INPUT],
-        output_names=[OUTPUT],
-        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-        opset_version=opset,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no onnxscript needed
+        torch.onnx.export(
+            model,
+            (example,),
+            str(out),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load(str(out))
     onnx.checker.check_model(proto)
     proto.metadata_props.add(key="roitrack_encoder", value=meta.to_json())
