@@ -95,6 +95,7 @@ class TrackingServer:
             max_wait_ms=cfg.max_wait_ms,
             enabled=cfg.batching,
             on_batch=lambda n, dt: m.batch_size.observe(n),
+            expected=lambda: max(1, self.registry.live_count),
         )
         self._pool = ThreadPoolExecutor(max_workers=cfg.tracking_threads, thread_name_prefix="roitrack-track")
         processor = StreamProcessor(self._batcher, self._pool, m)

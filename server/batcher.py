@@ -32,7 +32,8 @@ class _Pending:
 class Batcher:
     """Gathers :class:`FrameInput` from all streams and runs them through ``run_batch`` in batches.
 
-    ``on_batch(size, seconds)`` is called after every batch (metrics).
+    ``on_batch(size, seconds)`` is called after every batch (metrics). ``expected()``: how many frames could
+    come at most (the live streams); a batch that has them all closes without waiting ``max_wait_ms``.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class Batcher:
         max_wait_ms: float = 5.0,
         enabled: bool = True,
         on_batch: Callable[[int, float], None] | None = None,
+        expected: Callable[[], int] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -50,6 +52,7 @@ class Batcher:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000.0 if enabled else 0.0
         self.enabled = enabled
         self._on_batch = on_batch
+        self._expected = expected
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-model")
@@ -96,6 +99,8 @@ class Batcher:
                 continue
             except asyncio.QueueEmpty:
                 pass
+            if self._expected is not None and len(batch) >= self._expected():
+                break  # every stream that could add a frame already has one here: do not wait
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

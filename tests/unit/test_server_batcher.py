@@ -94,3 +94,16 @@ async def test_submit_requires_start() -> None:
     b = Batcher(Runner())
     with pytest.raises(RuntimeError, match="not running"):
         await b.submit(inp(0))
+
+
+async def test_batch_closes_early_when_every_stream_is_in() -> None:
+    runner = Runner()
+    b = Batcher(runner, max_batch=8, max_wait_ms=500, expected=lambda: 2)
+    b.start()
+    try:
+        t0 = time.perf_counter()
+        outs = await asyncio.gather(b.submit(inp(1)), b.submit(inp(2)))
+        waited = time.perf_counter() - t0
+    finally:
+        await b.stop()
+    assert [o.batch_size for o in outs] == [2, 2] and waited < 0.4
