@@ -39,6 +39,7 @@ class ServerConfig:
     input_size: int = 640
     fuse: bool = True
     half: bool = False  # fp16 on CUDA
+    device_preprocess: bool = True  # on CUDA: decode JPEGs (nvJPEG) and letterbox on the GPU
     token: str | None = None  # bearer token; None: no authentication
     tls_cert: str | None = None
     tls_key: str | None = None

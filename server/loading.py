@@ -50,7 +50,12 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     else:
         log.info("no encoder: appearance off, tracking by motion only")
     runner = ModelRunner(
-        detector, appearance, encoder_sha256=encoder_sha, input_size=cfg.input_size, max_pixels=cfg.max_pixels
+        detector,
+        appearance,
+        encoder_sha256=encoder_sha,
+        input_size=cfg.input_size,
+        max_pixels=cfg.max_pixels,
+        device_preprocess=cfg.device_preprocess,
     )
     if cfg.weights is None:
         runner.info = dataclasses.replace(runner.info, weights_sha256="random")

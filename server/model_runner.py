@@ -17,7 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from server.frames import DecodedImage, FrameInput, FrameOutput
+from server.frames import DecodedImage, EncodedImage, FrameInput, FrameOutput
+from server.tensor_preprocess import decode_to_device, letterbox_batch
 from tracker_core.errors import ResourceExhaustedError, RoitrackError
 from tracker_core.letterbox import LetterboxTransform
 
@@ -92,12 +93,15 @@ class ModelRunner:
         input_size: int = 640,
         max_pixels: int = 4096 * 4096,
         max_det: int = 300,
+        device_preprocess: bool = True,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
+        # Decode + letterbox on the model's device (nvJPEG, torch resize) when it is a GPU; OpenCV on the CPU.
+        self.tensor_preprocess = bool(device_preprocess and detector.device.type == "cuda")
         # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
         self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
         self._finer = bool(
@@ -124,8 +128,11 @@ class ModelRunner:
         from server.frames import ClientDetections
 
         dets = ClientDetections(box, np.array([0.9], np.float32), np.zeros(1, np.int64))
+        import cv2
+
+        jpeg = EncodedImage(cv2.imencode(".jpg", img)[1].tobytes())
         for _ in range(iterations):
-            self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(DecodedImage(img), dets)])
+            self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(jpeg, dets)])
 
     def run(self, inputs: Sequence[FrameInput], max_pixels: int | None = None) -> list[FrameOutput]:
         """One batch: decode, letterbox, one detector forward, NMS, ROI Align + encoder. Never raises for one
@@ -134,9 +141,12 @@ class ModelRunner:
         n = len(inputs)
         outs = [FrameOutput(batch_size=n) for _ in range(n)]
         shared: dict[str, float] = {}
-        images: list[np.ndarray | None] = [None] * n
+        images: list[Any] = [None] * n  # HxWx3 uint8 arrays, or [3,H,W] uint8 tensors on the device
         t = time.perf_counter()
-        if n > 1:
+        decoded: list[tuple[Any, RoitrackError | None, str]]
+        if self.tensor_preprocess:
+            decoded = list(decode_to_device(inputs, self.detector.device, limit))
+        elif n > 1:
             decoded = list(self._decode_pool.map(lambda inp: _decode_one(inp, limit), inputs))
         else:
             decoded = [_decode_one(inp, limit) for inp in inputs]
@@ -146,7 +156,8 @@ class ModelRunner:
                 continue
             assert img is not None
             images[i] = img
-            outs[i].image_hw = (int(img.shape[0]), int(img.shape[1]))
+            hw = img.shape[1:3] if self.tensor_preprocess else img.shape[:2]  # [3,H,W] tensor / HxWx3 array
+            outs[i].image_hw = (int(hw[0]), int(hw[1]))
         t = _timed(shared, "decode", t)
 
         # Frames that need the network: detector boxes wanted, or appearance on our features.
@@ -189,7 +200,7 @@ class ModelRunner:
     def _forward(
         self,
         inputs: Sequence[FrameInput],
-        images: list[np.ndarray | None],
+        images: list[Any],
         outs: list[FrameOutput],
         fwd: list[int],
         want_app: list[bool],
@@ -198,7 +209,11 @@ class ModelRunner:
         det = self.detector
         frames = [images[i] for i in fwd]
         t = time.perf_counter()
-        x, transforms = det.preprocess(frames, (self.input_size, self.input_size))
+        size = (self.input_size, self.input_size)
+        if self.tensor_preprocess:
+            x, transforms = letterbox_batch(frames, size, det.dtype, channels_last=det.device.type == "cuda")
+        else:
+            x, transforms = det.preprocess(frames, size)
         t = _timed(shared, "letterbox", t)
         if self._finer:
             taps, pred = det.forward_taps(x)
