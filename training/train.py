@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from training.tracklets import link_tracklets, tracklet_stats
     from training.trainer import DetectorMeta, train_encoder
     from training.val_data import mot_pairs
-    from training.validate import extract_val_features
+    from training.validate import extract_val_features, val_features_from_cache
 
     cfg = config_from_args(args)
     spec = parse_feature_spec(cfg.features)
@@ -159,9 +159,15 @@ def run(args: argparse.Namespace) -> int:
         )
         val = None
         if args.val and dist.is_main:
-            val = extract_val_features(
-                mot_pairs(args.val, cfg.val_gap, cfg.val_stride), detector, spec, cfg.size_for
-            )
+            pairs = mot_pairs(args.val, cfg.val_gap, cfg.val_stride)
+            same = [
+                c
+                for s, c in zip(sources, cached, strict=True)
+                if s.path.resolve() == Path(args.val).resolve()
+            ]
+            val = val_features_from_cache(pairs, same[0], spec) if same else None
+            if val is None:
+                val = extract_val_features(pairs, detector, spec, cfg.size_for)
         det_meta = DetectorMeta(detector.arch, detector.weights_sha256, int(detector.tap_channels))
         del detector
         t1 = time.monotonic()

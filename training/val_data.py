@@ -20,6 +20,7 @@ class FrameLabels:
     image: Path
     boxes: np.ndarray
     ids: np.ndarray
+    frame: int | None = None  # 1-based frame number in a MOTChallenge sequence
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ def mot_pairs(seq: str | Path, gap: int, stride: int) -> list[ValPair]:
         pairs.append(
             ValPair(
                 name=f"{t}-{t + gap}",
-                pre=FrameLabels(mot_frame_path(seq, t), a[0], a[1]),
-                now=FrameLabels(mot_frame_path(seq, t + gap), b[0], b[1]),
+                pre=FrameLabels(mot_frame_path(seq, t), a[0], a[1], t),
+                now=FrameLabels(mot_frame_path(seq, t + gap), b[0], b[1], t + gap),
             )
         )
     if not pairs:

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracker_core.features import PIXEL_STRIDE, FeatureSpec, RoiFeatureExtractor
+from tracker_core.features import PIXEL_STRIDE, FeatureSpec, RoiFeatureExtractor, roi_features
+from training.batches import read_maps
+from training.cache import CachedSource
 from training.sources import read_rgb
-from training.val_data import ValPair
+from training.val_data import FrameLabels, ValPair
 from training.val_metrics import MatchingResult, evaluate_pairs
 
 
@@ -59,6 +61,22 @@ def extract_val_features(
     pre = [feats(p.pre.image, p.pre.boxes) for p in pairs]
     now = [feats(p.now.image, p.now.boxes) for p in pairs]
     return ValFeatures(pairs, pre, now)
+
+
+def val_features_from_cache(pairs: list[ValPair], src: CachedSource, spec: FeatureSpec) -> ValFeatures | None:
+    """The same features from stage-1 cached maps (no detector run) when every pair frame is cached; else None."""
+    where = {int(f): i for i, f in enumerate(src.frames)}
+    need = [fl.frame for p in pairs for fl in (p.pre, p.now)]
+    if any(f is None or f not in where for f in need):
+        return None
+
+    def feats(fl: FrameLabels) -> torch.Tensor:
+        i = where[int(fl.frame)]  # type: ignore[arg-type]
+        maps = read_maps(src, [i], spec)
+        parts = [roi_features(maps[s], [fl.boxes], [src.transforms[i]], stride=s) for s in spec.strides]
+        return torch.cat(parts, dim=1)
+
+    return ValFeatures(pairs, [feats(p.pre) for p in pairs], [feats(p.now) for p in pairs])
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

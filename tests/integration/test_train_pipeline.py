@@ -117,3 +117,35 @@ def test_bad_input_exits_2(data, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert _train(root, seq, det, "y", "--features", "spp+sift") == 2
     assert "unknown feature tap" in capsys.readouterr().err
+
+
+def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
+    """Per-epoch validation reads the stage-1 maps; it must match running the detector (up to fp16 storage)."""
+    from tracker_core.detector import load_detector
+    from tracker_core.features import parse_feature_spec
+    from training.cache import extract_source, load_cache
+    from training.sources import open_source
+    from training.val_data import mot_pairs
+    from training.validate import extract_val_features, val_features_from_cache
+
+    _, seq, det = data
+    detector = load_detector(det)
+    spec = parse_feature_spec("spp+pixels")
+    src = open_source(seq)
+    cached = load_cache(
+        extract_source(src, detector, spec, tmp_path, size=(96, 128), progress=False), spec.strides
+    )
+    pairs = mot_pairs(seq, gap=4, stride=3)
+    a = val_features_from_cache(pairs, cached, spec)
+    b = extract_val_features(pairs, detector, spec, (96, 128))
+    assert a is not None
+    for x, y in zip(a.pre + a.now, b.pre + b.now, strict=True):
+        assert x.shape == y.shape
+        assert (x - y).abs().max().item() <= 2e-3 * max(1.0, y.abs().max().item())
+    # every 3rd frame: frames 1, 4, 7, 10 only, so pairs needing frame 5 fall back (None)
+    step3 = load_cache(
+        extract_source(src, detector, spec, tmp_path, size=(96, 128), frame_step=3, progress=False),
+        spec.strides,
+    )
+    assert step3.frames.tolist() == [1, 4, 7, 10]
+    assert val_features_from_cache(pairs, step3, spec) is None
