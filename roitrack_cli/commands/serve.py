@@ -32,6 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     a("--arch", choices=("yolov7", "yolov7-tiny"), help="architecture for --random-weights")
     a("--encoder", help="ROI encoder .safetensors (without it appearance is off: motion-only tracking)")
+    a("--random-encoder", action="store_const", const=True, help="randomly initialised encoder (benchmarks)")
     a("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     a("--host", help="listen address (default 0.0.0.0)")
     a("--port", type=int, help="gRPC port (default 50051)")

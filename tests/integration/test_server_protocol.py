@@ -68,3 +68,14 @@ async def test_oversized_message_is_refused_by_grpc_limit() -> None:
             stub(ch), [open_req("big"), frame_req(1, encoded=b"\xff\xd8" + b"\0" * 200_000)]
         )
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_reflection_lists_the_services() -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async with running_server() as srv, channel(srv) as ch:
+        call = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        names = [s.name async for r in call for s in r.list_services_response.service]
+    assert {"roitrack.v1.Tracking", "grpc.health.v1.Health"} <= set(names)
