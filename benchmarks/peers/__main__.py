@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         out.with_suffix(".md").write_text(
             f"Peer benchmark on {result['sequence']} ({result['frames']} frames, {result['frame_rate']} fps), "
             f"detections {result['detections']} (scores / {result['score_scale']}), "
-            f"ms/frame = time inside each tracker's update call, best of {result['repeats']} runs.\n\n"
-            + table
+            f"ms/frame = time inside each tracker's update call, best of {result['repeats']} lockstep runs "
+            "(every tracker gets frame i before any gets frame i+1).\n\n" + table
         )
     return 0
 

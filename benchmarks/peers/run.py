@@ -23,28 +23,36 @@ from tracker_core.evaluation import (
 )
 
 
-def run_one(
-    spec: PeerSpec,
+def run_lockstep(
+    specs: Sequence[PeerSpec],
     frames: Sequence[FrameDetections],
     frame_rate: float,
     embeddings: Sequence[NDArray[np.float32] | None] | None,
-) -> tuple[list[str], float, str, str]:
-    """One fresh tracker over all frames -> (result lines, seconds inside update, name, note)."""
-    adapter = spec.make(frame_rate)
-    payloads = [
-        adapter.prepare(f.boxes, f.scores, embeddings[i] if embeddings is not None else None)
-        for i, f in enumerate(frames)
-    ]
-    lines: list[str] = []
-    spent = 0.0
-    for i, payload in enumerate(payloads):
-        t0 = time.perf_counter()
-        raw = adapter.update(payload, i / frame_rate)
-        spent += time.perf_counter() - t0
-        ids, boxes, scores = adapter.collect(raw)
-        if ids:
-            lines += results_rows(i + 1, ids, boxes, scores)
-    return lines, spent, adapter.name, adapter.note
+) -> dict[str, tuple[list[str], float, str, str]]:
+    """Fresh trackers of every spec fed frame by frame in lockstep (frame i to each tracker, then frame i+1), so
+    background load on a shared machine hits every tracker alike.
+
+    Returns ``{key: (result lines, seconds inside update, name, note)}``; only ``update`` is timed."""
+    adapters = {s.key: s.make(frame_rate) for s in specs}
+    payloads = {
+        k: [
+            a.prepare(f.boxes, f.scores, embeddings[i] if embeddings is not None else None)
+            for i, f in enumerate(frames)
+        ]
+        for k, a in adapters.items()
+    }
+    lines: dict[str, list[str]] = {k: [] for k in adapters}
+    spent = dict.fromkeys(adapters, 0.0)
+    for i in range(len(frames)):
+        t = i / frame_rate
+        for k, adapter in adapters.items():
+            t0 = time.perf_counter()
+            raw = adapter.update(payloads[k][i], t)
+            spent[k] += time.perf_counter() - t0
+            ids, boxes, scores = adapter.collect(raw)
+            if ids:
+                lines[k] += results_rows(i + 1, ids, boxes, scores)
+    return {k: (lines[k], spent[k], a.name, a.note) for k, a in adapters.items()}
 
 
 def run_peers(
@@ -56,7 +64,8 @@ def run_peers(
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,
     only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Benchmark result: per tracker HOTA/DetA/AssA/MOTA/IDF1/IDSW/MT/ML and ms per frame (best of ``repeats``)."""
+    """Benchmark result: per tracker HOTA/DetA/AssA/MOTA/IDF1/IDSW/MT/ML and ms per frame (best of ``repeats``
+    lockstep runs)."""
     info = read_seqinfo(seq_dir)
     frames = read_detections(det_path, info.seq_length, score_scale, min_score)
     specs = [s for s in default_peers(embeddings is not None) if only is None or s.key in only]
@@ -72,14 +81,15 @@ def run_peers(
     with tempfile.TemporaryDirectory(prefix="roitrack-peers-") as tmp:
         files: dict[str, str] = {}
         for rep in range(max(1, repeats)):
-            for spec in specs:  # interleaved, so background load hits every tracker alike
-                lines, spent, name, note = run_one(spec, frames, info.frame_rate, embeddings)
-                best[spec.key] = min(best.get(spec.key, float("inf")), spent)
-                meta[spec.key] = (name, note)
+            for key, (lines, spent, name, note) in run_lockstep(
+                specs, frames, info.frame_rate, embeddings
+            ).items():
+                best[key] = min(best.get(key, float("inf")), spent)
+                meta[key] = (name, note)
                 if rep == 0:
-                    path = Path(tmp) / f"{spec.key}.txt"
+                    path = Path(tmp) / f"{key}.txt"
                     write_results(path, lines)
-                    files[spec.key] = str(path)
+                    files[key] = str(path)
         scores = evaluate_results(seq_dir, files)
     rows = []
     for spec in specs:

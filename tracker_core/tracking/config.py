@@ -31,7 +31,8 @@ class TrackerConfig:
             (0: confirmed tracks only, as in ByteTrack).
         match_cost_tentative: ceiling of stage 3 (remaining high-score detections vs tentative tracks).
         gate_chi2: Mahalanobis gate (squared distance on the 4-d box measurement; 9.4877 = chi2 0.95, 4 dof);
-            ``0`` disables gating.
+            ``0`` (default) disables it: with noisy public detections (PETS09 ACF) a 95 % gate rejects true
+            matches (IDF1 80 -> 54 measured); buffered IoU already bounds how far a track can jump.
         lost_buffer_rate: lost tracks are matched with a *buffered* IoU: their predicted box is enlarged by
             this fraction of its size per second lost (so a track that coasted through an occlusion can still
             be picked up), capped at ``lost_buffer_max``.
