@@ -292,3 +292,21 @@ def small_png(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def camera(fps: float) -> str:
+    """How the clients sent frames, in words."""
+    return f"cameras at {fps:g} fps" if fps > 0 else "closed-loop clients (4 frames in flight each)"
+
+
+def on_worker_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` on a fresh worker thread and return its result.
+
+    The server runs its models on a dedicated thread; the benchmarks do the same. On an oversubscribed machine
+    torch calls made from the main thread were measured 5-10x slower than the same calls from a worker thread
+    (libgomp's barrier behaviour for the initial thread's team), which would distort every figure.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench") as pool:
+        return pool.submit(fn, *args, **kwargs).result()

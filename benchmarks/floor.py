@@ -30,11 +30,14 @@ def detector_flops(det: Any, size: int) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_rate(device: str, dtype: Any, seconds: float = 1.0) -> dict[str, Any]:
+def matmul_rate(
+    device: str, dtype: Any, seconds: float = 1.0, sizes: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """Best dense ``n x n @ n x n`` FLOP/s over a few sizes (2 n^3 FLOPs per product)."""
     import torch
 
-    sizes = (1024, 2048) if device == "cpu" else (4096, 8192)
+    if sizes is None:
+        sizes = (1024, 2048) if device == "cpu" else (4096, 8192)
     best: dict[str, Any] = {"flops_per_s": 0.0, "n": 0}
     for n in sizes:
         a = torch.rand(n, n, device=device, dtype=dtype)
@@ -73,16 +76,22 @@ def forward_seconds(det: Any, size: int, batch: int, reps: int) -> float:
 
 
 def run(opts: BenchOptions) -> dict[str, Any]:
+    from benchmarks.common import on_worker_thread
+
+    return dict(on_worker_thread(_run, opts))
+
+
+def _run(opts: BenchOptions) -> dict[str, Any]:
     from benchmarks import stages
 
     size = opts.size or 640
     reps = opts.frames or 5
     det = detector_for(opts, fuse=True)
     flops = detector_flops(det, size)
-    mm = matmul_rate(opts.device, det.dtype)
+    mm = matmul_rate(opts.device, det.dtype, seconds=0.5)
     fwd1 = forward_seconds(det, size, 1, reps)
     fwd4 = forward_seconds(det, size, 4, max(2, reps // 2)) / 4
-    mm2 = matmul_rate(opts.device, det.dtype)  # measured again: the machine may be shared
+    mm2 = matmul_rate(opts.device, det.dtype, seconds=0.5)  # again: the machine may be shared
     peak = max(mm["flops_per_s"], mm2["flops_per_s"])
     pipe = stages.measure(det, size, reps, opts.dets, opts.device, seed=opts.seed)
     pipe_s = pipe["total_ms"] / 1e3

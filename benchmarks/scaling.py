@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEFAULT_ARCH, BenchOptions, machine, md_table
+from benchmarks.common import DEFAULT_ARCH, BenchOptions, camera, machine, md_table
 from benchmarks.service import (
     ServerProcess,
     make_items,
@@ -83,7 +83,7 @@ def measure_point(
 def run(opts: BenchOptions) -> dict[str, Any]:
     size = opts.size or 320
     duration = opts.duration or 20.0
-    fps = float(opts.extra.get("fps", 10.0))
+    fps = float(opts.extra.get("fps", 10.0))  # 0: closed loop, as fast as the server answers
     counts = tuple(c for c in COUNTS if c <= (opts.streams or COUNTS[-1])) or (opts.streams or 1,)
     warmup_s = float(opts.extra.get("warmup_s", WARMUP_S))
     items = make_items(40, opts.dets, seed=opts.seed)
@@ -163,8 +163,8 @@ def markdown(result: dict[str, Any]) -> str:
         )
     m = result["machine"]
     return (
-        f"Multi-stream scaling ({result['arch']} at {result['size']}, {result['device']}, cameras at "
-        f"{result['camera_fps']:g} fps with {result['dets']} client boxes each, {result['duration_s']:g} s per "
+        f"Multi-stream scaling ({result['arch']} at {result['size']}, {result['device']}, "
+        f"{camera(result['camera_fps'])} with {result['dets']} client boxes each, {result['duration_s']:g} s per "
         f"point; latency in ms, send to response; {m.get('gpu') or m['cpu']}, {m['cores']} cores)\n\n"
         + md_table(headers, rows, nd=1)
     )

@@ -94,7 +94,7 @@ class ServerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=False,  # same scheduling autogroup as the clients: a fair comparison
         )
 
     def log_tail(self, n: int = 3000) -> str:
@@ -335,6 +335,54 @@ async def _send(
     await call.write(req)
 
 
+class LockstepStream:
+    """One open ``Track`` call driven one frame at a time: ``await send(item, i)`` returns the response and the
+    client-side round trip (send to response) in seconds. For interleaving with other paths frame by frame."""
+
+    def __init__(self, address: str, stream_id: str, client_dets: bool = True) -> None:
+        self.address, self.stream_id, self.client_dets = address, stream_id, client_dets
+        self._ch: Any = None
+        self._call: Any = None
+
+    async def open(self) -> None:
+        import grpc
+
+        from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+        from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pbg
+
+        self._ch = grpc.aio.insecure_channel(
+            self.address,
+            options=[
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.max_receive_message_length", 64 << 20),
+            ],
+        )
+        self._call = pbg.TrackingStub(self._ch).Track()
+        await self._call.write(pb.TrackRequest(open=pb.OpenStream(stream_id=self.stream_id)))
+
+    async def send(self, item: FrameItem, i: int, fps: float = 10.0) -> tuple[Any, float]:
+        import grpc
+
+        req = frame_request(item, i, i / fps, self.client_dets)
+        t0 = time.perf_counter()
+        await self._call.write(req)
+        resp = await self._call.read()
+        dt = time.perf_counter() - t0
+        if resp is grpc.aio.EOF:
+            raise UnavailableError(f"stream {self.stream_id}: the server ended the call")
+        if resp.HasField("error") and resp.error.code != 0:
+            raise UnavailableError(f"stream {self.stream_id} frame {i}: {resp.error.message}")
+        return resp, dt
+
+    async def close(self) -> None:
+        if self._call is not None:
+            with contextlib.suppress(Exception):
+                await self._call.done_writing()
+            self._call.cancel()
+        if self._ch is not None:
+            await self._ch.close()
+
+
 async def run_streams(
     address: str,
     n: int,
@@ -345,8 +393,12 @@ async def run_streams(
     client_dets: bool,
     prefix: str = "bench",
 ) -> list[StreamStats]:
-    """``n`` concurrent cameras for ``duration_s`` seconds; each stream starts at a different frame of the scene."""
+    """``n`` concurrent cameras for ``duration_s`` seconds; each stream starts at a different frame of the scene.
+    ``fps`` ``None`` or ``0``: closed loop (each stream keeps ``max_in_flight`` frames unanswered)."""
     import grpc
+
+    if fps is not None and fps <= 0:
+        fps = None
 
     stats = [StreamStats(f"{prefix}-{k}") for k in range(n)]
     async with grpc.aio.insecure_channel(
@@ -428,6 +480,7 @@ def run_async(coro: Any) -> Any:
 
 __all__ = [
     "FrameItem",
+    "LockstepStream",
     "ServerProcess",
     "StreamStats",
     "make_items",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import DEFAULT_ARCH, BenchOptions, machine, md_table, percentiles_ms, rss_bytes
+from benchmarks.common import DEFAULT_ARCH, BenchOptions, camera, machine, md_table, percentiles_ms, rss_bytes
 from benchmarks.scaling import server_settings
 from benchmarks.service import (
     ServerProcess,
@@ -64,7 +64,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     size = opts.size or 320
     duration = opts.duration or 600.0
     n = opts.streams or 8
-    fps = float(opts.extra.get("fps", 10.0))
+    fps = float(opts.extra.get("fps", 10.0))  # 0: closed loop, as fast as the server answers
     every = max(0.5, duration / 150)
     items = make_items(100, opts.dets, seed=opts.seed)
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
@@ -134,7 +134,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     m = r["machine"]
     return (
-        f"Soak: {r['streams']} streams x {r['camera_fps']:g} fps, {r['dets']} client boxes each, {r['arch']} at "
+        f"Soak: {r['streams']} streams, {camera(r['camera_fps'])}, {r['dets']} client boxes each, {r['arch']} at "
         f"{r['size']}, {r['device']} ({m.get('gpu') or m['cpu']}, {m['cores']} cores)\n\n"
         + md_table(["", "value"], rows)
     )

@@ -27,6 +27,7 @@ from benchmarks.common import (
     md_table,
     median_ms,
     now,
+    on_worker_thread,
     sync,
 )
 
@@ -180,7 +181,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     for arch in archs:
         det = detector_for(opts, arch, fuse=True)
         for size in sizes:
-            r = measure(det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images)
+            r = on_worker_thread(
+                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images
+            )
             rows.append({"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r})
         del det
         if opts.device.startswith("cuda"):

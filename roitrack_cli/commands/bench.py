@@ -34,6 +34,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    v = float(text)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return v
+
+
 def _size(text: str) -> int:
     v = _positive_int(text)
     if v % 32:
@@ -64,8 +71,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "--fps", type=_positive_float, help="per-stream camera rate (scaling, soak; default 10)"
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
-        if name == "overhead":
-            p.add_argument("--rounds", type=_positive_int, default=3, help="alternating rounds (default 3)")
         if name in ("scaling", "soak"):
             p.add_argument("--max-batch", type=_positive_int, default=8, help="server max batch (default 8)")
         if name == "scaling":
@@ -82,9 +87,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _extra(args: argparse.Namespace) -> dict[str, float]:
     """Bench-specific options (only those this bench has)."""
     extra: dict[str, float] = {}
-    if args.fps:
+    if args.fps is not None:
         extra["fps"] = args.fps
-    for flag, key in (("rounds", "rounds"), ("max_batch", "max_batch"), ("warmup", "warmup_s")):
+    for flag, key in (("max_batch", "max_batch"), ("warmup", "warmup_s")):
         if getattr(args, flag, None) is not None:
             extra[key] = getattr(args, flag)
     return extra
