@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.peers.run import markdown_table, run_peers
-from tracker_core.errors import RoitrackError
+from tracker_core.errors import InvalidInputError, RoitrackError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +22,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timing: best of this many runs per tracker")
     p.add_argument("--only", nargs="*", help="keys of the trackers to run (default: all)")
     p.add_argument("--out", default="docs/bench/peers", help="write OUT.json and OUT.md ('' to skip)")
+    p.add_argument(
+        "--weights", help="detector .safetensors: with --encoder, feed ROI embeddings (ours + DeepSORT)"
+    )
+    p.add_argument("--encoder", help="ROI encoder .safetensors (needs --weights)")
+    p.add_argument("--device", default="cpu", help="torch device for the detector/encoder")
+    p.add_argument("--size", type=int, default=640, help="detector input size (multiple of 32)")
     args = p.parse_args(argv)
     det = args.det or str(Path(args.seq) / "det" / "det.txt")
     try:
-        result = run_peers(args.seq, det, args.score_scale, args.min_score, args.repeats, only=args.only)
+        embeddings = None
+        if args.encoder or args.weights:
+            if not (args.encoder and args.weights):
+                raise InvalidInputError("--encoder and --weights go together")
+            from tracker_core.evaluation import read_detections, read_seqinfo
+            from tracker_core.evaluation.image_source import frames_from_images
+
+            info = read_seqinfo(args.seq)
+            frames = read_detections(det, info.seq_length, args.score_scale, args.min_score)
+            _, embeddings = frames_from_images(
+                args.seq,
+                info,
+                args.weights,
+                args.encoder,
+                detections=frames,
+                device=args.device,
+                size=args.size,
+            )
+        result = run_peers(
+            args.seq,
+            det,
+            args.score_scale,
+            args.min_score,
+            args.repeats,
+            embeddings=embeddings,
+            only=args.only,
+        )
     except RoitrackError as exc:
         print(f"benchmarks.peers: error: {exc}", file=sys.stderr)
         return 2

@@ -64,3 +64,33 @@ def test_cli_writes_json_and_markdown(pets_sequence: Path, tmp_path: Path, capsy
     assert "| roitrack (ours) |" in out.with_suffix(".md").read_text()
     assert "trackers SORT" in capsys.readouterr().out
     assert main(["--seq", str(tmp_path), "--out", ""]) == 2  # not a sequence: clear error, exit 2
+
+
+def test_embeddings_reach_ours_and_deepsort(tmp_path: Path):
+    """Given embeddings, our appearance mode and DeepSORT both get them (one identity vector per object)."""
+    pytest.importorskip("deep_sort_realtime", reason="peer trackers come from the 'bench' extra")
+    import numpy as np
+
+    from benchmarks.peers.__main__ import main
+    from benchmarks.peers.run import run_peers
+    from tests.integration.encoder_data import make_sequence
+
+    seq = make_sequence(tmp_path / "SYN-02", frames=10, objects=3)
+    rng = np.random.default_rng(0)
+    ident = rng.standard_normal((3, 32)).astype(np.float32)
+    # det.txt lists the objects in the same order every frame
+    emb = [ident + 0.01 * rng.standard_normal((3, 32)).astype(np.float32) for _ in range(10)]
+    res = run_peers(
+        seq,
+        seq / "det" / "det.txt",
+        100.0,
+        repeats=1,
+        embeddings=emb,
+        only=["ours", "ours_appearance", "deep_sort_realtime"],
+    )
+    rows = {r["key"]: r for r in res["rows"]}
+    assert rows["ours_appearance"]["tracker"] == "roitrack (ours, appearance)"
+    assert rows["deep_sort_realtime"]["tracker"] == "deep-sort-realtime (our embeddings)"
+    for key in rows:
+        assert rows[key]["IDSW"] == 0 and rows[key]["MOTA"] > 50.0, rows[key]
+    assert main(["--seq", str(seq), "--encoder", "e.safetensors", "--out", ""]) == 2  # --weights missing
