@@ -29,7 +29,14 @@ import numpy as np
 
 from benchmarks.common import DEFAULT_ARCH, BenchOptions, machine, md_table, median_ms
 from benchmarks.scaling import server_settings
-from benchmarks.service import FrameItem, LockstepStream, ServerProcess, make_items, write_random_encoder
+from benchmarks.service import (
+    FrameItem,
+    LockstepStream,
+    ServerProcess,
+    child_env,
+    make_items,
+    write_random_encoder,
+)
 from tracker_core.errors import UnavailableError
 
 BLOCK = 6  # consecutive frames per path per round; the first is not timed
@@ -59,6 +66,7 @@ class InProcessWorker:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
+            env=child_env(),
         )
 
     def _line(self) -> str:

@@ -90,11 +90,21 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     modes: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
         encoder = None if opts.weights else write_random_encoder(Path(tmp), opts.arch or DEFAULT_ARCH)
-        for mode in ("off", "on"):
-            settings = server_settings(opts, size, mode == "on", encoder)
-            with ServerProcess(settings, seed=opts.seed) as server:
+        servers = {
+            mode: ServerProcess(server_settings(opts, size, mode == "on", encoder), seed=opts.seed)
+            for mode in ("off", "on")
+        }
+        try:
+            for srv in servers.values():  # both load their models at the same time
+                srv.launch()
+            for srv in servers.values():
+                srv.wait_serving()
+            for mode, srv in servers.items():  # one at a time: the idle one uses no CPU
                 for n in counts:
-                    modes[mode].append(measure_point(server, n, items, duration, fps, f"b{mode}", warmup_s))
+                    modes[mode].append(measure_point(srv, n, items, duration, fps, f"b{mode}", warmup_s))
+        finally:
+            for srv in servers.values():
+                srv.stop()
     rows = []
     for on, off in zip(modes["on"], modes["off"], strict=True):
         rows.append(

@@ -35,6 +35,16 @@ _SEEDED_SERVE = (
 )
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a child Python process that must import this checkout (whatever the working dir)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +87,7 @@ class ServerProcess:
     def launch(self) -> None:
         """Start the process without waiting (two servers can load their models at the same time)."""
         self.port, self.metrics_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROITRACK_")}
+        env = child_env({k: v for k, v in os.environ.items() if not k.startswith("ROITRACK_")})
         settings = {
             "host": "127.0.0.1",
             "port": self.port,
