@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             f"Peer benchmark on {result['sequence']} ({result['frames']} frames, {result['frame_rate']} fps), "
             f"detections {result['detections']} (scores / {result['score_scale']}), "
             f"ms/frame = time inside each tracker's update call, best of {result['repeats']} lockstep runs "
-            "(every tracker gets frame i before any gets frame i+1).\n\n" + table
+            "(every tracker gets frame i before any gets frame i+1); "
+            f"{result['cpus']} CPUs, 1-min load average {result['load_avg_1m_at_end']:.1f} at the end.\n\n"
+            + table
         )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import time
@@ -112,6 +113,8 @@ def run_peers(
         "min_score": min_score,
         "repeats": repeats,
         "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
         "machine": platform.machine(),
         "rows": rows,
         "missing": missing,
