@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared, loaded CPU)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", type=Path, default=None, help="folder with <arch>.safetensors (optional)")
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
