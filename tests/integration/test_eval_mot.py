@@ -81,6 +81,10 @@ def test_trackeval_wrapper_gives_perfect_scores_for_ground_truth(pets_sequence: 
     assert res["gt"]["MT"] == len(ids) and res["gt"]["ML"] == 0
     assert res["swap"]["IDSW"] == 2
     assert res["swap"]["IDF1"] < 100.0 and res["swap"]["MOTA"] < 100.0
+    bad = tmp_path / "bad.txt"
+    bad.write_text("999,1,1,1,5,5,1,-1,-1,-1\n")  # a frame the sequence does not have
+    with pytest.raises(InvalidInputError, match="invalid timesteps"):
+        evaluate_results(pets_sequence, {"bad": bad})
 
 
 def test_read_detections_scales_filters_and_groups_by_frame(tmp_path: Path):

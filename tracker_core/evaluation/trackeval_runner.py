@@ -80,16 +80,21 @@ def evaluate_results(seq_dir: str | Path, results: Mapping[str, str | Path]) -> 
             "SKIP_SPLIT_FOL": True,
             "SEQ_INFO": {seq: info.seq_length},
         }
-        with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints its configs and progress
-            quiet = {"PRINT_CONFIG": False, "THRESHOLD": 0.5}
-            metrics = [
-                trackeval.metrics.HOTA(),
-                trackeval.metrics.CLEAR(quiet),
-                trackeval.metrics.Identity(quiet),
-            ]
-            evaluator = trackeval.Evaluator(eval_cfg)
-            dataset = trackeval.datasets.MotChallenge2DBox(ds_cfg)
-            raw, _ = evaluator.evaluate([dataset], metrics)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                quiet = {"PRINT_CONFIG": False, "THRESHOLD": 0.5}
+                metrics = [
+                    trackeval.metrics.HOTA(),
+                    trackeval.metrics.CLEAR(quiet),
+                    trackeval.metrics.Identity(quiet),
+                ]
+                evaluator = trackeval.Evaluator(eval_cfg)
+                dataset = trackeval.datasets.MotChallenge2DBox(ds_cfg)
+                raw, _ = evaluator.evaluate([dataset], metrics)
+        except trackeval.utils.TrackEvalException as exc:
+            raise InvalidInputError(
+                f"TrackEval rejected the results or ground truth of {seq}: {exc}"
+            ) from None
     out: dict[str, dict[str, float]] = {}
     per_tracker = raw["MotChallenge2DBox"]
     for safe, name in names:
