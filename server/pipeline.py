@@ -2,12 +2,18 @@
 
 The same :class:`ModelRunner` and :func:`track_frame` the server uses, called directly; the overhead benchmark
 compares it with the gRPC path. One :class:`Pipeline` is one stream (it owns one tracker).
+
+Like the server, the model runs on its own thread. Measured on this project's 2-core CI-class machine under
+load, torch's OpenMP forward called from the process's *main* thread was 5-20x slower than the same call from
+a worker thread (spin-waiting OpenMP workers starve the main thread; ``OMP_WAIT_POLICY=PASSIVE`` removes the
+gap), so calling from the main thread would make the in-process baseline look far worse than the server.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,7 @@ class Pipeline:
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
         self.appearance = appearance and runner.appearance_available
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-pipeline-model")
 
     def process(
         self,
@@ -59,7 +66,7 @@ class Pipeline:
                 np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(c, np.int64)
             )
         inp = FrameInput(img, dets, self.conf_threshold, self.iou_threshold, None, self.appearance)
-        (out,) = self.runner.run([inp])
+        (out,) = self._model_thread.submit(self.runner.run, [inp]).result()
         if out.error is not None:
             raise out.error
         t0 = time.perf_counter()
@@ -67,6 +74,9 @@ class Pipeline:
         stage_ms = {k: v * 1000.0 for k, v in out.stage_s.items()}
         stage_ms["tracking"] = (time.perf_counter() - t0) * 1000.0
         return PipelineResult(tracks, out.boxes, stage_ms)
+
+    def close(self) -> None:
+        self._model_thread.shutdown(wait=True)
 
 
 __all__ = ["Pipeline", "PipelineResult", "RoitrackError"]
