@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -40,7 +40,6 @@ class ServiceState:
     appearance_available: bool
     metrics: ServerMetrics
     draining: bool = False
-    live_calls: set[asyncio.Task[object]] = field(default_factory=set)
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
