@@ -56,10 +56,14 @@ class Detector(nn.Module):
     ``device``, ``dtype``, ``fused``.
     """
 
-    def __init__(self, net: YoloNet, meta: WeightsMeta, weights_sha256: str, device: torch.device) -> None:
+    def __init__(
+        self, net: YoloNet, meta: WeightsMeta, weights_sha256: str, device: torch.device, fuse: bool = False
+    ) -> None:
         super().__init__()
         spec = net.spec
         self.net = net.eval()
+        if fuse:  # before any cast to fp16, so folding adds only one rounding
+            self.net.fuse()
         self.meta = meta
         self.arch = spec.name
         self.nc = net.nc
@@ -69,7 +73,7 @@ class Detector(nn.Module):
         self._tap_layers: dict[int, int] = {**dict(spec.finer_taps), TAP_STRIDE: spec.tap_layer}
         self.taps_channels = {s: net.channels[i] for s, i in self._tap_layers.items()}
         self.tap_channels = self.taps_channels[TAP_STRIDE]
-        self.fused = False
+        self.fused = fuse
         self.device = device
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
         self.net.to(device=device, dtype=self.dtype)
@@ -193,8 +197,7 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu", fuse: bo
     net = YoloNet(spec, nc=meta.nc, anchors=meta.anchors)
     check_state_dict(net.state_dict(), state, where=str(path))
     net.load_state_dict(state, strict=True)
-    det = Detector(net, meta, meta.source_sha256, dev)
-    return det.fuse() if fuse else det
+    return Detector(net, meta, meta.source_sha256, dev, fuse=fuse)
 
 
 def build_detector(
@@ -225,5 +228,4 @@ def build_detector(
         source_sha256=state_dict_sha256(net.state_dict()),
         source_name=f"random(seed={seed})",
     )
-    det = Detector(net, meta, meta.source_sha256, dev)
-    return det.fuse() if fuse else det
+    return Detector(net, meta, meta.source_sha256, dev, fuse=fuse)
