@@ -156,11 +156,13 @@ async def test_fast_sender_sees_drops_and_bounded_latency() -> None:
     assert ids == sorted(ids) and ids[-1] == n  # in order; the latest frame always wins
     assert dropped > 0 and len(responses) + dropped == n  # every frame is answered or reported dropped
     assert dropped_metric == dropped
-    infer = max(r.timings.inference_ms for r in responses)
+    infer_max = max(r.timings.inference_ms for r in responses)
+    infer_med = float(np.median([r.timings.inference_ms for r in responses]))
     worst = max(r.timings.total_ms for r in responses)
     # A frame waits behind at most queue_size frames of its stream plus the batch in flight; without the bound
-    # the last frame would wait for all ~n frames before it.
-    assert worst <= (2 + 2) * infer + 250.0, (worst, infer)
+    # the last frame would wait for all ~n frames sent before it.
+    assert worst <= (2 + 2) * infer_max + 500.0, (worst, infer_max)
+    assert worst < 0.5 * n * infer_med, (worst, infer_med)
     first, last = responses[: len(responses) // 3], responses[-(len(responses) // 3) :]
     assert (
         np.median([r.timings.total_ms for r in last])
