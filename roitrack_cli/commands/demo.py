@@ -145,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sink.close()
         source.close()
-    scores = _evaluate(seq, mot)
+    scores: dict[str, float] | str = _evaluate(seq, mot)
+    if args.max_frames > 0 and isinstance(scores, dict):
+        scores["note"] = "scored against the whole ground truth, but --max-frames cut the stream short"  # type: ignore[assignment]
     summary = {
         "mode": "offline: sample detections + random backbone" if offline else f"detector {weights}",
         "source": str(seq),
@@ -208,6 +210,8 @@ def _print_summary(s: dict[str, Any]) -> None:
             f"  MOTA {sc.get('MOTA')}  IDF1 {sc.get('IDF1')}  HOTA {sc.get('HOTA')}  ID switches {sc.get('IDSW')} "
             "(TrackEval vs the sequence's ground truth)"
         )
+        if "note" in sc:
+            print(f"  NOTE: {sc['note']}")
     else:
         print(f"  scores: {sc}")
     if s["video"]:
