@@ -6,8 +6,9 @@ A source yields :class:`SourceFrame` with BGR pixels as OpenCV reads them.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,48 @@ class VideoSource(FrameSource):
 
     def close(self) -> None:
         self.cap.release()
+
+
+class LatestOnly:
+    """Wrap a live source so a slow consumer always gets the newest frame: a thread keeps reading (cameras and
+    streams deliver at their own pace and buffer stale frames otherwise) and older unread frames are skipped
+    (counted in ``skipped``)."""
+
+    def __init__(self, frames: Iterable[SourceFrame]) -> None:
+        self._it = iter(frames)
+        self._cond = threading.Condition()
+        self._latest: SourceFrame | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self.skipped = 0
+        self._thread = threading.Thread(target=self._pump, name="roitrack-capture", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for frame in self._it:
+                with self._cond:
+                    if self._latest is not None:
+                        self.skipped += 1
+                    self._latest = frame
+                    self._cond.notify_all()
+        except BaseException as exc:  # surfaced to the consumer
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._latest is not None or self._done)
+                frame, self._latest = self._latest, None
+                if frame is None:
+                    if self._error is not None:
+                        raise self._error
+                    return
+            yield frame
 
 
 def open_source(spec: str, fps: float = 0.0, detections: str | None = None) -> FrameSource:

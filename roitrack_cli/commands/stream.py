@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from client.results import ResultSink
-    from client.sources import open_source
+    from client.sources import LatestOnly, open_source
     from client.stream import StreamClient, StreamConfig
 
     cfg = StreamConfig(
@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     source = open_source(args.source, detections=args.detections)
-    frames = itertools.islice(source, args.max_frames) if args.max_frames > 0 else iter(source)
+    # Cameras and network streams: always send the newest frame (skip the ones read while we waited).
+    live = LatestOnly(source) if source.live else source
+    frames = itertools.islice(live, args.max_frames) if args.max_frames > 0 else iter(live)
     sink = ResultSink(args.out, args.mot_out, fps=source.fps or 10.0)
     client = StreamClient(cfg, on_result=sink)
 

@@ -100,3 +100,30 @@ def test_client_never_imports_torch() -> None:
     code = "import sys, client.stream, client.loadgen, client.sample, client.results; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_latest_only_skips_stale_frames_for_slow_consumers() -> None:
+    import time
+
+    from client.sources import LatestOnly
+
+    def camera():  # type: ignore[no-untyped-def]
+        for i in range(1, 41):
+            time.sleep(0.005)
+            yield SourceFrame(i, i * 0.005, np.zeros((2, 2, 3), np.uint8))
+
+    wrapped = LatestOnly(camera())
+    got = []
+    for f in wrapped:
+        got.append(f.index)
+        time.sleep(0.03)  # the consumer is ~6x slower than the camera
+    assert got == sorted(got) and got[-1] == 40  # newest first, and the last frame is never lost
+    assert len(got) < 25 and wrapped.skipped == 40 - len(got)
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield SourceFrame(1, 0.0, np.zeros((2, 2, 3), np.uint8))
+        raise OSError("camera unplugged")
+
+    with pytest.raises(OSError, match="unplugged"):
+        for _ in LatestOnly(broken()):
+            time.sleep(0.01)
