@@ -24,16 +24,19 @@ def linear_assignment(cost: NDArray[np.floating], max_cost: float) -> tuple[I64,
     if t == 0 or n == 0:
         return np.empty((0, 2), np.int64), np.arange(t, dtype=np.int64), np.arange(n, dtype=np.int64)
     allowed = c <= max_cost  # False for NaN and inf
-    if not allowed.any():
-        return np.empty((0, 2), np.int64), np.arange(t, dtype=np.int64), np.arange(n, dtype=np.int64)
-    # forbidden pairs get a cost larger than any difference of sums of allowed ones (so the most pairs are
-    # matched first, then the cheapest), and are dropped after solving
-    work = np.where(allowed, c, max_cost)
-    big = (max_cost - min(0.0, float(work.min()))) * (min(t, n) + 1) + 1.0
-    work[~allowed] = big
-    rows, cols = linear_sum_assignment(work)
-    keep = allowed[rows, cols]
-    rows, cols = rows[keep], cols[keep]
+    if allowed.all():
+        rows, cols = linear_sum_assignment(c)
+    else:
+        if not allowed.any():
+            return np.empty((0, 2), np.int64), np.arange(t, dtype=np.int64), np.arange(n, dtype=np.int64)
+        # forbidden pairs get a cost larger than any difference of sums of allowed ones (so the most pairs are
+        # matched first, then the cheapest), and are dropped after solving
+        work = np.where(allowed, c, max_cost)
+        big = (max_cost - min(0.0, float(work.min()))) * (min(t, n) + 1) + 1.0
+        work[~allowed] = big
+        rows, cols = linear_sum_assignment(work)
+        keep = allowed[rows, cols]
+        rows, cols = rows[keep], cols[keep]
     matches = np.empty((rows.shape[0], 2), np.int64)
     matches[:, 0] = rows
     matches[:, 1] = cols
@@ -41,4 +44,4 @@ def linear_assignment(cost: NDArray[np.floating], max_cost: float) -> tuple[I64,
     row_hit[rows] = True
     col_hit = np.zeros(n, dtype=bool)
     col_hit[cols] = True
-    return matches, (~row_hit).nonzero()[0].astype(np.int64), (~col_hit).nonzero()[0].astype(np.int64)
+    return matches, (~row_hit).nonzero()[0], (~col_hit).nonzero()[0]

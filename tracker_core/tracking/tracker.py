@@ -72,6 +72,7 @@ class Tracker:
         self._next_id = 1
         self._multi_class = False  # class gates are skipped while every detection so far had one class
         self._first_class: int | None = None
+        self._classes_given = False  # all class 0 until a frame comes with classes
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -116,6 +117,8 @@ class Tracker:
                     f"embeddings have dimension {e.shape[1]}, but this stream's earlier ones had {tr.embed_dim}"
                 )
         first_frame = self.frame_count == 0
+        if classes is not None:
+            self._classes_given = True
         if self._first_class is None and c.size:
             self._first_class = int(c[0])
         self.frame_count += 1
@@ -191,7 +194,11 @@ class Tracker:
         # detection: computed once, shared by the three stages
         buffer = np.minimum(cfg.lost_buffer_rate * (ts - tr.last_seen), cfg.lost_buffer_max)
         iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z, buffer)
-        if not self._multi_class and (c.min() != c.max() or c[0] != self._first_class):
+        if (
+            not self._multi_class
+            and self._classes_given
+            and (c.min() != c.max() or c[0] != self._first_class)
+        ):
             self._multi_class = True  # from now on, class gates apply
 
         # 1. high-score detections vs confirmed + lost tracks (fused cost)
