@@ -64,6 +64,7 @@ def run_peers(
     repeats: int = 3,
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,
     only: Sequence[str] | None = None,
+    sequential: bool = False,
 ) -> dict[str, Any]:
     """Benchmark result: per tracker HOTA/DetA/AssA/MOTA/IDF1/IDSW/MT/ML and ms per frame (best of ``repeats``
     lockstep runs)."""
@@ -82,9 +83,13 @@ def run_peers(
     with tempfile.TemporaryDirectory(prefix="roitrack-peers-") as tmp:
         files: dict[str, str] = {}
         for rep in range(max(1, repeats)):
-            for key, (lines, spent, name, note) in run_lockstep(
-                specs, frames, info.frame_rate, embeddings
-            ).items():
+            if sequential:  # each tracker alone over the whole sequence (warm caches), one after the other
+                runs = {}
+                for spec in specs:
+                    runs.update(run_lockstep([spec], frames, info.frame_rate, embeddings))
+            else:
+                runs = run_lockstep(specs, frames, info.frame_rate, embeddings)
+            for key, (lines, spent, name, note) in runs.items():
                 best[key] = min(best.get(key, float("inf")), spent)
                 meta[key] = (name, note)
                 if rep == 0:
@@ -112,6 +117,7 @@ def run_peers(
         "score_scale": score_scale,
         "min_score": min_score,
         "repeats": repeats,
+        "timing": "sequential" if sequential else "lockstep",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_avg_1m_at_end": os.getloadavg()[0],
