@@ -45,6 +45,11 @@ def track_frame(tracker: Any, out: FrameOutput, timestamp: float, appearance: bo
     return list(tracker.update(out.boxes, out.scores, timestamp, classes=out.classes, embeddings=emb))
 
 
+def _locked_track(session: StreamSession, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
+    with session.track_lock:
+        return track_frame(session.tracker, out, timestamp, appearance)
+
+
 class StreamProcessor:
     """Processes the frames of all sessions: one model batch through ``batcher``, tracking on ``tracking_pool``."""
 
@@ -76,7 +81,7 @@ class StreamProcessor:
             t0 = time.perf_counter()
             try:
                 res.tracks = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, track_frame, session.tracker, out, ts, session.options.appearance
+                    self.pool, _locked_track, session, out, ts, session.options.appearance
                 )
             except RoitrackError as exc:
                 out.error, out.error_reason = exc, "invalid_detections"

@@ -7,6 +7,7 @@ client that reconnects with ``resume`` continues with the same tracker and track
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class StreamSession:
         self.frames_failed = 0
         self.active_tracks = 0
         self.last_timestamp: float | None = None
+        # Held while the tracker updates on the tracking pool: a call cancelled mid-update cannot race the update
+        # of a call that resumed the stream.
+        self.track_lock = threading.Lock()
         self.uses_client_clock = True
 
     # ---- queue (event-loop side) ----
