@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip(
@@ -94,3 +95,17 @@ def test_embeddings_reach_ours_and_deepsort(tmp_path: Path):
     for key in rows:
         assert rows[key]["IDSW"] == 0 and rows[key]["MOTA"] > 50.0, rows[key]
     assert main(["--seq", str(seq), "--encoder", "e.safetensors", "--out", ""]) == 2  # --weights missing
+
+
+def test_scaling_benchmark_runs_every_tracker_on_a_synthetic_scene(tmp_path: Path):
+    from benchmarks.peers.scaling import main, synthetic_frames
+
+    frames = synthetic_frames(8, 5)
+    assert len(frames) == 5 and all(f.boxes.shape[1] == 4 and len(f.boxes) <= 8 for f in frames)
+    assert np.all(frames[0].boxes[:, 2:] > frames[0].boxes[:, :2])
+    out = tmp_path / "scaling"
+    assert main(["--objects", "4", "12", "--frames", "15", "--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [r["objects"] for r in rows] == [4, 12]
+    assert all(v > 0 for r in rows for k, v in r.items() if k != "objects")
+    assert "roitrack (ours) ms/frame" in out.with_suffix(".md").read_text()
