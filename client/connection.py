@@ -49,5 +49,13 @@ def aio_channel(
     return grpc.aio.secure_channel(target, creds, options=options)
 
 
+STREAM_ID_HEADER = "x-roitrack-stream-id"
+
+
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def stream_metadata(token: str | None, stream_id: str) -> tuple[tuple[str, str], ...]:
+    """Auth plus the stream id header a gRPC-aware load balancer hashes on (stream affinity, deploy/nginx)."""
+    return (*auth_metadata(token), (STREAM_ID_HEADER, stream_id))

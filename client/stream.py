@@ -19,7 +19,7 @@ import cv2
 import grpc
 import numpy as np
 
-from client.connection import aio_channel, auth_metadata
+from client.connection import aio_channel, stream_metadata
 from client.sources import SourceFrame
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
@@ -197,7 +197,7 @@ class StreamClient:
         it = iter(frames)
         resume = cfg.resume
         attempt = 0
-        md = auth_metadata(cfg.token)
+        md = stream_metadata(cfg.token, cfg.stream_id)
         try:
             async with aio_channel(
                 cfg.server,

@@ -27,7 +27,7 @@ class ServerConfig:
 
     host: str = "0.0.0.0"
     port: int = 50051
-    metrics_port: int = 9100  # 0: no metrics HTTP server
+    metrics_port: int = 9108  # 0: no metrics HTTP server
     weights: str | None = None  # our .safetensors detector; None needs random_weights
     random_weights: bool = False  # randomly initialised detector of `arch` (demos, benchmarks, tests)
     arch: str = "yolov7-tiny"  # only used with random_weights

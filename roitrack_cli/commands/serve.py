@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     a("--host", help="listen address (default 0.0.0.0)")
     a("--port", type=int, help="gRPC port (default 50051)")
-    a("--metrics-port", type=int, help="Prometheus /metrics port, 0 = off (default 9100)")
+    a("--metrics-port", type=int, help="Prometheus /metrics port, 0 = off (default 9108)")
     a("--input-size", type=int, help="detector input size, a multiple of 32 (default 640)")
     a("--token", help="require 'authorization: Bearer TOKEN' (default $ROITRACK_TOKEN; none = no auth)")
     a("--tls-cert", help="server certificate (PEM); enables TLS")
