@@ -21,21 +21,21 @@ class TrackerConfig:
         high_score: detections at or above this score take part in the first (fused-cost) stage and may
             start new tracks.
         low_score: detections in ``[low_score, high_score)`` are only used to keep confirmed tracks alive
-            (second stage, IoU only); anything below is ignored.
+            (second stage, motion only); anything below is ignored.
         new_track_score: minimum score for an unmatched detection to start a tentative track.
 
     Association (costs are in [0, 1]; a pair is matched only when its cost is <= the ceiling):
         match_cost_high: ceiling of stage 1 (high-score detections vs confirmed and lost tracks).
-        match_cost_low: ceiling of stage 2 (low-score detections vs remaining confirmed tracks, IoU).
+        match_cost_low: ceiling of stage 2 (low-score detections vs remaining confirmed / just-lost tracks).
         low_match_max_lost_s: stage 2 also offers low-score detections to tracks lost for at most this long
             (0: confirmed tracks only, as in ByteTrack).
         match_cost_tentative: ceiling of stage 3 (remaining high-score detections vs tentative tracks).
         gate_chi2: Mahalanobis gate (squared distance on the 4-d box measurement; 9.4877 = chi2 0.95, 4 dof);
             ``0`` (default) disables it: with noisy public detections (PETS09 ACF) a 95 % gate rejects true
             matches (IDF1 80 -> 54 measured); buffered IoU already bounds how far a track can jump.
-        lost_buffer_rate: lost tracks are matched with a *buffered* IoU: their predicted box is enlarged by
-            this fraction of its size per second lost (so a track that coasted through an occlusion can still
-            be picked up), capped at ``lost_buffer_max``.
+        lost_buffer_rate: all stages use a *buffered* IoU: a track's predicted box and the detection are both
+            enlarged by this fraction of their size per second since the track's last detection (so a track that
+            coasted through an occlusion can still be picked up), capped at ``lost_buffer_max``.
         class_aware: never associate a detection with a track of another class.
 
     Life cycle (seconds):

@@ -8,8 +8,9 @@ Association per frame (tracks first predicted to the frame's timestamp):
 
 1. high-score detections vs confirmed + lost tracks: fused cost (buffered IoU, plus cosine appearance distance
    when embeddings are given, weighted by how informative they are), Mahalanobis-gated;
-2. low-score detections vs the remaining confirmed tracks: IoU (the BYTE idea: keep occluded objects alive);
-3. remaining high-score detections vs tentative tracks: IoU (+ appearance);
+2. low-score detections vs the remaining confirmed (and just-lost) tracks: buffered IoU (the BYTE idea: keep
+   occluded objects alive);
+3. remaining high-score detections vs tentative tracks: buffered IoU;
 4. unmatched high-score detections start tentative tracks.
 
 All of it runs as array operations over the track table; the only per-track Python work is building the
@@ -205,7 +206,7 @@ class Tracker:
         pool = (state != _TENTATIVE).nonzero()[0]
         rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, iou, z, c, e)
 
-        # 2. low-score detections vs remaining confirmed (and recently lost) tracks (IoU)
+        # 2. low-score detections vs remaining confirmed (and recently lost) tracks (buffered IoU)
         rest = pool[um_pool]
         rest = rest[(state[rest] == _CONFIRMED) | ((ts - tr.last_seen[rest]) <= cfg.low_match_max_lost_s)]
         rows2, dets2 = self._stage_iou(rest, lo_idx, iou, c, cfg.match_cost_low)
@@ -291,7 +292,7 @@ class Tracker:
         c: NDArray[np.int64],
         max_cost: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """IoU-only stage on the precomputed ``iou [T,N]`` restricted to ``rows`` x ``det_idx``."""
+        """Motion-only stage on the shared buffered ``iou [T,N]`` restricted to ``rows`` x ``det_idx``."""
         if rows.size == 0 or det_idx.size == 0:
             return _EMPTY, _EMPTY
         cost = 1.0 - iou[np.ix_(rows, det_idx)]
