@@ -7,8 +7,10 @@
 # CUDA device (this script is for GPU hosts only), non-zero when a benchmark fails or runs out of time.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-gpu_check_out}}"
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"  # absolute: we change directory next
+cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 [ -x "$PY" ] || PY="$(command -v python3)"
 
@@ -17,7 +19,6 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
     exit 3
 fi
 
-mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/log.txt"
 : > "$LOG"
 {

@@ -150,7 +150,7 @@ SERVER_KEYS = ("server_total_ms", "server_queue_ms", "server_inference_ms", "ser
 def run(opts: BenchOptions) -> dict[str, Any]:
     size = opts.size or 640
     block = int(opts.extra.get("block", BLOCK))
-    rounds = max(1, -(-(opts.frames or 30) // (block - 1)))  # ceil: at least --frames timed frames per path
+    rounds = max(1, -(-(opts.frames or 60) // (block - 1)))  # ceil: at least --frames timed frames per path
     items = make_items(50, opts.dets, seed=opts.seed)
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
         encoder = None if opts.weights else write_random_encoder(Path(tmp), opts.arch or DEFAULT_ARCH)

@@ -52,7 +52,7 @@ def test_floor_relates_flops_to_a_measured_matmul_rate(tmp_path, capsys):
         ["bench", "floor", "--size", "160", "--frames", "2", "--dets", "8", "--json", "--out", str(tmp_path)],
         capsys,
     )
-    assert r["flops_per_frame"] > 1e8 and r["matmul_gflops_per_s"] > 0
+    assert r["flops_per_frame"] > 1e8 and r["matmul_gflops_per_s"] > 0 and r["encoder_gflops_per_frame"] > 0
     for key in ("forward_fraction_b1", "forward_fraction_b4", "pipeline_fraction"):
         assert 0 < r[key] < 2, (
             key

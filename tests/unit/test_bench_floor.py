@@ -31,3 +31,10 @@ def test_matmul_rate_is_positive_and_names_its_size():
 
     r = matmul_rate("cpu", torch.float32, seconds=0.1, sizes=(128, 256))
     assert r["flops_per_s"] > 1e7 and r["n"] in (128, 256)
+
+
+def test_encoder_flops_are_linear_in_the_number_of_boxes(tiny):
+    from benchmarks.floor import encoder_flops
+
+    f10, f20 = encoder_flops(tiny, 10), encoder_flops(tiny, 20)
+    assert f10 > 0 and f20 == 2 * f10
