@@ -76,14 +76,28 @@ def test_cosine_distance_identical_opposite_and_bank():
     assert db[0, 1] == pytest.approx(0.5)  # the matching bank entry is not valid
 
 
-def test_appearance_weight_falls_when_uninformative():
-    assert costs.appearance_weight(np.full((3, 3), 0.4), 0.5, 0.2) == 0.0  # no spread
-    assert costs.appearance_weight(np.zeros((0, 3)), 0.5, 0.2) == 0.0  # no pairs
-    assert costs.appearance_weight(np.array([[0.0, 0.1]]), 0.5, 0.2) == pytest.approx(0.25)
-    assert costs.appearance_weight(np.array([[0.0, 0.9]]), 0.5, 0.2) == pytest.approx(0.5)
-    motion = np.array([[0.1, 0.9]])
-    np.testing.assert_array_equal(costs.fuse(motion, np.array([[0.9, 0.0]]), 0.0), motion)
-    np.testing.assert_allclose(costs.fuse(motion, np.array([[0.9, 0.0]]), 0.5), [[0.5, 0.45]])
+def test_appearance_margin_and_weight_fall_when_embeddings_are_uninformative():
+    # motion is sure about track 0 <-> det 0 and track 1 <-> det 1
+    motion = np.array([[0.1, 0.9, 1.0], [0.95, 0.05, 1.0]])
+    good = np.array([[0.02, 0.5, 0.45], [0.55, 0.01, 0.5]])  # sure matches look alike, others do not
+    m = costs.appearance_margin(good, motion, 0.3)
+    assert m == pytest.approx(np.mean([0.5, 0.45, 0.55, 0.5]) - np.mean([0.02, 0.01]))
+    assert costs.appearance_margin(np.full((2, 3), 0.4), motion, 0.3) == pytest.approx(0.0)  # constant
+    rng = np.random.default_rng(0)
+    e = costs.normalize(rng.standard_normal((2, 128)))
+    d = costs.normalize(rng.standard_normal((3, 128)))
+    assert abs(costs.appearance_margin(costs.cosine_distance(e, d), motion, 0.3)) < 0.15  # random: ~0
+    assert costs.appearance_margin(good, np.full((2, 3), 0.9), 0.3) is None  # motion sure of nothing
+    assert costs.appearance_margin(good[:, :1], motion[:, :1], 0.3) is None  # nothing to compare with
+    nan_rows = good.copy()
+    nan_rows[0] = np.nan  # track 0 has no embedding memory: judged on track 1 only
+    assert costs.appearance_margin(nan_rows, motion, 0.3) == pytest.approx(np.mean([0.55, 0.5]) - 0.01)
+    assert costs.appearance_weight(0.0, 0.5, 0.2) == 0.0
+    assert costs.appearance_weight(-0.1, 0.5, 0.2) == 0.0
+    assert costs.appearance_weight(0.1, 0.5, 0.2) == pytest.approx(0.25)
+    assert costs.appearance_weight(0.9, 0.5, 0.2) == pytest.approx(0.5)
+    np.testing.assert_array_equal(costs.fuse(motion, good, 0.0), motion)
+    np.testing.assert_allclose(costs.fuse(motion[:, :1], good[:, :1], 0.5), [[0.06], [0.75]])
 
 
 def _brute_force(cost, max_cost):

@@ -237,3 +237,34 @@ def test_config_is_frozen_and_validated():
     with pytest.raises(ConfigError, match="unknown"):
         TrackerConfig.from_dict({"no_such_field": 1})
     assert TrackerConfig.from_dict({"max_lost_s": 2.0}).max_lost_s == 2.0
+
+
+@pytest.mark.parametrize("kind", ["random", "constant"])
+def test_uninformative_embeddings_change_nothing(kind):
+    """Random or constant embeddings must leave association exactly as motion alone leaves it."""
+    frames = [f for f in synthetic_stream(seed=5) if f[0] < 15.0]
+    rng = np.random.default_rng(1)
+
+    def run(mode):
+        tr, out = Tracker(), []
+        for t, boxes, scores, _ids, _emb in frames:
+            if mode == "random":
+                e = rng.standard_normal((len(boxes), 64)).astype(np.float32)
+            elif mode == "constant":
+                e = np.ones((len(boxes), 64), np.float32)
+            else:
+                e = None
+            out.append([(o.track_id, o.det_index) for o in tr.update(boxes, scores, t, embeddings=e)])
+        return out, tr
+
+    motion, _ = run(None)
+    with_emb, tr = run(kind)
+    assert with_emb == motion
+    assert not tr.appearance_informative
+
+
+def test_identity_embeddings_are_recognised_as_informative():
+    tr = Tracker()
+    for t, boxes, scores, _ids, emb in synthetic_stream(seed=6)[:50]:
+        tr.update(boxes, scores, t, embeddings=emb)
+    assert tr.appearance_informative and tr.appearance_margin > 0.2

@@ -57,8 +57,14 @@ class TrackerConfig:
 
     Appearance (used only when embeddings are given):
         appearance_weight: maximum weight of the cosine distance in the fused stage-1 cost.
-        appearance_spread_ref: the weight falls linearly to 0 as the spread (max - min) of the cosine
-            distances in the frame falls below this value: uninformative embeddings leave motion alone.
+        appearance_margin_ref: the weight scales linearly with the *appearance margin* up to this value. The
+            margin (``costs.appearance_margin``) is measured on pairs motion is sure about (mutual best, cost
+            <= ``appearance_confident_cost``): mean cosine distance to other detections minus distance to the
+            sure match, smoothed over frames (``appearance_margin_ema``). Constant or random embeddings have a
+            margin of ~0, so they get weight 0 and leave motion alone; the gallery is used only while the
+            margin is at least half this value.
+        appearance_confident_cost: motion cost below which a mutual best pair counts as sure.
+        appearance_margin_ema: smoothing of the margin across frames (new = ema * old + (1 - ema) * frame's).
         appearance_gate: pairs whose cosine distance exceeds this are not associated (when weight > 0).
         ema_alpha: embedding memory EMA factor (new = alpha * old + (1 - alpha) * observed).
         bank_size: small per-track bank of recent embeddings; distance = min over EMA and bank.
@@ -100,7 +106,9 @@ class TrackerConfig:
     init_vel_std: float = 0.5
 
     appearance_weight: float = 0.5
-    appearance_spread_ref: float = 0.2
+    appearance_margin_ref: float = 0.2
+    appearance_confident_cost: float = 0.3
+    appearance_margin_ema: float = 0.8
     appearance_gate: float = 0.3
     ema_alpha: float = 0.9
     bank_size: int = 8
@@ -124,7 +132,14 @@ class TrackerConfig:
                 raise ConfigError(f"TrackerConfig.{f.name} must be a number, got {v!r}")
             if not (v == v) or v in (float("inf"), float("-inf")) or v < 0:
                 raise ConfigError(f"TrackerConfig.{f.name} must be finite and >= 0, got {v!r}")
-        for name in ("high_score", "low_score", "new_track_score", "score_noise_weight", "ema_alpha"):
+        for name in (
+            "high_score",
+            "low_score",
+            "new_track_score",
+            "score_noise_weight",
+            "ema_alpha",
+            "appearance_margin_ema",
+        ):
             if getattr(self, name) > 1:
                 raise ConfigError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.low_score > self.high_score:

@@ -131,22 +131,45 @@ def cosine_distance(
     return np.clip((1.0 - sim.astype(np.float64)) * 0.5, 0.0, 1.0)
 
 
-def appearance_weight(app_dist: NDArray[np.floating], max_weight: float, spread_ref: float) -> float:
-    """Weight of appearance in the fused cost: ``max_weight`` scaled by how informative the distances are.
+def appearance_margin(
+    app_dist: NDArray[np.floating], motion_cost: NDArray[np.floating], confident: float
+) -> float | None:
+    """How well appearance separates objects this frame, judged on pairs motion is sure about.
 
-    Informativeness is the spread (max - min) of the finite distances; it scales the weight linearly up to
-    ``spread_ref``. No pairs, or all-equal distances (e.g. constant embeddings), give weight 0.
+    Confident pairs are mutual best motion matches with ``motion_cost <= confident``. The margin is the mean
+    appearance distance from those tracks to the *other* detections minus the mean distance to their confident
+    match: about 0 for constant or random (uninformative) embeddings, large for embeddings that tell objects
+    apart. ``app_dist`` may hold NaN for tracks without an embedding memory. ``None`` when nothing can be judged
+    (no confident pair, or no other detection to compare with).
     """
-    d = np.asarray(app_dist)
-    if d.size < 2 or max_weight <= 0:
+    a = np.asarray(app_dist, dtype=np.float64)
+    m = np.asarray(motion_cost, dtype=np.float64)
+    t, n = m.shape
+    if t == 0 or n < 2:
+        return None
+    best_det = m.argmin(axis=1)
+    best_track = m.argmin(axis=0)
+    rows = np.arange(t)
+    pos = a[rows, best_det]
+    ok = (best_track[best_det] == rows) & (m[rows, best_det] <= confident) & np.isfinite(pos)
+    if not ok.any():
+        return None
+    others = a[ok].copy()
+    others[np.arange(others.shape[0]), best_det[ok]] = np.nan
+    neg = others[np.isfinite(others)]
+    if neg.size == 0:
+        return None
+    return float(neg.mean() - pos[ok].mean())
+
+
+def appearance_weight(margin: float, max_weight: float, margin_ref: float) -> float:
+    """Weight of appearance in the fused cost: ``max_weight`` scaled linearly by ``margin / margin_ref`` (clipped
+    to [0, 1]); a margin of 0 or less (uninformative embeddings) gives weight 0, i.e. motion alone."""
+    if max_weight <= 0 or margin <= 0:
         return 0.0
-    finite = d[np.isfinite(d)]
-    if finite.size < 2:
-        return 0.0
-    spread = float(finite.max() - finite.min())
-    if spread_ref <= 0:
+    if margin_ref <= 0:
         return float(max_weight)
-    return float(max_weight * min(1.0, spread / spread_ref))
+    return float(max_weight * min(1.0, margin / margin_ref))
 
 
 def fuse(motion: NDArray[np.floating], appearance: NDArray[np.floating] | None, weight: float) -> F64:

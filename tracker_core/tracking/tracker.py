@@ -74,6 +74,7 @@ class Tracker:
         self._multi_class = False  # class gates are skipped while every detection so far had one class
         self._first_class: int | None = None
         self._classes_given = False  # all class 0 until a frame comes with classes
+        self._app_margin = 0.0  # smoothed appearance margin: 0 = embeddings not (yet) shown to be informative
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -81,6 +82,16 @@ class Tracker:
     def num_tracks(self) -> int:
         """Live tracks (tentative, confirmed and lost)."""
         return len(self._tracks)
+
+    @property
+    def appearance_margin(self) -> float:
+        """The smoothed appearance margin (see ``TrackerConfig.appearance_margin_ref``)."""
+        return self._app_margin
+
+    @property
+    def appearance_informative(self) -> bool:
+        """Whether embeddings have proven informative enough for long-term re-identification."""
+        return self._app_margin >= 0.5 * self.config.appearance_margin_ref
 
     @property
     def gallery_size(self) -> int:
@@ -273,11 +284,16 @@ class Tracker:
             valid = tr.emb_valid[rows]
             app = costs.cosine_distance(tr.emb[rows], e[det_idx], tr.bank[rows], tr.bank_valid[rows])
             app = np.where(valid[:, None], app, np.nan)
-            w = costs.appearance_weight(app[valid], cfg.appearance_weight, cfg.appearance_spread_ref)
+            margin = costs.appearance_margin(app, cost, cfg.appearance_confident_cost)
+            if margin is not None:
+                k = cfg.appearance_margin_ema
+                self._app_margin = k * self._app_margin + (1.0 - k) * margin
+            w = costs.appearance_weight(self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref)
             if w > 0:
                 # tracks without memory keep their motion cost
                 fused = costs.fuse(cost, np.where(np.isnan(app), cost, app), w)
-                gates.append(np.nan_to_num(app, nan=0.0) > cfg.appearance_gate)
+                if self.appearance_informative:  # never veto motion on the word of doubtful embeddings
+                    gates.append(np.nan_to_num(app, nan=0.0) > cfg.appearance_gate)
                 cost = fused
         if gates:
             cost = costs.gate(cost, np.logical_or.reduce(gates))
@@ -306,7 +322,7 @@ class Tracker:
         """Confirm tentative tracks ``rows`` (ascending): re-identify from the gallery or issue new IDs."""
         tr = self._tracks
         ids = np.zeros(rows.size, np.int64)
-        if len(self._gallery) and tr.embed_dim:
+        if len(self._gallery) and tr.embed_dim and self.appearance_informative:
             has = tr.emb_valid[rows]
             if has.any():
                 ids[has] = self._gallery.match(
