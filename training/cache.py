@@ -131,6 +131,7 @@ def extract_source(
     progress: bool = True,
 ) -> Path:
     """Run stage 1 for one source (resumable). Returns the cache directory."""
+    torch.set_flush_denormal(True)  # random/badly scaled weights make denormals: same maps, 2x+ faster on CPU
     strides = spec.strides
     cdir = find_or_make_cache_dir(cache_root, src, detector, size, strides, frame_step)
     cdir.mkdir(parents=True, exist_ok=True)

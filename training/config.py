@@ -26,7 +26,7 @@ class TrainConfig:
     input_size: int = 640  # long side of the detector input (the server's --input-size)
     rect: bool = True  # letterbox to the frame's aspect (multiples of 32) instead of a square: same scale
     frame_step: int = 1  # use every n-th frame (stage 1 cost / n)
-    epochs: int = 12
+    epochs: int = 5
     batch_frames: int = 16  # anchor frames per step and rank
     max_rois: int = 384  # cap of ROIs per step (each gives 2 views)
     lr: float = 2e-3

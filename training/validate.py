@@ -42,6 +42,7 @@ def extract_val_features(
     """Run the frozen detector once per distinct labelled frame and cut the ROI features of its objects.
 
     ``size``: the detector input ``(H, W)``, or a function ``(h, w) -> (H, W)`` of the frame size."""
+    torch.set_flush_denormal(True)  # as in stage 1: identical maps, much faster on CPU with denormals
     extractor = RoiFeatureExtractor(spec)
     memo: dict[tuple[str, bytes], torch.Tensor] = {}
 
