@@ -212,7 +212,7 @@ def test_memory_stays_bounded_over_100k_frames():
         max_tracks = max(max_tracks, tr.num_tracks)
     assert tr.next_id > 4900  # ~5000 distinct objects went through, each with its own ID
     assert max_tracks <= 2
-    assert tr.gallery_size <= 16
+    assert 1 <= tr.gallery_size <= 16  # filled, but bounded
     table = tr._tracks
     assert table.mean.shape[0] == table.emb.shape[0] == table.bank.shape[0] == tr.num_tracks
 
