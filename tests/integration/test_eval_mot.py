@@ -203,3 +203,17 @@ def make_detector_file_seeded(path: Path) -> Path:
     from tests.integration.encoder_data import make_detector_file
 
     return make_detector_file(path, seed=1)
+
+
+def test_config_overrides_are_applied_and_validated(pets_sequence: Path, tmp_path: Path, capsys):
+    det = str(pets_sequence / "det" / "det.txt")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"lost_buffer_rate": 0.0}))
+    base = _eval_json(capsys, "--seq", str(pets_sequence), "--det", det, "--score-scale", "100")
+    changed = _eval_json(
+        capsys, "--seq", str(pets_sequence), "--det", det, "--score-scale", "100", "--config", str(cfg)
+    )
+    assert changed["IDF1"] != base["IDF1"]  # the override reached the tracker
+    cfg.write_text(json.dumps({"no_such_option": 1}))
+    assert main(["eval-mot", "--seq", str(pets_sequence), "--det", det, "--config", str(cfg)]) == 2
+    assert "no_such_option" in capsys.readouterr().err
