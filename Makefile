@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	# norfair (a benchmark peer) pins rich<13, which clashes with import-linter; it runs fine with --no-deps.
+	$(BIN)/python -m pip install -q 'filterpy==1.4.5' && $(BIN)/python -m pip install -q --no-deps 'norfair==2.1.1'
 	touch $(STAMP)
 
 install: $(STAMP) roitrack_api/.generated
