@@ -81,6 +81,7 @@ def measure(
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     nms_candidates: list[int] = []
     live_tracks: list[int] = []
+    frame_s: list[float] = []
 
     with torch.inference_mode():
         # Bring the tracker to a steady state (~dets confirmed tracks) with real embeddings of the first frame's
@@ -129,6 +130,7 @@ def measure(
                 STAGES, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8), strict=True
             ):
                 times[name].append(b - a)
+            frame_s.append(t8 - t0)
             nms_candidates.append(int(_candidates(pred)))
             live_tracks.append(len(tracks))
             del out
@@ -141,6 +143,8 @@ def measure(
         "fps": 1000.0 / total if total > 0 else float("nan"),
         "share": {s: ms[s] / total for s in STAGES},
         "tracking_share": ms["tracking"] / total,
+        "frame_ms_median": median_ms(frame_s),
+        "frame_ms_min": float(min(frame_s) * 1e3),
         "frames": frames,
         "dets": dets,
         "tracks": int(np.median(live_tracks)) if live_tracks else 0,

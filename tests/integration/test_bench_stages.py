@@ -42,6 +42,7 @@ def test_stages_reports_every_stage_per_frame(tmp_path, capsys):
     assert math.isclose(row["total_ms"], sum(row["ms"].values()), rel_tol=1e-9)
     assert math.isclose(sum(row["share"].values()), 1.0, rel_tol=1e-9)
     assert 0 < row["tracking_share"] < 1 and row["fps"] > 0
+    assert 0 < row["frame_ms_min"] <= row["frame_ms_median"]
     assert 0 < row["tracks"] <= 12  # the tracker holds the scene's objects
     table = (out / "stages.md").read_text()
     assert "| yolov7-tiny | 160 |" in table and "tracking share" in table
