@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEFAULT_ARCH, BenchOptions, camera, machine, md_table
+from benchmarks.common import DEFAULT_ARCH, BenchOptions, camera, machine, md_table, on_worker_thread
 from benchmarks.service import (
     ServerProcess,
     make_items,
@@ -80,6 +80,45 @@ def measure_point(
     return res
 
 
+def runner_batch_costs(
+    settings: dict[str, Any], batches: tuple[int, ...], items: list[Any], reps: int = 3
+) -> Any:
+    """The server's ``ModelRunner`` alone (no gRPC, no tracker), per-frame ms at each batch size: what batching
+    can gain or lose on this device before any service effect. Fastest and median of ``reps`` batches."""
+    import numpy as np
+
+    from benchmarks.overhead import in_process_models
+    from server.frames import ClientDetections, EncodedImage, FrameInput
+
+    runner, _ = in_process_models(settings)
+    inputs = [
+        FrameInput(
+            EncodedImage(it.jpeg), ClientDetections(it.boxes, it.scores, np.zeros(len(it.boxes), np.int64))
+        )
+        for it in items
+    ]
+    for b in batches:  # every shape once, untimed
+        runner.run(inputs[:b])
+    laps: dict[int, list[float]] = {b: [] for b in batches}
+    stage: dict[int, dict[str, list[float]]] = {b: {} for b in batches}
+    for r in range(reps):
+        for b in batches:
+            batch = [inputs[(r * b + k) % len(inputs)] for k in range(b)]
+            t0 = time.perf_counter()
+            outs = runner.run(batch)
+            laps[b].append((time.perf_counter() - t0) / b)
+            for key, v in outs[0].stage_s.items():
+                stage[b].setdefault(key, []).append(v * 1e3)
+    return {
+        str(b): {
+            "ms_per_frame_min": float(min(laps[b]) * 1e3),
+            "ms_per_frame_median": float(np.median(laps[b]) * 1e3),
+            "stage_ms": {k: float(np.median(v)) for k, v in stage[b].items()},
+        }
+        for b in batches
+    }
+
+
 def run(opts: BenchOptions) -> dict[str, Any]:
     size = opts.size or 320
     duration = opts.duration or 20.0
@@ -105,6 +144,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         finally:
             for srv in servers.values():
                 srv.stop()
+        # the model runner alone, after the servers are gone (nothing else of ours runs)
+        max_b = min(int(opts.extra.get("max_batch", 8)), max(counts))
+        batches = tuple(b for b in (1, 2, 4, 8, 16) if b <= max_b)
+        settings = server_settings(opts, size, True, encoder)
+        runner_costs = on_worker_thread(runner_batch_costs, settings, batches, items)
     rows = []
     for on, off in zip(modes["on"], modes["off"], strict=True):
         rows.append(
@@ -128,6 +172,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "machine": machine(),
         "results": rows,
         "speedup_at_8": at8["speedup"],
+        "runner_ms_per_frame_by_batch": runner_costs,
+        "runner_batch_gain": runner_costs["1"]["ms_per_frame_min"]
+        / runner_costs[str(batches[-1])]["ms_per_frame_min"],
         "streams_for_target": at8["streams"],
         "target_speedup": 1.3 if opts.device == "cpu" else 3.0,
     }
@@ -171,12 +218,30 @@ def markdown(result: dict[str, Any]) -> str:
                 " ".join(f"{k}:{v}" for k, v in on["batch_sizes"].items()),
             ]
         )
+    rc = result["runner_ms_per_frame_by_batch"]
+    stages = list(rc[next(iter(rc))]["stage_ms"])
+    runner_rows = [
+        [
+            b,
+            v["ms_per_frame_min"],
+            v["ms_per_frame_median"],
+            *(v["stage_ms"].get(k, float("nan")) for k in stages),
+        ]
+        for b, v in rc.items()
+    ]
+    runner_table = (
+        "\n\nThe model runner alone (decode ... encoder, no gRPC, no tracker), ms per frame by batch size "
+        f"(fastest / median of 3 batches; stages: median): gain of the largest batch over batch 1 "
+        f"{result['runner_batch_gain']:.2f}x\n\n"
+        + md_table(["batch", "min ms/frame", "median ms/frame", *stages], runner_rows, nd=1)
+    )
     m = result["machine"]
     return (
         f"Multi-stream scaling ({result['arch']} at {result['size']}, {result['device']}, "
         f"{camera(result['camera_fps'])} with {result['dets']} client boxes each, {result['duration_s']:g} s per "
         f"point; latency in ms, send to response; {m.get('gpu') or m['cpu']}, {m['cores']} cores)\n\n"
         + md_table(headers, rows, nd=1)
+        + runner_table
     )
 
 

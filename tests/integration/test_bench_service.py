@@ -85,7 +85,14 @@ def test_scaling_reports_fps_latency_and_batching_per_stream_count(tmp_path, cap
         assert set(row["off"]["batch_sizes"]) == {"1"}  # batching off: every frame its own forward
         assert max(int(b) for b in row["on"]["batch_sizes"]) <= row["streams"]
         assert row["speedup"] == pytest.approx(row["on"]["fps"] / row["off"]["fps"])
-    assert (tmp_path / "scaling.md").exists() and (tmp_path / "scaling.png").stat().st_size > 1000
+    rc = r["runner_ms_per_frame_by_batch"]
+    assert set(rc) == {"1", "2"}  # batch sizes up to the largest stream count
+    for v in rc.values():
+        assert 0 < v["ms_per_frame_min"] <= v["ms_per_frame_median"]
+        assert {"decode", "inference", "encoder"} <= set(v["stage_ms"])
+    assert r["runner_batch_gain"] == pytest.approx(rc["1"]["ms_per_frame_min"] / rc["2"]["ms_per_frame_min"])
+    assert "model runner alone" in (tmp_path / "scaling.md").read_text()
+    assert (tmp_path / "scaling.png").stat().st_size > 1000
 
 
 def test_soak_samples_server_memory_and_tracks(tmp_path, capsys):
