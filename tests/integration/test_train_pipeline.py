@@ -26,7 +26,7 @@ def _train(root: Path, seq: Path, det: Path, out: str, *extra: str) -> int:
     return main(
         [
             "train", "--data", str(seq), "--weights", str(det), "--out", str(root / out),
-            "--epochs", "2", "--input-size", "128", "--batch-frames", "4", "--no-progress",
+            "--epochs", "2", "--input-size", "128", "--batch-frames", "4", "--frame-step", "1", "--no-progress",
             "--cache-dir", str(root / "cache"), *extra,
         ]
     )  # fmt: skip
