@@ -93,7 +93,7 @@ def measure(
         for _ in range(TRACKER_WARMUP_FRAMES):
             ts += 1.0 / fps
             _, boxes, scores, _ = scene.step(1.0 / fps)
-            emb = encoder(roi_features(tap0, [boxes], tf0, stride)).float().cpu().numpy()
+            emb = encoder(roi_features(tap0.float(), [boxes], tf0, stride)).float().cpu().numpy()
             tracker.update(boxes, scores, ts, embeddings=emb)
 
         for i in range(warmup + frames):
@@ -114,7 +114,8 @@ def measure(
             t3 = now()
             out = det.postprocess(pred, transforms)
             t4 = now()
-            feats = roi_features(tap, [boxes], transforms, stride)
+            # fp32 like the server's RoiFeatureExtractor (the tap is fp16 on CUDA; the encoder runs in fp32)
+            feats = roi_features(tap.float(), [boxes], transforms, stride)
             sync(device)
             t5 = now()
             emb = encoder(feats).float().cpu().numpy()
