@@ -24,7 +24,9 @@ class TrainConfig:
 
     features: str = "spp"  # spp | spp+s16 | spp+s8 | spp+pixels | spp+s8+pixels ...
     input_size: int = 640  # long side of the detector input (the server's --input-size)
-    rect: bool = True  # letterbox to the frame's aspect (multiples of 32) instead of a square: same scale
+    rect: bool = (
+        False  # True: letterbox to the frame's aspect (cheaper) - but the server letterboxes to a square
+    )
     frame_step: int = 2  # use every n-th frame: stage 1 cost / n (7 fps PETS: no loss measured at 2)
     epochs: int = 5
     batch_frames: int = 16  # anchor frames per step and rank

@@ -56,7 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="long side of the detector input, a multiple of 32 (default 640, as the server)",
     )
-    p.add_argument("--square", action="store_true", help="letterbox to NxN instead of the frame's aspect")
+    p.add_argument(
+        "--rect",
+        action="store_true",
+        help="letterbox to the frame's aspect instead of NxN (cheaper; match how the encoder will be served)",
+    )
     p.add_argument("--frame-step", type=int, default=d.frame_step, help="use every n-th frame")
     p.add_argument("--batch-frames", type=int, default=d.batch_frames)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -75,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         features=args.features,
         input_size=args.input_size,
-        rect=not args.square,
+        rect=args.rect,
         frame_step=args.frame_step,
         epochs=args.epochs,
         batch_frames=args.batch_frames,

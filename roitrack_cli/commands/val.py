@@ -35,9 +35,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--square",
-        action="store_true",
+        dest="rect",
+        action="store_false",
         default=None,
-        help="letterbox to NxN (default: as the encoder was trained)",
+        help="letterbox to NxN (default: as trained)",
+    )
+    parser.add_argument(
+        "--rect",
+        dest="rect",
+        action="store_true",
+        help="letterbox to the frame's aspect (default: as trained)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     encoder = load_encoder(args.encoder, detector=detector, device=args.device)
     meta = encoder.meta
     long_side = int(args.input_size or meta.training.get("input_size", 640))
-    rect = (not args.square) if args.square is not None else bool(meta.training.get("rect", True))
+    rect = args.rect if args.rect is not None else bool(meta.training.get("rect", False))
     pairs = mot_pairs(args.mot, args.gap, args.stride) if args.mot else dir_pairs(args.pairs)
     size_fn = partial(input_size_for, long_side=long_side, rect=rect)
     val = extract_val_features(pairs, detector, meta.spec, size_fn)
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(
-            f"encoder {args.encoder} ({meta.features}), {len(pairs)} pairs, input long side {long_side}{'' if rect else ' square'}"
+            f"encoder {args.encoder} ({meta.features}), {len(pairs)} pairs, input long side {long_side}{' rect' if rect else ' square'}"
         )
         print(format_table(result))
     return 0
