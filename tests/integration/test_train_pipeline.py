@@ -119,6 +119,7 @@ def test_bad_input_exits_2(data, capsys):
     assert "unknown feature tap" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
     """Per-epoch validation reads the stage-1 maps; it must match running the detector (up to fp16 storage)."""
     from tracker_core.detector import load_detector
