@@ -43,7 +43,7 @@ class EncoderMeta:
     tap_channels: dict[str, int]  # stride (as text) -> channels, in spec order
     roi_size: int = ROI_SIZE
     embed_dim: int = 128
-    width: int = 128
+    width: int = 64
     hidden: int = 256
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)

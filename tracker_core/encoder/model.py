@@ -29,14 +29,14 @@ class RoiEncoder(nn.Module):
 
     Layers: per-channel input standardisation (frozen statistics of the training features, buffers
     ``input_mean``/``input_std``), 1x1 conv to ``width``, 3x3 conv, 3x3 stride-2 conv (10x10 -> 5x5), flatten,
-    ``Linear -> hidden -> embed_dim``. About 1.2M parameters at ``width=128`` (limit :data:`MAX_PARAMS`).
+    ``Linear -> hidden -> embed_dim``. About 0.53M parameters at the default ``width=64`` (256 input channels) (limit :data:`MAX_PARAMS`).
     """
 
     def __init__(
         self,
         in_channels: int,
         embed_dim: int = 128,
-        width: int = 128,
+        width: int = 64,
         hidden: int = 256,
         roi_size: int = ROI_SIZE,
     ) -> None:
