@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PY_SRC := tracker_core server client training roitrack_cli benchmarks tests scripts
 
 .PHONY: install demo test lint proto proto-check bench clean
 
@@ -33,8 +34,8 @@ demo: install
 	$(BIN)/roitrack demo
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_SRC)
+	$(BIN)/ruff format --check $(PY_SRC)
 	$(BIN)/mypy tracker_core server client training roitrack_cli benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_proto.py --check
