@@ -62,8 +62,11 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     return runner
 
 
-def random_appearance(detector: Any, width: int = 128, hidden: int = 256, seed: int = 0) -> Any:
-    """A randomly initialised ROI encoder on the detector's SPP tap (``tracker_core.encoder.Appearance``)."""
+def random_appearance(
+    detector: Any, width: int | None = None, hidden: int | None = None, seed: int = 0
+) -> Any:
+    """A randomly initialised ROI encoder (default sizes, as `roitrack train` makes) on the detector's SPP tap
+    (``tracker_core.encoder.Appearance``)."""
     import torch
 
     from tracker_core.encoder import Appearance, EncoderMeta, build_encoder
@@ -73,9 +76,9 @@ def random_appearance(detector: Any, width: int = 128, hidden: int = 256, seed: 
         detector_sha256=detector.weights_sha256,
         features="spp",
         tap_channels={"32": int(detector.tap_channels)},
-        width=width,
-        hidden=hidden,
     )
+    if width is not None or hidden is not None:
+        meta = dataclasses.replace(meta, width=width or meta.width, hidden=hidden or meta.hidden)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -102,6 +102,8 @@ class ModelRunner:
         self.max_det = max_det
         # Decode + letterbox on the model's device (nvJPEG, torch resize) when it is a GPU; OpenCV on the CPU.
         self.tensor_preprocess = bool(device_preprocess and detector.device.type == "cuda")
+        # Boxes per ROI Align + encoder call on the CPU (cache-sized blocks); None = the whole batch at once.
+        self.roi_chunk: int | None = None if detector.device.type == "cuda" else 64
         # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
         self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
         self._finer = bool(
@@ -243,24 +245,54 @@ class ModelRunner:
         app = [j for j, i in enumerate(fwd) if want_app[i]]
         if not app or self.embedder is None:
             return
-        sel = torch.as_tensor(app, device=x.device)
-        sub = len(app) != len(fwd)
-        sub_taps = {st: (m.index_select(0, sel) if sub else m) for st, m in taps.items()}
-        sub_x = (x.index_select(0, sel) if sub else x) if self.embedder.needs_pixels else None
         boxes = [outs[fwd[j]].boxes for j in app]
-        feats = self.embedder.features(sub_taps, boxes, [transforms[j] for j in app], sub_x)
-        if feats.device.type == "cuda":
-            torch.cuda.synchronize(feats.device)
-        t = _timed(shared, "roi_align", t)
-        if feats.shape[0]:
-            emb = self.embedder.encoder(feats).float().cpu().numpy().astype(np.float32, copy=False)
-        else:
-            emb = np.zeros((0, int(getattr(self.embedder.encoder, "embed_dim", 128))), np.float32)
+        dim = int(getattr(self.embedder.encoder, "embed_dim", 128))
+        roi_s = enc_s = 0.0
+        parts: list[np.ndarray] = []
+        # On the CPU, ROI Align + encoder run over groups of frames of at most ``roi_chunk`` boxes: a whole
+        # batch's [N,C,10,10] block (8 frames x 50 boxes x 256 ch = 41 MB) falls out of cache and made the
+        # batched per-frame cost grow with the batch. On a GPU, one call for the whole batch.
+        for a, b in _chunks([len(bx) for bx in boxes], self.roi_chunk):
+            t = time.perf_counter()
+            idx = app[a:b]
+            whole = len(idx) == x.shape[0]
+            sel = None if whole else torch.as_tensor(idx, device=x.device)
+            sub_taps = {st: (m if sel is None else m.index_select(0, sel)) for st, m in taps.items()}
+            sub_x = (x if sel is None else x.index_select(0, sel)) if self.embedder.needs_pixels else None
+            feats = self.embedder.features(sub_taps, boxes[a:b], [transforms[j] for j in idx], sub_x)
+            if feats.device.type == "cuda":
+                torch.cuda.synchronize(feats.device)
+            t1 = time.perf_counter()
+            roi_s += t1 - t
+            if feats.shape[0]:
+                parts.append(
+                    self.embedder.encoder(feats).float().cpu().numpy().astype(np.float32, copy=False)
+                )
+            enc_s += time.perf_counter() - t1
+        emb = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        shared["roi_align"] = shared.get("roi_align", 0.0) + roi_s
+        shared["encoder"] = shared.get("encoder", 0.0) + enc_s
         start = 0
-        for j, b in zip(app, boxes, strict=True):
-            outs[fwd[j]].embeddings = emb[start : start + len(b)]
-            start += len(b)
-        _timed(shared, "encoder", t)
+        for j, bx in zip(app, boxes, strict=True):
+            outs[fwd[j]].embeddings = emb[start : start + len(bx)]
+            start += len(bx)
+
+
+def _chunks(counts: Sequence[int], limit: int | None) -> list[tuple[int, int]]:
+    """Split consecutive items with ``counts`` into ``[a, b)`` groups of at most ``limit`` in total (an item
+    larger than ``limit`` forms its own group); ``limit=None``: one group."""
+    if not counts:
+        return []
+    if limit is None:
+        return [(0, len(counts))]
+    groups, a, total = [], 0, 0
+    for i, c in enumerate(counts):
+        if i > a and total + c > limit:
+            groups.append((a, i))
+            a, total = i, 0
+        total += c
+    groups.append((a, len(counts)))
+    return groups
 
 
 def pick_device(name: str) -> torch.device:
