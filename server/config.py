@@ -46,7 +46,7 @@ class ServerConfig:
     tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
     max_streams: int = 64
     max_batch: int = 8
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 20.0  # a batch closes early once every live stream has a frame in it
     batching: bool = True  # False: every frame is its own forward (benchmarks)
     queue_size: int = 2  # frames waiting per stream before the oldest is dropped
     max_message_bytes: int = 16 * 1024 * 1024

@@ -44,7 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--tls-client-ca", help="CA (PEM) that client certificates must be signed by: mutual TLS")
     a("--max-streams", type=int, help="live streams at most (default 64)")
     a("--max-batch", type=int, help="frames per batched forward at most (default 8)")
-    a("--max-wait-ms", type=float, help="how long a batch waits for more frames (default 5)")
+    a(
+        "--max-wait-ms",
+        type=float,
+        help="how long a batch waits for more frames; it closes at once when every live stream has a frame in it (default 20)",
+    )
     a("--batching", type=_bool, metavar="BOOL", help="cross-stream batching on/off (default true)")
     a("--queue-size", type=int, help="frames waiting per stream before the oldest is dropped (default 2)")
     a("--max-pixels", type=int, help="largest frame in pixels (default 4096*4096)")
