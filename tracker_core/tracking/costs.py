@@ -124,7 +124,8 @@ def cosine_distance(
         return np.zeros((t, n))
     sim = te @ de.T
     if bank is not None and bank.shape[1] > 0:
-        bsim = np.einsum("tkd,nd->tkn", np.asarray(bank, dtype=np.float32), de)
+        b = np.asarray(bank, dtype=np.float32)
+        bsim = (b.reshape(-1, b.shape[2]) @ de.T).reshape(b.shape[0], b.shape[1], n)  # BLAS, not einsum
         if bank_valid is not None:
             bsim = np.where(np.asarray(bank_valid)[:, :, None], bsim, -np.inf)
         sim = np.maximum(sim, bsim.max(axis=1))
