@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "roitrack_cli.commands.eval_mot",
         "track a MOTChallenge sequence and score it with TrackEval",
     ),
+    "slice-seq": (
+        "roitrack_cli.commands.slice_seq",
+        "cut a frame range of a MOTChallenge sequence into a new sequence",
+    ),
     "bench": ("roitrack_cli.commands.bench", "benchmarks: stages, overhead, scaling, soak, floor"),
     "info": ("roitrack_cli.commands.info", "print versions, devices and the installed commands"),
 }

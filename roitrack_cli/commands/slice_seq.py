@@ -1,0 +1,24 @@
+"""``roitrack slice-seq``: frames FIRST-LAST of a MOTChallenge sequence as a new sequence (time splits)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "cut a frame range of a MOTChallenge sequence into a new sequence (train/test splits in time)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("seq", help="source MOTChallenge sequence folder (seqinfo.ini, img1/, gt/, det/)")
+    a("--frames", required=True, help="FIRST-LAST, 1-based and inclusive (e.g. 251-400)")
+    a("--out", required=True, help="new sequence folder (must not exist or be empty)")
+    a("--copy", action="store_true", help="copy the images instead of linking to them")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
+
+    first, last = parse_frame_range(args.frames)
+    out = slice_sequence(args.seq, first, last, args.out, copy_images=args.copy)
+    print(f"wrote {out}: frames {first}-{last} of {args.seq} as 1-{last - first + 1}")
+    return 0
