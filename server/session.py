@@ -74,6 +74,10 @@ class StreamSession:
         # of a call that resumed the stream.
         self.track_lock = threading.Lock()
         self.uses_client_clock = True
+        self.clock_offset = (
+            0.0  # added to the server clock (streams without client timestamps), see stream_state
+        )
+        self.last_frame_id = -1
 
     # ---- queue (event-loop side) ----
     @property
