@@ -76,6 +76,8 @@ class RedisStateStore:
 
     def __init__(self, address: StoreAddress, timeout_s: float = 0.5, password: str | None = None) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.address = address
         self._redis_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
@@ -86,7 +88,7 @@ class RedisStateStore:
             password=password,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),  # fail fast: the caller degrades to memory; never stall a stream
             health_check_interval=0,
         )
         self._acquire = self._r.register_script(_ACQUIRE)
