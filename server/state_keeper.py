@@ -65,7 +65,6 @@ class StateKeeper:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-state")
         self._tasks: set[asyncio.Task[None]] = set()
         self._saving: set[str] = set()
-        self._closed: set[int] = set()  # id() of sessions whose call-end save is done
         self._last_probe = 0.0
         self._last_renew = 0.0
         self._live_ids: Callable[[], list[str]] = list
@@ -113,7 +112,7 @@ class StateKeeper:
     async def open(self, session: StreamSession, resume: bool, resumed_locally: bool) -> str | None:
         """Lease and (on resume) restore. Returns the origin of a restore from the store (``"same_replica"`` /
         ``"other_replica"``), else ``None``. Raises ``AlreadyExistsError`` / ``SnapshotError``."""
-        self._closed.discard(id(session))
+        session.state_closed = False  # this call's end is still to be saved
         if not self.up:
             return None
         sid = session.stream_id
@@ -154,12 +153,12 @@ class StateKeeper:
         if self.policy != "interval" or not self.up or session.stream_id in self._saving:
             return
         now = time.monotonic()
-        last = getattr(session, "snapshot_at", None)
+        last = session.snapshot_at
         if last is None:
-            session.snapshot_at = now  # type: ignore[attr-defined]
+            session.snapshot_at = now
             return
         if now - last >= self.interval_s:
-            session.snapshot_at = now  # type: ignore[attr-defined]
+            session.snapshot_at = now
             self._saving.add(session.stream_id)
             self._spawn(self._save(session, "interval"))
 
@@ -219,9 +218,9 @@ class StateKeeper:
     # ---- call end ----
     async def close(self, session: StreamSession, trigger: str) -> None:
         """The call ended: last snapshot (unless policy ``off``), then release the lease. Idempotent per call."""
-        if id(session) in self._closed:
+        if session.state_closed:
             return
-        self._closed.add(id(session))
+        session.state_closed = True
         if not self.up:
             return
         while session.stream_id in self._saving:  # let an interval write finish first (ordering)
@@ -241,7 +240,7 @@ class StateKeeper:
     async def forget(self, stream_id: str, session: StreamSession | None) -> None:
         """``CloseStream``: the stream is gone for good, here and in the store (no call-end snapshot either)."""
         if session is not None:
-            self._closed.add(id(session))
+            session.state_closed = True
         if not self.up:
             return
         try:
