@@ -25,10 +25,13 @@ from tracker_core.evaluation import evaluate_results
 pytestmark = [pytest.mark.timeout(420), pytest.mark.slow]
 
 
-def serve(port: int, mport: int, replica: str, store: str) -> subprocess.Popen[bytes]:
+def serve(
+    port: int, mport: int, replica: str, store: str, lease_s: float = 10.0, interval_s: float = 1.0
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "roitrack_cli.main", "serve", "--random-weights", "--arch", "yolov7-tiny"]
     cmd += ["--input-size", "160", "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(mport)]
-    cmd += ["--state-store", store, "--replica-id", replica, "--snapshot-interval-s", "1"]
+    cmd += ["--state-store", store, "--replica-id", replica, "--snapshot-interval-s", str(interval_s)]
+    cmd += ["--state-lease-s", str(lease_s)]
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
@@ -151,3 +154,55 @@ def test_sigterm_mid_stream_fails_over_to_another_replica(pets_sequence: Path, t
     scores = evaluate_results(pets_sequence, {"ref": ref_out, "run": run_out})
     assert abs(scores["ref"]["IDF1"] - scores["run"]["IDF1"]) <= 1.0, scores
     print(json.dumps({"summary": summary, "scores": scores}))
+
+
+def test_crashed_replica_lease_expires_and_the_stream_continues_from_its_last_interval_snapshot(
+    pets_sequence: Path, tmp_path: Path
+) -> None:
+    """SIGKILL: no drain, no call-end snapshot. B refuses the stream while A's lease lives (ALREADY_EXISTS; the
+    client keeps retrying), then resumes it from A's last interval snapshot. The frames A answered after that
+    snapshot are not in it: at 20 frames/s and a 0.25 s interval that is at most ~5 frames (0.7 s of this 7 fps
+    video), well inside the tracker's 3 s lost buffer. (Replaying far faster than the camera rate with a long
+    interval would skip seconds of video and end tracks, as a real crash would after that long.)"""
+    with redis_server() as r:
+        pa, pb_, ma, mb = free_port(), free_port(), free_port(), free_port()
+        a = serve(pa, ma, "replica-a", r.url, lease_s=3.0, interval_s=0.25)
+        b = serve(pb_, mb, "replica-b", r.url, lease_s=3.0, interval_s=0.25)
+        try:
+            wait_serving(pa, a)
+            wait_serving(pb_, b)
+            ref_out, run_out = tmp_path / "ref.txt", tmp_path / "run.txt"
+            ref = subprocess.run(
+                stream_cmd(f"127.0.0.1:{pb_}", pets_sequence, "ref", ref_out), capture_output=True
+            )
+            assert ref.returncode == 0, ref.stderr.decode()
+            cmd = stream_cmd(f"127.0.0.1:{pa},127.0.0.1:{pb_}", pets_sequence, "cam-2", run_out)
+            client = subprocess.Popen([*cmd, "--fps", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 120
+            while sample(metrics(ma), 'roitrack_frames_processed_total{stream="cam-2"}') < 100:
+                assert time.monotonic() < deadline and client.poll() is None
+                time.sleep(0.05)
+            t_kill = time.monotonic()
+            a.kill()  # a crash: the lease and the last interval snapshot are all that is left
+            out, err = client.communicate(timeout=240)
+            assert client.returncode == 0, err.decode()
+            summary = json.loads(out.decode().strip().splitlines()[-1])
+            mb_text = metrics(mb)
+        finally:
+            for p in (a, b):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+    assert summary["sent"] == 400 and summary["reconnects"] >= 2, summary  # refused while the lease lived
+    assert summary["answered"] + summary["dropped"] + summary["errors"] + summary["lost"] >= summary["sent"]
+    assert sample(mb_text, 'roitrack_stream_resumes_total{origin="other_replica"}') == 1
+    assert time.monotonic() - t_kill > 3.0
+    # the crash came after frame 100; from frame 200 on, B answered
+    same = same_id_fraction(read_mot(ref_out), read_mot(run_out), range(200, 401))
+    scores = evaluate_results(pets_sequence, {"ref": ref_out, "run": run_out})
+    print(json.dumps({"summary": summary, "scores": scores, "same_id_fraction": same}))
+    assert same >= 0.8, same
+    assert abs(scores["ref"]["IDF1"] - scores["run"]["IDF1"]) <= 3.0, scores
