@@ -119,6 +119,12 @@ def test_server_config_env_and_toml_load_with_the_servers_own_loader(
     assert env["ROITRACK_REPLICA_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["ROITRACK_TOKEN"] == {"secretKeyRef": {"name": "roitrack-token", "key": "token"}}
     assert get(objects, "Secret", "roitrack-token")["stringData"]["token"]
+    # only the servers reach Redis (it has no password)
+    pol = get(objects, "NetworkPolicy", "roitrack-redis")
+    redis_pods = get(objects, "Deployment", "roitrack-redis")["spec"]["template"]["metadata"]["labels"]
+    assert pol["spec"]["podSelector"]["matchLabels"].items() <= redis_pods.items()
+    allowed = pol["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert allowed.items() <= get(objects, "Deployment", "roitrack")["spec"]["template"]["metadata"]["labels"].items()
     assert get(objects, "Secret", "roitrack-tls")["type"] == "kubernetes.io/tls"
     toml = tmp_path / "roitrack.toml"
     toml.write_text(
