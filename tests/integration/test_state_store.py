@@ -173,3 +173,43 @@ async def test_without_a_store_nothing_changes() -> None:
         assert ids(await call.step(gt_frame_req(1))) == [1, 2]
         assert await call.finish() == grpc.StatusCode.OK
         assert metric(a, "roitrack_snapshot_writes_total", trigger="close") == 0
+
+
+async def _run_frames(srv: TrackingServer, stream_id: str, resume: bool, frames: list) -> list[list[int]]:
+    async with channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req(stream_id, resume=resume))
+        out = [ids(await call.step(f)) for f in frames]
+        assert await call.finish() == grpc.StatusCode.OK
+    return out
+
+
+async def test_restarted_replica_resumes_its_own_snapshot() -> None:
+    with redis_server() as r:
+        async with running_server(state_store=r.url, replica_id="replica-a") as a:
+            seen = await _run_frames(
+                a, "cam-6", False, [gt_frame_req(1), gt_frame_req(2), *map(moved_req, range(3, 8))]
+            )
+            assert seen[-1] == [3, 4]
+        # a new process with the same replica id (a restarted pod keeps its name)
+        async with running_server(state_store=r.url, replica_id="replica-a") as a2:
+            assert (await _run_frames(a2, "cam-6", True, [moved_req(8)]))[-1] == [3, 4]
+            assert metric(a2, "roitrack_stream_resumes_total", origin="same_replica") == 1
+
+
+async def test_stale_local_copy_loses_to_a_newer_snapshot_from_another_replica() -> None:
+    """A keeps its detached copy for the resume window; when the stream went on at B meanwhile, A resumes B's."""
+    with redis_server() as r:
+        async with (
+            running_server(state_store=r.url, replica_id="replica-a") as a,
+            running_server(state_store=r.url, replica_id="replica-b") as b,
+        ):
+            await _run_frames(a, "cam-7", False, [gt_frame_req(1), gt_frame_req(2)])  # IDs 1, 2 on A
+            store = r.client()
+            await wait_until(lambda: store.get(RedisStateStore.lease_key("cam-7")) is None)
+            # on B the objects move away and two new ones get IDs 3, 4
+            assert (await _run_frames(b, "cam-7", True, list(map(moved_req, range(3, 8)))))[-1] == [3, 4]
+            await wait_until(lambda: store.get(RedisStateStore.lease_key("cam-7")) is None)
+            assert a.registry.get("cam-7") is not None  # A's stale copy (IDs 1, 2) is still held
+            assert (await _run_frames(a, "cam-7", True, [moved_req(8)]))[-1] == [3, 4]
+            assert metric(a, "roitrack_stream_resumes_total", origin="other_replica") == 1
