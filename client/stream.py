@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 
 from client.connection import aio_channel, stream_metadata
+from client.health import validate_target
 from client.sources import SourceFrame
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
@@ -68,7 +69,7 @@ def refusal(exc: grpc.aio.AioRpcError) -> RoitrackError:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    server: str
+    server: str  # HOST:PORT, or a comma-separated failover list tried in turn on reconnects
     stream_id: str
     token: str | None = None
     tls_ca: str | None = None
@@ -98,6 +99,13 @@ class StreamConfig:
             raise InvalidInputError(f"--fps must be >= 0, got {self.fps}")
         if not 1 <= self.jpeg_quality <= 100:
             raise InvalidInputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
+        for target in self.servers:
+            validate_target(target)
+
+    @property
+    def servers(self) -> list[str]:
+        """The failover list (one entry for a plain ``HOST:PORT``)."""
+        return [t.strip() for t in self.server.split(",")] if "," in self.server else [self.server]
 
 
 @dataclass
@@ -198,35 +206,50 @@ class StreamClient:
         resume = cfg.resume
         attempt = 0
         md = stream_metadata(cfg.token, cfg.stream_id)
+        servers = cfg.servers
+        channels: dict[int, grpc.aio.Channel] = {}
+        here = 0
+
+        def stub_for(i: int) -> pb_grpc.TrackingStub:
+            if i not in channels:
+                channels[i] = aio_channel(
+                    servers[i],
+                    tls_ca=cfg.tls_ca,
+                    tls_cert=cfg.tls_cert,
+                    tls_key=cfg.tls_key,
+                    tls_server_name=cfg.tls_server_name,
+                )
+            return pb_grpc.TrackingStub(channels[i])
+
         try:
-            async with aio_channel(
-                cfg.server,
-                tls_ca=cfg.tls_ca,
-                tls_cert=cfg.tls_cert,
-                tls_key=cfg.tls_key,
-                tls_server_name=cfg.tls_server_name,
-            ) as channel:
-                stub = pb_grpc.TrackingStub(channel)
-                while True:
-                    answered_before = self.stats.answered
-                    try:
-                        if await self._one_call(stub, it, resume, md):
-                            return self.stats
-                    except grpc.aio.AioRpcError as exc:
-                        retry = exc.code() in RETRYABLE or (
-                            resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0
-                        )
-                        if not cfg.reconnect or not retry or attempt >= cfg.max_retries:
-                            raise refusal(exc) from None
-                    if self.stats.answered > answered_before:
-                        attempt = 0
-                    attempt += 1
-                    self.stats.reconnects += 1
-                    await asyncio.sleep(min(cfg.backoff_s * 2 ** (attempt - 1), cfg.backoff_max_s))
-                    resume = True
+            while True:
+                answered_before = self.stats.answered
+                try:
+                    if await self._one_call(stub_for(here), it, resume, md):
+                        return self.stats
+                except grpc.aio.AioRpcError as exc:
+                    retry = exc.code() in RETRYABLE or (
+                        resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0
+                    )
+                    if not cfg.reconnect or not retry or attempt >= cfg.max_retries:
+                        raise refusal(exc) from None
+                if self.stats.answered > answered_before:
+                    attempt = 0
+                attempt += 1
+                self.stats.reconnects += 1
+                if len(servers) > 1:  # fail over to the next server of the list (the stream resumes there)
+                    here = (here + 1) % len(servers)
+                    if attempt <= len(servers) - 1:
+                        resume = True
+                        continue
+                await asyncio.sleep(min(cfg.backoff_s * 2 ** (attempt - 1), cfg.backoff_max_s))
+                resume = True
         finally:
             self.stats.t_end = time.perf_counter()
             self._io.shutdown(wait=False, cancel_futures=True)
+            for ch in channels.values():
+                with contextlib.suppress(Exception):
+                    await ch.close()
 
     def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
         frame = next(it, None)

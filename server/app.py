@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from server.model_runner import ModelRunner
 from server.processor import StreamProcessor
 from server.registry import SessionRegistry
 from server.servicer import ServiceState, TrackingServicer
+from server.state_keeper import StateKeeper
 from tracker_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,8 @@ class TrackingServer:
                 "input_size": str(self.runner.info.input_size),
             }
         )
+        if cfg.state_store is not None:
+            self._state.keeper = await self._start_keeper(port)
         self._batcher.start()
         await server.start()
         log.info(
@@ -164,6 +168,24 @@ class TrackingServer:
         self._tasks.append(warm)
         if not warmup_in_background:
             await warm
+
+    async def _start_keeper(self, port: int) -> StateKeeper:
+        from server.state_store import RedisStateStore, parse_store_url
+
+        cfg = self.config
+        assert cfg.state_store is not None
+        keeper = StateKeeper(
+            RedisStateStore(parse_store_url(cfg.state_store)),
+            replica=cfg.replica_id or f"{socket.gethostname()}:{port}",
+            metrics=self.metrics,
+            policy=cfg.snapshot_policy,
+            interval_s=cfg.snapshot_interval_s,
+            resume_window_s=cfg.resume_window_s,
+            lease_s=cfg.state_lease_s,
+        )
+        keeper.track_live(lambda: [s.stream_id for s in self.registry.sessions() if s.live])
+        await keeper.start()  # Redis down: a warning and state_store_up 0, never a failed start
+        return keeper
 
     async def _warm_up(self) -> None:
         if self.config.warmup:
@@ -191,6 +213,9 @@ class TrackingServer:
                 waiting = sum(s.queued for s in self.registry.sessions())
                 m.queue_depth.set(waiting + (self._batcher.pending if self._batcher else 0))
                 m.update_gpu_memory(self.runner.info.device)
+            if self._state is not None and self._state.keeper is not None:
+                with contextlib.suppress(Exception):
+                    await self._state.keeper.tick()
             await asyncio.sleep(period_s)
 
     # ---- stop ----
@@ -214,6 +239,9 @@ class TrackingServer:
                 await t
         if self._batcher is not None:
             await self._batcher.stop()
+        if self._state.keeper is not None:
+            with contextlib.suppress(Exception):
+                await self._state.keeper.stop()  # the call-end snapshots still being written
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._metrics_http is not None:

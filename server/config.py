@@ -59,6 +59,14 @@ class ServerConfig:
     warmup: bool = True
     drain_timeout_s: float = 10.0
     check_port: bool = True  # refuse to start when host:port is taken
+    # Durable stream state (docs/operations.md#durable-stream-state): None = in-memory only (the default)
+    state_store: str | None = None  # redis://HOST:PORT/DB
+    snapshot_policy: str = "interval"  # off | on-close | interval
+    snapshot_interval_s: float = 2.0  # policy interval: a snapshot of each live stream this often
+    state_lease_s: float = (
+        10.0  # single-writer lease of a live stream; a crashed replica's expires after this
+    )
+    replica_id: str | None = None  # this replica's name in leases and snapshots; default HOSTNAME:PORT
 
 
 def _field_types() -> dict[str, str]:
@@ -224,6 +232,23 @@ def validate(cfg: ServerConfig) -> None:
     need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
     need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
     need(cfg.drain_timeout_s >= 0, "drain_timeout_s must be >= 0")
+    if cfg.state_store is not None:
+        from server.state_store import parse_store_url
+
+        parse_store_url(cfg.state_store)
+    need(
+        cfg.snapshot_policy in ("off", "on-close", "interval"),
+        f"snapshot_policy must be off, on-close or interval, got {cfg.snapshot_policy!r}",
+    )
+    need(
+        0.1 <= cfg.snapshot_interval_s <= 3600,
+        f"snapshot_interval_s must be 0.1..3600, got {cfg.snapshot_interval_s}",
+    )
+    need(1 <= cfg.state_lease_s <= 3600, f"state_lease_s must be 1..3600, got {cfg.state_lease_s}")
+    need(
+        cfg.replica_id is None or 1 <= len(cfg.replica_id) <= 253,
+        "replica_id must be 1..253 characters",
+    )
     if cfg.check_port and cfg.port != 0 and port_in_use(cfg.host, cfg.port):
         raise ConfigError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")
     if cfg.check_port and cfg.metrics_port != 0 and port_in_use(cfg.host, cfg.metrics_port):

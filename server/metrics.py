@@ -37,6 +37,9 @@ STAGES = ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "enco
 # Values of the ``reason`` label of roitrack_frames_failed_total.
 FAILURE_REASONS = ("invalid_image", "image_too_large", "invalid_detections", "invalid_timestamp", "internal")
 
+# Values of the ``origin`` label of roitrack_stream_resumes_total.
+RESUME_ORIGINS = ("same_replica", "other_replica")
+
 
 class ServerMetrics:
     """All metric families of one server. ``registry`` is what ``/metrics`` exposes."""
@@ -110,6 +113,55 @@ class ServerMetrics:
             "roitrack_model", "Detector arch, weights/encoder sha256 and device.", registry=r
         )
         self.up = Gauge("roitrack_serving", "1 when the health service reports SERVING, else 0.", registry=r)
+        # Durable stream state (--state-store); these stay at zero without a store.
+        self.snapshot_writes = Counter(
+            "roitrack_snapshot_writes_total",
+            "Stream snapshots written to the state store, by trigger (interval, close, drain).",
+            ["trigger"],
+            registry=r,
+        )
+        self.snapshot_loads = Counter(
+            "roitrack_snapshot_loads_total",
+            "Stream snapshots read from the state store on resume.",
+            registry=r,
+        )
+        self.snapshot_failures = Counter(
+            "roitrack_snapshot_failures_total",
+            "State store operations that failed (connect, write, load, lease) or snapshots refused as corrupt, "
+            "foreign, incompatible or another principal's (refused).",
+            ["op"],
+            registry=r,
+        )
+        self.snapshot_latency = Histogram(
+            "roitrack_snapshot_latency_seconds",
+            "Time to encode + write (write) or read + decode (load) one stream snapshot.",
+            ["op"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.snapshot_bytes = Histogram(
+            "roitrack_snapshot_size_bytes",
+            "Size of written stream snapshots.",
+            buckets=(1e3, 4e3, 16e3, 64e3, 256e3, 1e6, 4e6, 16e6, 64e6),
+            registry=r,
+        )
+        self.stream_resumes = Counter(
+            "roitrack_stream_resumes_total",
+            "Streams resumed, by where their state came from: this replica (memory or its own snapshot) or "
+            "another replica (a snapshot it wrote).",
+            ["origin"],
+            registry=r,
+        )
+        self.state_store_up = Gauge(
+            "roitrack_state_store_up",
+            "1 while the state store answers; 0 while streams are degraded to in-memory state.",
+            registry=r,
+        )
+        self.state_store_degraded = Counter(
+            "roitrack_state_store_degraded_total",
+            "Times the state store became unreachable and the server degraded to in-memory stream state.",
+            registry=r,
+        )
 
     def init_stages(self) -> None:
         """Create every ``stage`` series up front so dashboards see all stages from the first scrape."""
@@ -117,6 +169,8 @@ class ServerMetrics:
             self.stage_latency.labels(stage)
         for reason in FAILURE_REASONS:
             self.frames_failed.labels(reason)
+        for origin in RESUME_ORIGINS:
+            self.stream_resumes.labels(origin)
 
     def update_gpu_memory(self, device: object) -> None:
         """Refresh the GPU memory gauges of a CUDA ``device`` (torch.cuda; NVML for the device-wide figure when

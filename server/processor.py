@@ -93,6 +93,7 @@ class StreamProcessor:
             session.frames_failed += 1
         else:
             session.frames_processed += 1
+            session.last_frame_id = pf.frame_id
             session.active_tracks = len(res.tracks)
         res.dropped = session.take_dropped()
         res.total_ms = (time.perf_counter() - pf.t_arrival) * 1000.0
@@ -120,7 +121,7 @@ def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
     arrival time at the server. Chosen once per session so a stream never mixes clocks."""
     if session.last_timestamp is None:
         session.uses_client_clock = pf.timestamp > 0
-    ts = pf.timestamp if session.uses_client_clock else pf.t_arrival
+    ts = pf.timestamp if session.uses_client_clock else pf.t_arrival + session.clock_offset
     last = session.last_timestamp
     if last is not None and ts < last:
         raise InvalidInputError(

@@ -20,6 +20,7 @@ from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
 from server.registry import SessionRegistry
 from server.session import PendingFrame, StreamSession
+from server.state_keeper import StateKeeper
 from server.status_map import status_code, status_message
 from tracker_core import __version__
 from tracker_core.errors import InvalidInputError, RoitrackError, UnavailableError
@@ -40,6 +41,7 @@ class ServiceState:
     appearance_available: bool
     metrics: ServerMetrics
     draining: bool = False
+    keeper: StateKeeper | None = None  # durable stream state (--state-store); None: in-memory only
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
@@ -91,6 +93,23 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         except RoitrackError as exc:
             await self._abort(context, exc)
             return
+        if st.keeper is not None:
+            try:
+                origin = await st.keeper.open(session, first.open.resume, resumed)
+            except RoitrackError as exc:
+                if resumed:
+                    st.registry.detach(session)
+                else:
+                    st.registry.close(session.stream_id)
+                await self._abort(context, exc)
+                return
+            if origin is not None:
+                resumed = True
+                st.metrics.stream_resumes.labels(origin).inc()
+            elif resumed:
+                st.metrics.stream_resumes.labels("same_replica").inc()
+        elif resumed:
+            st.metrics.stream_resumes.labels("same_replica").inc()
         st.metrics.active_streams.set(st.registry.live_count)
         log.info("stream %s opened (resumed=%s) from %s", session.stream_id, resumed, context.peer())
         await context.send_initial_metadata(((RESUMED_METADATA_KEY, "true" if resumed else "false"),))
@@ -106,9 +125,13 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 st.metrics.stage_latency.labels("serialize").observe(time.perf_counter() - t0)
                 yield resp
                 st.metrics.frame_latency.observe(time.perf_counter() - pf.t_arrival)
+                if st.keeper is not None:
+                    st.keeper.after_frame(session)
             if session.end_error is not None:
                 await self._abort(context, session.end_error)
             if st.draining:
+                if st.keeper is not None:  # the state is in the store before the client is told to move
+                    await st.keeper.close(session, "drain")
                 await self._abort(
                     context, UnavailableError("the server is shutting down; reconnect and resume")
                 )
@@ -116,6 +139,8 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+            if st.keeper is not None:
+                st.keeper.close_soon(session, "close")
             st.registry.detach(session)
             st.metrics.active_streams.set(st.registry.live_count)
             log.info("stream %s call ended", session.stream_id)
@@ -170,11 +195,17 @@ class TrackingServicer(pb_grpc.TrackingServicer):
     async def CloseStream(
         self, request: pb.CloseStreamRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseStreamResponse:
+        keeper = self.state.keeper
+        session = self.state.registry.get(request.stream_id)
         try:
             was_live = self.state.registry.close(request.stream_id)
         except RoitrackError as exc:
-            await self._abort(context, exc)
-            raise  # unreachable: abort raises
+            if keeper is None:
+                await self._abort(context, exc)
+                raise  # unreachable: abort raises
+            was_live = False  # not held here; it may still be stored
+        if keeper is not None:
+            await keeper.forget(request.stream_id, session)
         return pb.CloseStreamResponse(was_live=was_live)
 
     async def GetInfo(

@@ -74,6 +74,14 @@ class StreamSession:
         # of a call that resumed the stream.
         self.track_lock = threading.Lock()
         self.uses_client_clock = True
+        self.clock_offset = (
+            0.0  # added to the server clock (streams without client timestamps), see stream_state
+        )
+        self.last_frame_id = -1
+        # Durable state (server/state_keeper.py): when the last interval snapshot started; whether this call's
+        # call-end snapshot is done (True until a call opens with a state store).
+        self.snapshot_at: float | None = None
+        self.state_closed = True
 
     # ---- queue (event-loop side) ----
     @property

@@ -12,6 +12,7 @@ from tracker_core.errors import (
     NotFoundError,
     ResourceExhaustedError,
     RoitrackError,
+    SnapshotError,
     UnauthenticatedError,
     UnavailableError,
     WeightsError,
@@ -28,6 +29,7 @@ _CODES: dict[type[RoitrackError], grpc.StatusCode] = {
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    SnapshotError: grpc.StatusCode.FAILED_PRECONDITION,
     WeightsError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 

@@ -46,3 +46,7 @@ class UnauthenticatedError(RoitrackError):
 
 class UnavailableError(RoitrackError):
     """The service is not ready (warming up) or is draining."""
+
+
+class SnapshotError(RoitrackError):
+    """A stored stream snapshot is corrupt, foreign, from an incompatible version, or not this caller's."""

@@ -1,4 +1,4 @@
-"""``roitrack bench {stages,overhead,scaling,soak,floor}``: the performance benchmarks (code in ``benchmarks/``).
+"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot}``: the performance benchmarks (code in ``benchmarks/``).
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
 curve says more than a table, ``<out>/<name>.png``. See ``docs/performance.md``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -17,6 +17,7 @@ BENCHES = {
     "scaling": "1..16 concurrent streams, cross-stream batching on vs off (fps, p50/p95/p99, drops)",
     "soak": "8 streams for --duration seconds: server RSS and track counts over time",
     "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
+    "snapshot": "stream snapshots: size, write/load time (Redis) for 10/100/1000 tracks, cost per frame",
 }
 
 

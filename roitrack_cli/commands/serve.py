@@ -57,6 +57,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--idle-timeout-s", type=float, help="end live calls that send nothing for this long (default 60)")
     a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
     a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
+    a(
+        "--state-store",
+        metavar="URL",
+        help="durable stream state in Redis: redis://HOST:PORT/DB (default $ROITRACK_STATE_STORE; none = in memory)",
+    )
+    a(
+        "--snapshot-policy",
+        choices=("off", "on-close", "interval"),
+        help="when stream snapshots are written to the state store (default interval)",
+    )
+    a("--snapshot-interval-s", type=float, help="seconds between snapshots of a live stream (default 2)")
+    a("--state-lease-s", type=float, help="single-writer lease of a live stream in seconds (default 10)")
+    a("--replica-id", help="this replica's name in leases and snapshots (default HOSTNAME:PORT)")
 
 
 FLAG_FIELDS = [
@@ -84,6 +97,11 @@ FLAG_FIELDS = [
     "idle_timeout_s",
     "conf_threshold",
     "iou_threshold",
+    "state_store",
+    "snapshot_policy",
+    "snapshot_interval_s",
+    "state_lease_s",
+    "replica_id",
 ]
 
 

@@ -16,7 +16,12 @@ HELP = "stream a video/camera/folder to a server and show tracks"
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a("--server", default="localhost:50051", help="HOST:PORT of the server (default localhost:50051)")
+    a(
+        "--server",
+        default="localhost:50051",
+        help="HOST:PORT of the server (default localhost:50051); `roitrack stream` also takes a comma-separated "
+        "failover list HOST:PORT,HOST:PORT (reconnects go to the next one and resume the stream there)",
+    )
     a(
         "--token",
         default=os.environ.get("ROITRACK_TOKEN") or None,

@@ -23,6 +23,7 @@ from tracker_core import errors as e
         (e.ConfigError("x"), grpc.StatusCode.FAILED_PRECONDITION),
         (e.WeightsError("x"), grpc.StatusCode.FAILED_PRECONDITION),
         (e.UnsafePickleError("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (e.SnapshotError("x"), grpc.StatusCode.FAILED_PRECONDITION),
         (IdleTimeoutError("x"), grpc.StatusCode.DEADLINE_EXCEEDED),
         (StreamClosedError("x"), grpc.StatusCode.ABORTED),
         (e.RoitrackError("x"), grpc.StatusCode.UNKNOWN),
