@@ -124,7 +124,10 @@ def test_server_config_env_and_toml_load_with_the_servers_own_loader(
     redis_pods = get(objects, "Deployment", "roitrack-redis")["spec"]["template"]["metadata"]["labels"]
     assert pol["spec"]["podSelector"]["matchLabels"].items() <= redis_pods.items()
     allowed = pol["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
-    assert allowed.items() <= get(objects, "Deployment", "roitrack")["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        allowed.items()
+        <= get(objects, "Deployment", "roitrack")["spec"]["template"]["metadata"]["labels"].items()
+    )
     assert get(objects, "Secret", "roitrack-tls")["type"] == "kubernetes.io/tls"
     toml = tmp_path / "roitrack.toml"
     toml.write_text(
