@@ -28,6 +28,22 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     a("--tls-server-name", help="expected name in the server certificate (when it differs from HOST)")
 
 
+def add_score_args(parser: argparse.ArgumentParser) -> None:
+    """How --detections' scores are read: the rule `roitrack eval-mot` uses (tracker_core.evaluation.ScoreRule)."""
+    a = parser.add_argument
+    a(
+        "--score-scale",
+        type=float,
+        default=1.0,
+        help="divide --detections scores by this (default 1: already in [0, 1]; 100 for MOT15's 0..100)",
+    )
+    a(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled scores to [0, 1] (without it a score outside [0, 1] is an error)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
     a = parser.add_argument
@@ -41,6 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--detections",
         help="send these detections instead of the server's: 'auto' (<folder>/det/det.txt) or a path",
     )
+    add_score_args(parser)
     a("--resume", action="store_true", help="continue a stream the server still holds (same track IDs)")
     a("--classes", type=int, nargs="*", default=[], help="keep only these class ids")
     a("--conf", type=float, help="detector confidence threshold for this stream")
@@ -61,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from client.results import ResultSink
     from client.sources import LatestOnly, open_source
     from client.stream import StreamClient, StreamConfig
+    from tracker_core.evaluation.mot_io import ScoreRule
 
     cfg = StreamConfig(
         server=args.server,
@@ -81,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         return_lost=args.return_lost,
         resume=args.resume,
     )
-    source = open_source(args.source, detections=args.detections)
+    source = open_source(
+        args.source, detections=args.detections, score_rule=ScoreRule(args.score_scale, args.score_clip)
+    )
     # Cameras and network streams: always send the newest frame (skip the ones read while we waited).
     live = LatestOnly(source) if source.live else source
     frames = itertools.islice(live, args.max_frames) if args.max_frames > 0 else iter(live)

@@ -81,22 +81,57 @@ def _load_rows(path: Path, min_cols: int) -> NDArray[np.float64]:
     return data
 
 
-def read_detections(
-    path: str | Path, seq_length: int, score_scale: float = 1.0, min_score: float = -np.inf
-) -> list[FrameDetections]:
-    """Detections per frame (index 0 = frame 1) from a ``det.txt``.
+@dataclass(frozen=True)
+class ScoreRule:
+    """How a ``det.txt``'s score column becomes scores in [0, 1] - the one rule every command uses.
 
-    Scores are divided by ``score_scale`` (e.g. 100 for the MOT15 public detections, whose scores are 0-100)
-    and clipped to [0, 1]; rows scoring below ``min_score`` (after scaling) and boxes of zero or negative size
-    are dropped. Frames outside ``1..seq_length`` are an error.
+    Scores are divided by ``scale`` (``--score-scale``: 1 for files already in [0, 1], 100 for MOT15's 0..100
+    public detections). A score still outside [0, 1] is an error naming the flag, unless ``clip``
+    (``--score-clip``) asks for clipping to [0, 1] on purpose (the PETS09 ACF detections reach 138.9 and dip
+    below 0). Nothing is guessed from the data.
     """
-    if score_scale <= 0:
-        raise InvalidInputError(f"--score-scale must be > 0, got {score_scale}")
+
+    scale: float = 1.0
+    clip: bool = False
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise InvalidInputError(f"--score-scale must be a finite number > 0, got {self.scale}")
+
+    def apply(self, raw: NDArray[np.floating], source: str) -> NDArray[np.float32]:
+        """``raw / scale`` as float32 in [0, 1]; ``InvalidInputError`` for scores outside it (unless ``clip``)."""
+        scores = np.asarray(raw, dtype=np.float64) / self.scale
+        if self.clip:
+            return np.clip(scores, 0.0, 1.0).astype(np.float32)
+        bad = ~((scores >= 0.0) & (scores <= 1.0))
+        if bad.any():
+            raise InvalidInputError(
+                f"{source}: {int(bad.sum())} of {len(scores)} detection scores fall outside [0, 1] after dividing "
+                f"by --score-scale {self.scale:g} (they range {float(scores.min()):.4g}..{float(scores.max()):.4g});"
+                " give the scale the file was written with (100 for MOT15's 0..100 scores), or --score-clip to "
+                "clip them to [0, 1] on purpose"
+            )
+        return scores.astype(np.float32)
+
+
+def read_detections(
+    path: str | Path,
+    seq_length: int,
+    score_scale: float = 1.0,
+    min_score: float = -np.inf,
+    score_clip: bool = False,
+) -> list[FrameDetections]:
+    """Detections per frame (index 0 = frame 1) from a ``det.txt`` - the one reader of detection files.
+
+    Scores follow :class:`ScoreRule` (``score_scale``, ``score_clip``); rows scoring below ``min_score`` (after
+    scaling) and boxes of zero or negative size are dropped. Frames outside ``1..seq_length`` are an error.
+    """
+    rule = ScoreRule(float(score_scale), score_clip)
     data = _load_rows(Path(path), 7)
     frames = data[:, 0].astype(np.int64)
     if data.shape[0] and (frames.min() < 1 or frames.max() > seq_length):
         raise InvalidInputError(f"{path}: frame numbers must be in 1..{seq_length}")
-    scores = np.clip(data[:, 6] / score_scale, 0.0, 1.0).astype(np.float32)
+    scores = rule.apply(data[:, 6], str(path))
     keep = (scores >= min_score) & (data[:, 4] > 0) & (data[:, 5] > 0)
     data, frames, scores = data[keep], frames[keep], scores[keep]
     xyxy = np.concatenate([data[:, 2:4], data[:, 2:4] + data[:, 4:6]], axis=1).astype(np.float32)
