@@ -77,6 +77,10 @@ class StreamConfig:
     tls_server_name: str | None = None
     fps: float = 0.0  # pace sending at this rate; 0: as fast as max_in_flight allows
     max_in_flight: int = 2
+    # Never let the server drop a frame (file sources: every frame must be tracked, as `roitrack eval-mot` does):
+    # in-flight frames are capped at the server's per-stream queue size (GetInfo), so "latest frame wins" never
+    # triggers whatever the pacing.
+    lossless: bool = False
     jpeg_quality: int = 90
     raw: bool = False  # send raw BGR pixels instead of JPEG
     send_detections: bool = False  # send the source's detections (the server then tracks those)
@@ -188,6 +192,9 @@ class StreamClient:
         self.cfg = cfg
         self.on_result = on_result
         self.stats = StreamStats()
+        self.max_in_flight = cfg.max_in_flight
+        self.notices: list[str] = []  # things the user should know (printed by `roitrack stream`)
+        self._fitted = False
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
 
     async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
@@ -210,6 +217,8 @@ class StreamClient:
                 while True:
                     answered_before = self.stats.answered
                     try:
+                        if cfg.lossless and not self._fitted:
+                            await self._fit_in_flight(stub, md)
                         if await self._one_call(stub, it, resume, md):
                             return self.stats
                     except grpc.aio.AioRpcError as exc:
@@ -227,6 +236,18 @@ class StreamClient:
         finally:
             self.stats.t_end = time.perf_counter()
             self._io.shutdown(wait=False, cancel_futures=True)
+
+    async def _fit_in_flight(self, stub: pb_grpc.TrackingStub, md: tuple[tuple[str, str], ...]) -> None:
+        """Cap in-flight frames at the server's queue size so it never has to drop one (``lossless``)."""
+        info = await stub.GetInfo(pb.GetInfoRequest(), metadata=md, timeout=30.0)
+        queue = int(info.limits.queue_size)
+        if 0 < queue < self.max_in_flight:
+            self.notices.append(
+                f"--max-in-flight {self.max_in_flight} lowered to the server's queue size {queue}: "
+                "a file source must not lose frames to the server's latest-frame-wins queue"
+            )
+            self.max_in_flight = queue
+        self._fitted = True
 
     def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
         frame = next(it, None)
@@ -265,7 +286,7 @@ class StreamClient:
             next_t = time.perf_counter()
             while True:
                 async with room:
-                    await room.wait_for(lambda: len(pending) < cfg.max_in_flight)
+                    await room.wait_for(lambda: len(pending) < self.max_in_flight)
                 item = await loop.run_in_executor(self._io, self._produce, it)
                 if item is None:
                     exhausted = True

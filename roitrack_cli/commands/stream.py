@@ -71,6 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import dataclasses
     import itertools
     import json
     import time
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(
         args.source, detections=args.detections, score_rule=ScoreRule(args.score_scale, args.score_clip)
     )
+    # A file or folder must be tracked frame by frame (the results then equal `roitrack eval-mot`'s); a camera
+    # or network stream sends its newest frame and lets the server drop stale ones.
+    cfg = dataclasses.replace(cfg, lossless=not source.live)
     # Cameras and network streams: always send the newest frame (skip the ones read while we waited).
     live = LatestOnly(source) if source.live else source
     frames = itertools.islice(live, args.max_frames) if args.max_frames > 0 else iter(live)
@@ -141,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         **client.stats.summary(),
     }
     print(json.dumps(summary))
+    for msg in client.notices:
+        print(f"roitrack stream: note: {msg}", file=sys.stderr)
     for msg in client.stats.error_messages[:5]:
         print(f"roitrack stream: frame error: {msg}", file=sys.stderr)
     return 0
