@@ -23,9 +23,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from roitrack_api.roitrack.v1 import tracking_pb2, tracking_pb2_grpc
-from server.auth import BearerTokenInterceptor
+from server.auth import BearerTokenInterceptor, principal_of
 from server.batcher import Batcher
-from server.config import ServerConfig
+from server.config import ServerConfig, named_tokens
 from server.metrics import ServerMetrics
 from server.metrics_http import MetricsHTTPServer
 from server.model_runner import ModelRunner
@@ -62,7 +62,7 @@ class TrackingServer:
     ) -> None:
         self.config = config
         self.runner = runner
-        self.metrics = metrics or ServerMetrics()
+        self.metrics = metrics or ServerMetrics(stream_labels=config.metrics_stream_labels)
         self.metrics.init_stages()
         self.registry = SessionRegistry(
             tracker_factory,
@@ -107,7 +107,10 @@ class TrackingServer:
             appearance_available=self.runner.appearance_available,
             metrics=m,
         )
-        interceptors = [BearerTokenInterceptor(cfg.token)] if cfg.token else []
+        tokens = named_tokens(cfg)
+        auth = BearerTokenInterceptor(tokens) if tokens else None
+        self._state.identify = functools.partial(principal_of, tokens=auth)
+        interceptors = [auth] if auth is not None else []
         opts = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
@@ -140,7 +143,9 @@ class TrackingServer:
         self._server = server
         if cfg.metrics_port:
             try:
-                self._metrics_http = MetricsHTTPServer(m.registry, cfg.host, cfg.metrics_port)
+                self._metrics_http = MetricsHTTPServer(
+                    m.registry, cfg.host, cfg.metrics_port, token=cfg.metrics_token
+                )
             except OSError as exc:
                 raise ConfigError(f"cannot serve metrics on {cfg.host}:{cfg.metrics_port}: {exc}") from None
             self._metrics_http.start()
@@ -157,7 +162,10 @@ class TrackingServer:
         self._batcher.start()
         await server.start()
         log.info(
-            "listening on %s (tls=%s, token=%s)", f"{cfg.host}:{port}", creds is not None, bool(cfg.token)
+            "listening on %s (tls=%s, principals=%s)",
+            f"{cfg.host}:{port}",
+            creds is not None,
+            ",".join(sorted(tokens)) or ("mTLS subjects" if cfg.tls_client_ca else "none (no auth)"),
         )
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         warm = asyncio.get_running_loop().create_task(self._warm_up())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -40,7 +41,14 @@ class ServerConfig:
     fuse: bool = True
     half: bool = False  # fp16 on CUDA
     device_preprocess: bool = True  # on CUDA: decode JPEGs (nvJPEG) and letterbox on the GPU
-    token: str | None = None  # bearer token; None: no authentication
+    token: str | None = None  # bearer token; None: no authentication (its principal is named "default")
+    # Several tenants: "name=token,name2=token2" (TOML: a [server.tokens] table of name = "token"; env
+    # ROITRACK_TOKENS). Each stream belongs to the principal that opened it; others cannot see or touch it.
+    tokens: str | None = None
+    metrics_token: str | None = None  # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
+    metrics_stream_labels: int = (
+        0  # per-stream `stream` label values on the metrics, at most; 0: one "all" series
+    )
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
@@ -118,6 +126,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
     if "server" in data and isinstance(data["server"], dict):
         data = data["server"]
+    if isinstance(data.get("tokens"), dict):  # [server.tokens] name = "token"
+        data = {**data, "tokens": ",".join(f"{k}={v}" for k, v in data["tokens"].items())}
     return _from_mapping(f"config file {p}", data)
 
 
@@ -151,6 +161,35 @@ def load_config(
     cfg = ServerConfig(**merged)
     validate(cfg)
     return cfg
+
+
+TOKEN_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+DEFAULT_PRINCIPAL = "default"  # the principal of the single `token`
+
+
+def named_tokens(cfg: ServerConfig) -> dict[str, str]:
+    """Principal name -> bearer token: ``token`` (as "default") plus every ``tokens`` entry. ``ConfigError`` for a
+    malformed entry, a short token, or a name or token given twice."""
+    out: dict[str, str] = {}
+    entries = [(DEFAULT_PRINCIPAL, cfg.token)] if cfg.token is not None else []
+    for item in (cfg.tokens or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, token = item.strip().partition("=")
+        if not sep:
+            raise ConfigError('tokens: each entry is name=token (e.g. tokens = "alice=...,bob=...")')
+        entries.append((name.strip(), token.strip()))
+    for name, token in entries:
+        if not TOKEN_NAME_RE.match(name):
+            raise ConfigError(f"tokens: name {name[:70]!r} must be 1..64 characters of [A-Za-z0-9._-]")
+        if len(token) < 8:
+            raise ConfigError(f"token of {name!r} must be at least 8 characters")
+        if name in out:
+            raise ConfigError(f"tokens: the name {name!r} is given twice")
+        if token in out.values():
+            raise ConfigError(f"tokens: {name!r} has the same token as another principal")
+        out[name] = token
+    return out
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -209,6 +248,15 @@ def validate(cfg: ServerConfig) -> None:
         path = getattr(cfg, name)
         need(path is None or Path(path).is_file(), f"{name} file {path} does not exist")
     need(cfg.token is None or len(cfg.token) >= 8, "token must be at least 8 characters")
+    named_tokens(cfg)
+    need(
+        cfg.metrics_token is None or len(cfg.metrics_token) >= 8,
+        "metrics_token must be at least 8 characters",
+    )
+    need(
+        0 <= cfg.metrics_stream_labels <= 1000,
+        f"metrics_stream_labels must be 0..1000, got {cfg.metrics_stream_labels}",
+    )
     need(1 <= cfg.max_streams <= 10000, f"max_streams must be 1..10000, got {cfg.max_streams}")
     need(1 <= cfg.max_batch <= 256, f"max_batch must be 1..256, got {cfg.max_batch}")
     need(0 <= cfg.max_wait_ms <= 1000, f"max_wait_ms must be 0..1000, got {cfg.max_wait_ms}")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -40,6 +40,8 @@ class ServiceState:
     appearance_available: bool
     metrics: ServerMetrics
     draining: bool = False
+    # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
+    identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
@@ -87,7 +89,8 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             )
         try:
             options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
-            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options)
+            owner = st.identify(context)
+            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options, owner)
         except RoitrackError as exc:
             await self._abort(context, exc)
             return
@@ -140,7 +143,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     return
                 dropped = session.push(PendingFrame(req.frame.frame_id, req.frame.timestamp, inp, t_arrival))
                 if dropped:
-                    st.metrics.frames_dropped.labels(session.stream_id).inc(dropped)
+                    st.metrics.frames_dropped.labels(st.metrics.stream_label(session.key)).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         except Exception:  # the call broke underneath us; the worker ends the call
@@ -163,7 +166,9 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     active_tracks=s.active_tracks,
                     idle_s=s.idle_s(now),
                 )
-                for s in sorted(self.state.registry.sessions(), key=lambda s: s.stream_id)
+                for s in sorted(
+                    self.state.registry.sessions(self.state.identify(context)), key=lambda s: s.stream_id
+                )
             ]
         )
 
@@ -171,7 +176,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         self, request: pb.CloseStreamRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseStreamResponse:
         try:
-            was_live = self.state.registry.close(request.stream_id)
+            was_live = self.state.registry.close(request.stream_id, self.state.identify(context))
         except RoitrackError as exc:
             await self._abort(context, exc)
             raise  # unreachable: abort raises

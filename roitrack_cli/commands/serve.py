@@ -57,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--idle-timeout-s", type=float, help="end live calls that send nothing for this long (default 60)")
     a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
     a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
+    a(
+        "--metrics-stream-labels",
+        type=int,
+        help="per-stream `stream` label values on /metrics, at most N streams (default 0: one 'all' series)",
+    )
 
 
 FLAG_FIELDS = [
@@ -84,6 +89,7 @@ FLAG_FIELDS = [
     "idle_timeout_s",
     "conf_threshold",
     "iou_threshold",
+    "metrics_stream_labels",
 ]
 
 
