@@ -19,7 +19,7 @@ import cv2
 import grpc
 import numpy as np
 
-from client.connection import aio_channel, stream_metadata
+from client.connection import KEEPALIVE_S, KEEPALIVE_TIMEOUT_S, aio_channel, stream_metadata
 from client.sources import SourceFrame
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
@@ -94,6 +94,10 @@ class StreamConfig:
     max_retries: int = 6
     backoff_s: float = 0.25
     backoff_max_s: float = 5.0
+    keepalive_s: float = (
+        KEEPALIVE_S  # ping the server this often; no answer within keepalive_timeout_s: reconnect
+    )
+    keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
@@ -212,6 +216,8 @@ class StreamClient:
                 tls_cert=cfg.tls_cert,
                 tls_key=cfg.tls_key,
                 tls_server_name=cfg.tls_server_name,
+                keepalive_s=cfg.keepalive_s,
+                keepalive_timeout_s=cfg.keepalive_timeout_s,
             ) as channel:
                 stub = pb_grpc.TrackingStub(channel)
                 while True:

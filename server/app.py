@@ -50,6 +50,31 @@ def server_credentials(cfg: ServerConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def keepalive_options(cfg: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC keepalive on the server's connections and the policy for the clients' own pings.
+
+    Every ``keepalive_time_s`` the server pings each connection, with or without calls and whether or not it
+    sent data; a ping not answered within ``keepalive_timeout_s`` closes the connection, its calls end and their
+    streams detach (kept for the resume window): a peer that vanished without closing its socket is noticed
+    within ``keepalive_time_s + keepalive_timeout_s`` (15 s by default). Clients may ping every
+    ``keepalive_min_client_interval_s`` (``roitrack stream`` pings every 10 s) without being told off.
+    """
+    return [
+        ("grpc.keepalive_time_ms", int(cfg.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+        # gRPC core waits grpc.http2.ping_timeout_ms (60 s by default) for ANY ping's ack - keepalive_timeout_ms
+        # alone does not bound it: without this a frozen peer was noticed only after ~60 s.
+        ("grpc.http2.ping_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging while no response data flows
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(cfg.keepalive_min_client_interval_s * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
 class TrackingServer:
     """One server instance. ``runner`` owns the models; ``tracker_factory`` makes one tracker per stream."""
 
@@ -115,9 +140,7 @@ class TrackingServer:
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
-            # Ping idle connections so a vanished client's call ends (and its stream detaches) within ~15 s.
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
+            *keepalive_options(cfg),
         ]
         server = grpc.aio.server(interceptors=interceptors, options=opts)
         tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(self._state), server)

@@ -66,6 +66,12 @@ class ServerConfig:
     tracking_threads: int = 4
     warmup: bool = True
     drain_timeout_s: float = 10.0
+    # HTTP/2 keepalive: ping a connection after this long without activity and drop it when the ping is not
+    # answered within keepalive_timeout_s, so a silently vanished client's stream detaches within ~15 s.
+    keepalive_time_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    # The most often a client may ping (`roitrack stream` pings every 10 s); faster pings get the connection closed.
+    keepalive_min_client_interval_s: float = 5.0
     check_port: bool = True  # refuse to start when host:port is taken
 
 
@@ -272,6 +278,17 @@ def validate(cfg: ServerConfig) -> None:
     need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
     need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
     need(cfg.drain_timeout_s >= 0, "drain_timeout_s must be >= 0")
+    need(
+        0.1 <= cfg.keepalive_time_s <= 3600, f"keepalive_time_s must be 0.1..3600, got {cfg.keepalive_time_s}"
+    )
+    need(
+        0.1 <= cfg.keepalive_timeout_s <= 600,
+        f"keepalive_timeout_s must be 0.1..600, got {cfg.keepalive_timeout_s}",
+    )
+    need(
+        0 <= cfg.keepalive_min_client_interval_s <= 3600,
+        f"keepalive_min_client_interval_s must be 0..3600, got {cfg.keepalive_min_client_interval_s}",
+    )
     if cfg.check_port and cfg.port != 0 and port_in_use(cfg.host, cfg.port):
         raise ConfigError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")
     if cfg.check_port and cfg.metrics_port != 0 and port_in_use(cfg.host, cfg.metrics_port):
