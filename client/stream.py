@@ -117,6 +117,7 @@ class StreamStats:
     lost: int = 0  # in flight when a call broke
     reconnects: int = 0
     resumed: bool = False
+    id_restarts: int = 0  # the server restarted track IDs (no resume); later IDs were offset to stay unique
     latencies_ms: list[float] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
     t_end: float = 0.0
@@ -142,6 +143,7 @@ class StreamStats:
             "errors": self.errors,
             "lost": self.lost,
             "reconnects": self.reconnects,
+            "id_restarts": self.id_restarts,
             "fps": round(self.fps, 2),
             "p50_ms": round(self.percentile(50), 2),
             "p95_ms": round(self.percentile(95), 2),
@@ -199,6 +201,11 @@ class StreamClient:
         self.max_in_flight = cfg.max_in_flight
         self.notices: list[str] = []  # things the user should know (printed by `roitrack stream`)
         self._fitted = False
+        # Track IDs are unique within one run's output: when a reconnect is not resumed (the server restarted or
+        # forgot the stream) the server starts again at 1, so later IDs are shifted past every ID seen so far.
+        self._calls = 0
+        self._id_offset = 0
+        self._max_id = 0
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
 
     async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
@@ -254,6 +261,23 @@ class StreamClient:
             )
             self.max_in_flight = queue
         self._fitted = True
+
+    def _on_open(self, resumed: bool) -> None:
+        """A call was accepted; a later call the server did not resume restarts its IDs: offset them."""
+        if self._calls > 0 and not resumed and self._max_id > 0:
+            self._id_offset = self._max_id
+            self.stats.id_restarts += 1
+            self.notices.append(
+                f"the server did not resume stream {self.cfg.stream_id!r} after reconnect {self.stats.reconnects} "
+                f"(it restarted, or the resume window passed): its new tracks restart at ID 1, so they are written "
+                f"as ID + {self._id_offset} to keep every ID unique in this output"
+            )
+        self._calls += 1
+
+    def _renumber(self, resp: pb.TrackResponse) -> None:
+        for t in resp.tracks:
+            t.track_id += self._id_offset
+            self._max_id = max(self._max_id, t.track_id)
 
     def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
         frame = next(it, None)
@@ -324,14 +348,16 @@ class StreamClient:
         wtask.add_done_callback(on_writer_done)
         try:
             md_in = await call.initial_metadata()
-            self.stats.resumed = self.stats.resumed or any(
-                k == "roitrack-resumed" and v == "true" for k, v in (md_in or ())
-            )
+            resumed_now = any(k == "roitrack-resumed" and v == "true" for k, v in (md_in or ()))
+            self.stats.resumed = self.stats.resumed or resumed_now
+            if not call.done():
+                self._on_open(resumed_now)
             async for resp in call:
                 now = time.perf_counter()
                 while pending and next(iter(pending)) < resp.frame_id:  # dropped by the server
                     pending.popitem(last=False)
                 entry = pending.pop(resp.frame_id, None)
+                self._renumber(resp)
                 self.stats.dropped += resp.dropped_frames
                 async with room:
                     room.notify_all()
