@@ -199,5 +199,5 @@ def read_mot_detections(
     rule = score_rule or ScoreRule()
     return [
         (fd.boxes, fd.scores, np.zeros(len(fd.scores), np.int64))
-        for fd in read_detections(path, n_frames, rule.scale, score_clip=rule.clip)
+        for fd in read_detections(path, n_frames, "max" if rule.by_max else rule.scale, score_clip=rule.clip)
     ]

@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq", required=True, help="MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)")
     p.add_argument("--det", help="detections file (default: SEQ/det/det.txt)")
     p.add_argument(
-        "--score-scale", type=float, default=1.0, help="divide scores by this (100 for MOT15 det.txt)"
+        "--score-scale",
+        default="1",
+        help="divide scores by this (100 for MOT15 det.txt; 'max': by the largest)",
     )
     p.add_argument(
         "--score-clip",

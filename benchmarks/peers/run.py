@@ -59,7 +59,7 @@ def run_lockstep(
 def run_peers(
     seq_dir: str | Path,
     det_path: str | Path,
-    score_scale: float = 1.0,
+    score_scale: float | str = 1.0,
     min_score: float = 0.0,
     repeats: int = 3,
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,

@@ -18,9 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--score-scale",
-        type=float,
-        default=1.0,
-        help="divide det scores by this (default 1: scores already in [0, 1]; 100 for MOT15's 0..100)",
+        default="1",
+        help="divide det scores by this (default 1: scores already in [0, 1]; 100 for MOT15's 0..100; "
+        "'max': by the file's largest score)",
     )
     parser.add_argument(
         "--score-clip",

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         send_detections=bool(args.detections),
     )
     source = open_source(
-        args.source, detections=args.detections, score_rule=ScoreRule(args.score_scale, args.score_clip)
+        args.source,
+        detections=args.detections,
+        score_rule=ScoreRule.from_flags(args.score_scale, args.score_clip),
     )
     frames = preload(source, args.max_frames)
     source.close()

@@ -33,9 +33,9 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a(
         "--score-scale",
-        type=float,
-        default=1.0,
-        help="divide --detections scores by this (default 1: already in [0, 1]; 100 for MOT15's 0..100)",
+        default="1",
+        help="divide --detections scores by this (default 1: already in [0, 1]; 100 for MOT15's 0..100; "
+        "'max': by the file's largest score)",
     )
     a(
         "--score-clip",
@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     source = open_source(
-        args.source, detections=args.detections, score_rule=ScoreRule(args.score_scale, args.score_clip)
+        args.source,
+        detections=args.detections,
+        score_rule=ScoreRule.from_flags(args.score_scale, args.score_clip),
     )
     # A file or folder must be tracked frame by frame (the results then equal `roitrack eval-mot`'s); a camera
     # or network stream sends its newest frame and lets the server drop stale ones.
