@@ -114,3 +114,21 @@ def test_detached_sessions_are_evicted_for_new_streams() -> None:
     reg.open("c", False, StreamOptions())
     reg.open("d", False, StreamOptions())
     assert sorted(s.stream_id for s in reg.sessions()) == ["c", "d"]
+
+
+async def test_stream_ids_are_per_owner() -> None:
+    reg = SessionRegistry(object, max_streams=4, resume_window_s=60.0)
+    forgotten: list[str] = []
+    reg.on_forget = forgotten.append
+    a, _ = reg.open("cam", False, StreamOptions(), owner="alice")
+    b, resumed = reg.open("cam", True, StreamOptions(), owner="bob")  # not alice's: a fresh stream of bob's
+    assert not resumed and b is not a and (a.owner, b.owner) == ("alice", "bob")
+    assert (a.key, b.key) == ("alice/cam", "bob/cam")
+    assert reg.sessions("alice") == [a] and reg.sessions("bob") == [b] and reg.sessions("eve") == []
+    assert reg.get("cam", "alice") is a and reg.get("cam") is None
+    with pytest.raises(NotFoundError):
+        reg.close("cam", owner="eve")
+    reg.detach(a)
+    assert reg.close("cam", owner="bob") is True and forgotten == ["bob/cam"]
+    again, resumed = reg.open("cam", True, StreamOptions(), owner="alice")
+    assert resumed and again is a
