@@ -348,10 +348,11 @@ class StreamClient:
         wtask.add_done_callback(on_writer_done)
         try:
             md_in = await call.initial_metadata()
-            resumed_now = any(k == "roitrack-resumed" and v == "true" for k, v in (md_in or ()))
-            self.stats.resumed = self.stats.resumed or resumed_now
-            if not call.done():
-                self._on_open(resumed_now)
+            # Only an accepted open carries roitrack-resumed (a refused one ends with empty metadata).
+            opened = [v for k, v in (md_in or ()) if k == "roitrack-resumed"]
+            if opened:
+                self.stats.resumed = self.stats.resumed or opened[0] == "true"
+                self._on_open(opened[0] == "true")
             async for resp in call:
                 now = time.perf_counter()
                 while pending and next(iter(pending)) < resp.frame_id:  # dropped by the server
