@@ -92,6 +92,7 @@ class TrackingServer:
         self.registry = SessionRegistry(
             tracker_factory,
             max_streams=config.max_streams,
+            max_streams_per_principal=config.max_streams_per_principal,
             queue_size=config.queue_size,
             resume_window_s=config.resume_window_s,
             idle_timeout_s=config.idle_timeout_s,

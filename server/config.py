@@ -53,6 +53,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
     max_streams: int = 64
+    max_streams_per_principal: int = 0  # live streams of one principal (tenant) at most; 0: only max_streams
     max_batch: int = 8
     max_wait_ms: float = 20.0  # a batch closes early once every live stream has a frame in it
     batching: bool = True  # False: every frame is its own forward (benchmarks)
@@ -264,6 +265,10 @@ def validate(cfg: ServerConfig) -> None:
         f"metrics_stream_labels must be 0..1000, got {cfg.metrics_stream_labels}",
     )
     need(1 <= cfg.max_streams <= 10000, f"max_streams must be 1..10000, got {cfg.max_streams}")
+    need(
+        0 <= cfg.max_streams_per_principal <= cfg.max_streams,
+        f"max_streams_per_principal must be 0..max_streams, got {cfg.max_streams_per_principal}",
+    )
     need(1 <= cfg.max_batch <= 256, f"max_batch must be 1..256, got {cfg.max_batch}")
     need(0 <= cfg.max_wait_ms <= 1000, f"max_wait_ms must be 0..1000, got {cfg.max_wait_ms}")
     need(1 <= cfg.queue_size <= 64, f"queue_size must be 1..64, got {cfg.queue_size}")

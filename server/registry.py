@@ -31,7 +31,9 @@ class SessionRegistry:
     """Owns every :class:`StreamSession` by owner and id (``session_key``): a principal sees only its own streams;
     another principal's stream of the same id is simply not there (NOT_FOUND, nothing leaks its existence).
 
-    ``max_streams`` bounds the live calls; detached sessions kept for resumption are evicted oldest-first when a
+    ``max_streams`` bounds the live calls (``max_streams_per_principal``, when > 0, those of one principal: one
+    tenant cannot take every slot); detached sessions kept for resumption are evicted oldest-first - the opening
+    principal's own first - when a
     new stream needs the room, and dropped after ``resume_window_s``.
     """
 
@@ -43,9 +45,11 @@ class SessionRegistry:
         resume_window_s: float = 30.0,
         idle_timeout_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        max_streams_per_principal: int = 0,
     ) -> None:
         self._factory = tracker_factory
         self.max_streams = max_streams
+        self.max_streams_per_principal = max_streams_per_principal
         self.queue_size = queue_size
         self.resume_window_s = resume_window_s
         self.idle_timeout_s = idle_timeout_s
@@ -90,7 +94,12 @@ class SessionRegistry:
                 raise ResourceExhaustedError(
                     f"the server already carries its limit of {self.max_streams} live streams"
                 )
-            self._evict_detached(keep=self.max_streams - 1)
+            cap = self.max_streams_per_principal
+            if cap > 0 and sum(1 for x in self._sessions.values() if x.live and x.owner == owner) >= cap:
+                raise ResourceExhaustedError(
+                    f"this principal already carries its limit of {cap} live streams (max_streams_per_principal)"
+                )
+            self._evict_detached(keep=self.max_streams - 1, prefer_owner=owner)
             session = StreamSession(stream_id, options, self._factory(), self.queue_size, owner=owner)
             self._sessions[key] = session
             resumed = False
@@ -137,9 +146,10 @@ class SessionRegistry:
                 gone.append(sid)
         return gone
 
-    def _evict_detached(self, keep: int) -> None:
+    def _evict_detached(self, keep: int, prefer_owner: str = "") -> None:
         detached = sorted(
-            (s for s in self._sessions.values() if not s.live), key=lambda s: s.detached_at or 0.0
+            (s for s in self._sessions.values() if not s.live),
+            key=lambda s: (s.owner != prefer_owner, s.detached_at or 0.0),
         )
         while len(self._sessions) > keep and detached:
             self._forget(detached.pop(0).key)
