@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from tracker_core.errors import InvalidInputError, NotFoundError
+from tracker_core.evaluation.mot_io import ScoreRule, read_detections
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -49,7 +50,11 @@ class FrameSource:
 
 class ImageFolderSource(FrameSource):
     def __init__(
-        self, folder: Path, fps: float = 0.0, detections: Path | None = None, min_score: float = 0.0
+        self,
+        folder: Path,
+        fps: float = 0.0,
+        detections: Path | None = None,
+        score_rule: ScoreRule | None = None,
     ):
         img_dir = folder / "img1" if (folder / "img1").is_dir() else folder
         self.files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -58,10 +63,14 @@ class ImageFolderSource(FrameSource):
         if fps <= 0:
             fps = _seqinfo_fps(folder)
         super().__init__(str(folder), fps, live=False)
-        self.dets = read_mot_detections(detections, min_score) if detections is not None else None
+        self.dets = (
+            read_mot_detections(detections, len(self.files), score_rule) if detections is not None else None
+        )
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        step = 1.0 / self.fps if self.fps > 0 else 0.1
+        # Frame i (from 1) at i / fps seconds, computed as `roitrack eval-mot` does (bit-identical timestamps);
+        # never 0, which would tell the server to use its own clock.
+        rate = self.fps if self.fps > 0 else 10.0
         for i, p in enumerate(self.files, start=1):
             data = p.read_bytes()
             bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -69,9 +78,9 @@ class ImageFolderSource(FrameSource):
                 raise InvalidInputError(f"cannot read image {p}")
             dets = None
             if self.dets is not None:
-                dets = self.dets.get(i, _empty_dets())
+                dets = self.dets[i - 1]
             encoded = data if p.suffix.lower() in (".jpg", ".jpeg", ".png") else None
-            yield SourceFrame(i, i * step, bgr, encoded, dets)
+            yield SourceFrame(i, i / rate, bgr, encoded, dets)
 
 
 class VideoSource(FrameSource):
@@ -139,10 +148,13 @@ class LatestOnly:
             yield frame
 
 
-def open_source(spec: str, fps: float = 0.0, detections: str | None = None) -> FrameSource:
+def open_source(
+    spec: str, fps: float = 0.0, detections: str | None = None, score_rule: ScoreRule | None = None
+) -> FrameSource:
     """``spec``: camera index (``0``), ``rtsp://``/``http(s)://`` URL, a video file, or an image folder.
 
-    ``detections``: a MOTChallenge ``det.txt`` (image folders only); ``"auto"`` uses ``<folder>/det/det.txt``."""
+    ``detections``: a MOTChallenge ``det.txt`` (image folders only); ``"auto"`` uses ``<folder>/det/det.txt``;
+    its scores are read by ``score_rule`` (``--score-scale`` / ``--score-clip``, see ``ScoreRule``)."""
     if spec.isdigit():
         return VideoSource(spec, int(spec), live=True)
     if spec.startswith(("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")):
@@ -156,7 +168,7 @@ def open_source(spec: str, fps: float = 0.0, detections: str | None = None) -> F
                 raise NotFoundError(f"{det_path} not found (the sequence has no detections to send)")
         elif detections:
             det_path = Path(detections)
-        return ImageFolderSource(p, fps, det_path)
+        return ImageFolderSource(p, fps, det_path, score_rule)
     if p.is_file():
         if detections:
             raise InvalidInputError("--detections works with image folders only")
@@ -177,30 +189,15 @@ def _seqinfo_fps(folder: Path) -> float:
     return 0.0
 
 
-def _empty_dets() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-
-
 def read_mot_detections(
-    path: Path, min_score: float = 0.0
-) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A MOTChallenge ``det.txt`` -> ``{frame: (boxes xyxy, scores in [0,1], classes)}`` (0-100 scores scaled)."""
+    path: Path, n_frames: int, score_rule: ScoreRule | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A MOTChallenge ``det.txt`` -> per frame (index 0 = frame 1) ``(boxes xyxy, scores in [0,1], classes)``,
+    read by the same reader (and score rule) as ``roitrack eval-mot``."""
     if not path.is_file():
         raise NotFoundError(f"detections file {path} not found")
-    rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    if rows.size == 0:
-        return {}
-    if rows.shape[1] < 7:
-        raise InvalidInputError(f"{path}: MOTChallenge rows need >= 7 columns, got {rows.shape[1]}")
-    scores = rows[:, 6].astype(np.float32)
-    if scores.max(initial=0) > 1.0:
-        scores = scores / 100.0
-    scores = np.clip(scores, 0.0, 1.0)
-    out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    frames = rows[:, 0].astype(np.int64)
-    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1).astype(np.float32)
-    keep = scores >= min_score
-    for f in np.unique(frames[keep]):
-        m = keep & (frames == f)
-        out[int(f)] = (xyxy[m], scores[m], np.zeros(int(m.sum()), np.int64))
-    return out
+    rule = score_rule or ScoreRule()
+    return [
+        (fd.boxes, fd.scores, np.zeros(len(fd.scores), np.int64))
+        for fd in read_detections(path, n_frames, "max" if rule.by_max else rule.scale, score_clip=rule.clip)
+    ]

@@ -19,7 +19,7 @@ import cv2
 import grpc
 import numpy as np
 
-from client.connection import aio_channel, stream_metadata
+from client.connection import KEEPALIVE_S, KEEPALIVE_TIMEOUT_S, aio_channel, stream_metadata
 from client.health import validate_target
 from client.sources import SourceFrame
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
@@ -78,6 +78,10 @@ class StreamConfig:
     tls_server_name: str | None = None
     fps: float = 0.0  # pace sending at this rate; 0: as fast as max_in_flight allows
     max_in_flight: int = 2
+    # Never let the server drop a frame (file sources: every frame must be tracked, as `roitrack eval-mot` does):
+    # in-flight frames are capped at the server's per-stream queue size (GetInfo), so "latest frame wins" never
+    # triggers whatever the pacing.
+    lossless: bool = False
     jpeg_quality: int = 90
     raw: bool = False  # send raw BGR pixels instead of JPEG
     send_detections: bool = False  # send the source's detections (the server then tracks those)
@@ -91,6 +95,10 @@ class StreamConfig:
     max_retries: int = 6
     backoff_s: float = 0.25
     backoff_max_s: float = 5.0
+    keepalive_s: float = (
+        KEEPALIVE_S  # ping the server this often; no answer within keepalive_timeout_s: reconnect
+    )
+    keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
@@ -117,6 +125,7 @@ class StreamStats:
     lost: int = 0  # in flight when a call broke
     reconnects: int = 0
     resumed: bool = False
+    id_restarts: int = 0  # the server restarted track IDs (no resume); later IDs were offset to stay unique
     latencies_ms: list[float] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
     t_end: float = 0.0
@@ -142,6 +151,7 @@ class StreamStats:
             "errors": self.errors,
             "lost": self.lost,
             "reconnects": self.reconnects,
+            "id_restarts": self.id_restarts,
             "fps": round(self.fps, 2),
             "p50_ms": round(self.percentile(50), 2),
             "p95_ms": round(self.percentile(95), 2),
@@ -196,6 +206,14 @@ class StreamClient:
         self.cfg = cfg
         self.on_result = on_result
         self.stats = StreamStats()
+        self.max_in_flight = cfg.max_in_flight
+        self.notices: list[str] = []  # things the user should know (printed by `roitrack stream`)
+        self._fitted = False
+        # Track IDs are unique within one run's output: when a reconnect is not resumed (the server restarted or
+        # forgot the stream) the server starts again at 1, so later IDs are shifted past every ID seen so far.
+        self._calls = 0
+        self._id_offset = 0
+        self._max_id = 0
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
 
     async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
@@ -218,6 +236,8 @@ class StreamClient:
                     tls_cert=cfg.tls_cert,
                     tls_key=cfg.tls_key,
                     tls_server_name=cfg.tls_server_name,
+                    keepalive_s=cfg.keepalive_s,
+                    keepalive_timeout_s=cfg.keepalive_timeout_s,
                 )
             return pb_grpc.TrackingStub(channels[i])
 
@@ -225,7 +245,10 @@ class StreamClient:
             while True:
                 answered_before = self.stats.answered
                 try:
-                    if await self._one_call(stub_for(here), it, resume, md):
+                    stub = stub_for(here)
+                    if cfg.lossless and not self._fitted:
+                        await self._fit_in_flight(stub, md)
+                    if await self._one_call(stub, it, resume, md):
                         return self.stats
                 except grpc.aio.AioRpcError as exc:
                     retry = exc.code() in RETRYABLE or (
@@ -250,6 +273,35 @@ class StreamClient:
             for ch in channels.values():
                 with contextlib.suppress(Exception):
                     await ch.close()
+
+    async def _fit_in_flight(self, stub: pb_grpc.TrackingStub, md: tuple[tuple[str, str], ...]) -> None:
+        """Cap in-flight frames at the server's queue size so it never has to drop one (``lossless``)."""
+        info = await stub.GetInfo(pb.GetInfoRequest(), metadata=md, timeout=30.0)
+        queue = int(info.limits.queue_size)
+        if 0 < queue < self.max_in_flight:
+            self.notices.append(
+                f"--max-in-flight {self.max_in_flight} lowered to the server's queue size {queue}: "
+                "a file source must not lose frames to the server's latest-frame-wins queue"
+            )
+            self.max_in_flight = queue
+        self._fitted = True
+
+    def _on_open(self, resumed: bool) -> None:
+        """A call was accepted; a later call the server did not resume restarts its IDs: offset them."""
+        if self._calls > 0 and not resumed and self._max_id > 0:
+            self._id_offset = self._max_id
+            self.stats.id_restarts += 1
+            self.notices.append(
+                f"the server did not resume stream {self.cfg.stream_id!r} after reconnect {self.stats.reconnects} "
+                f"(it restarted, or the resume window passed): its new tracks restart at ID 1, so they are written "
+                f"as ID + {self._id_offset} to keep every ID unique in this output"
+            )
+        self._calls += 1
+
+    def _renumber(self, resp: pb.TrackResponse) -> None:
+        for t in resp.tracks:
+            t.track_id += self._id_offset
+            self._max_id = max(self._max_id, t.track_id)
 
     def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
         frame = next(it, None)
@@ -288,7 +340,7 @@ class StreamClient:
             next_t = time.perf_counter()
             while True:
                 async with room:
-                    await room.wait_for(lambda: len(pending) < cfg.max_in_flight)
+                    await room.wait_for(lambda: len(pending) < self.max_in_flight)
                 item = await loop.run_in_executor(self._io, self._produce, it)
                 if item is None:
                     exhausted = True
@@ -320,14 +372,17 @@ class StreamClient:
         wtask.add_done_callback(on_writer_done)
         try:
             md_in = await call.initial_metadata()
-            self.stats.resumed = self.stats.resumed or any(
-                k == "roitrack-resumed" and v == "true" for k, v in (md_in or ())
-            )
+            # Only an accepted open carries roitrack-resumed (a refused one ends with empty metadata).
+            opened = [v for k, v in (md_in or ()) if k == "roitrack-resumed"]
+            if opened:
+                self.stats.resumed = self.stats.resumed or opened[0] == "true"
+                self._on_open(opened[0] == "true")
             async for resp in call:
                 now = time.perf_counter()
                 while pending and next(iter(pending)) < resp.frame_id:  # dropped by the server
                     pending.popitem(last=False)
                 entry = pending.pop(resp.frame_id, None)
+                self._renumber(resp)
                 self.stats.dropped += resp.dropped_frames
                 async with room:
                     room.notify_all()

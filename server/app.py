@@ -24,9 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from roitrack_api.roitrack.v1 import tracking_pb2, tracking_pb2_grpc
-from server.auth import BearerTokenInterceptor
+from server.auth import BearerTokenInterceptor, principal_of
 from server.batcher import Batcher
-from server.config import ServerConfig
+from server.config import ServerConfig, named_tokens
 from server.metrics import ServerMetrics
 from server.metrics_http import MetricsHTTPServer
 from server.model_runner import ModelRunner
@@ -52,6 +52,31 @@ def server_credentials(cfg: ServerConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def keepalive_options(cfg: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC keepalive on the server's connections and the policy for the clients' own pings.
+
+    Every ``keepalive_time_s`` the server pings each connection, with or without calls and whether or not it
+    sent data; a ping not answered within ``keepalive_timeout_s`` closes the connection, its calls end and their
+    streams detach (kept for the resume window): a peer that vanished without closing its socket is noticed
+    within ``keepalive_time_s + keepalive_timeout_s`` (15 s by default). Clients may ping every
+    ``keepalive_min_client_interval_s`` (``roitrack stream`` pings every 10 s) without being told off.
+    """
+    return [
+        ("grpc.keepalive_time_ms", int(cfg.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+        # gRPC core waits grpc.http2.ping_timeout_ms (60 s by default) for ANY ping's ack - keepalive_timeout_ms
+        # alone does not bound it: without this a frozen peer was noticed only after ~60 s.
+        ("grpc.http2.ping_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging while no response data flows
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(cfg.keepalive_min_client_interval_s * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
 class TrackingServer:
     """One server instance. ``runner`` owns the models; ``tracker_factory`` makes one tracker per stream."""
 
@@ -64,11 +89,12 @@ class TrackingServer:
     ) -> None:
         self.config = config
         self.runner = runner
-        self.metrics = metrics or ServerMetrics()
+        self.metrics = metrics or ServerMetrics(stream_labels=config.metrics_stream_labels)
         self.metrics.init_stages()
         self.registry = SessionRegistry(
             tracker_factory,
             max_streams=config.max_streams,
+            max_streams_per_principal=config.max_streams_per_principal,
             queue_size=config.queue_size,
             resume_window_s=config.resume_window_s,
             idle_timeout_s=config.idle_timeout_s,
@@ -109,14 +135,15 @@ class TrackingServer:
             appearance_available=self.runner.appearance_available,
             metrics=m,
         )
-        interceptors = [BearerTokenInterceptor(cfg.token)] if cfg.token else []
+        tokens = named_tokens(cfg)
+        auth = BearerTokenInterceptor(tokens) if tokens else None
+        self._state.identify = functools.partial(principal_of, tokens=auth)
+        interceptors = [auth] if auth is not None else []
         opts = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
-            # Ping idle connections so a vanished client's call ends (and its stream detaches) within ~15 s.
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
+            *keepalive_options(cfg),
         ]
         server = grpc.aio.server(interceptors=interceptors, options=opts)
         tracking_pb2_grpc.add_TrackingServicer_to_server(TrackingServicer(self._state), server)
@@ -142,7 +169,9 @@ class TrackingServer:
         self._server = server
         if cfg.metrics_port:
             try:
-                self._metrics_http = MetricsHTTPServer(m.registry, cfg.host, cfg.metrics_port)
+                self._metrics_http = MetricsHTTPServer(
+                    m.registry, cfg.host, cfg.metrics_port, token=cfg.metrics_token
+                )
             except OSError as exc:
                 raise ConfigError(f"cannot serve metrics on {cfg.host}:{cfg.metrics_port}: {exc}") from None
             self._metrics_http.start()
@@ -161,7 +190,10 @@ class TrackingServer:
         self._batcher.start()
         await server.start()
         log.info(
-            "listening on %s (tls=%s, token=%s)", f"{cfg.host}:{port}", creds is not None, bool(cfg.token)
+            "listening on %s (tls=%s, principals=%s)",
+            f"{cfg.host}:{port}",
+            creds is not None,
+            ",".join(sorted(tokens)) or ("mTLS subjects" if cfg.tls_client_ca else "none (no auth)"),
         )
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         warm = asyncio.get_running_loop().create_task(self._warm_up())
@@ -183,7 +215,7 @@ class TrackingServer:
             resume_window_s=cfg.resume_window_s,
             lease_s=cfg.state_lease_s,
         )
-        keeper.track_live(lambda: [s.stream_id for s in self.registry.sessions() if s.live])
+        keeper.track_live(lambda: [s.key for s in self.registry.sessions() if s.live])
         await keeper.start()  # Redis down: a warning and state_store_up 0, never a failed start
         return keeper
 

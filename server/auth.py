@@ -1,10 +1,12 @@
 """Bearer-token authentication as a server interceptor: every call except the health check must carry
-``authorization: Bearer <token>``; anything else ends with ``UNAUTHENTICATED``."""
+``authorization: Bearer <token>`` of one of the configured principals; anything else ends with
+``UNAUTHENTICATED``. :func:`principal_of` names the caller (its token's name, else its mTLS certificate subject):
+streams belong to that principal."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -32,19 +34,35 @@ def _deny_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMetho
     return grpc.unary_unary_rpc_method_handler(deny)
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str) -> None:
-        if not token:
-            raise ValueError("empty token")
-        self._expected = f"Bearer {token}".encode()
+Metadata = tuple[tuple[str, str | bytes], ...] | None
 
-    def check(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
-        """``None`` when the metadata carries the right token, else the reason."""
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """``tokens``: one token (its principal is "default") or principal name -> token."""
+
+    def __init__(self, tokens: str | Mapping[str, str]) -> None:
+        named = {"default": tokens} if isinstance(tokens, str) else dict(tokens)
+        if not named or not all(named.values()):
+            raise ValueError("empty token")
+        self._expected = [(name, f"Bearer {tok}".encode()) for name, tok in named.items()]
+
+    def identify(self, metadata: Metadata) -> str | None:
+        """The name of the principal whose token the metadata carries, else ``None``."""
         values = [v for k, v in (metadata or ()) if k == "authorization"]
         if not values:
-            return "missing `authorization: Bearer <token>` metadata"
+            return None
         got = values[0].encode() if isinstance(values[0], str) else values[0]
-        if not hmac.compare_digest(got, self._expected):
+        found = None
+        for name, expected in self._expected:  # compare with every token: no early exit
+            if hmac.compare_digest(got, expected):
+                found = name
+        return found
+
+    def check(self, metadata: Metadata) -> str | None:
+        """``None`` when the metadata carries a configured token, else the reason."""
+        if not any(k == "authorization" for k, _ in (metadata or ())):
+            return "missing `authorization: Bearer <token>` metadata"
+        if self.identify(metadata) is None:
             return "invalid bearer token"
         return None
 
@@ -61,3 +79,25 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if reason is None or handler is None:
             return handler
         return _deny_handler(handler, reason)
+
+
+def certificate_subject(context: grpc.aio.ServicerContext) -> str:
+    """The verified client certificate's subject (mutual TLS), or ``""``."""
+    try:
+        auth = context.auth_context() or {}
+    except Exception:
+        return ""
+    for key in ("x509_subject", "x509_common_name"):
+        values = auth.get(key) or []
+        if values:
+            v = values[0]
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    return ""
+
+
+def principal_of(context: grpc.aio.ServicerContext, tokens: BearerTokenInterceptor | None) -> str:
+    """Who is calling: the name of its bearer token when tokens are configured, else its mTLS certificate subject,
+    else ``""`` (no authentication: every caller is the same principal)."""
+    if tokens is not None:
+        return tokens.identify(tuple(context.invocation_metadata() or ())) or ""
+    return certificate_subject(context)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -40,11 +41,19 @@ class ServerConfig:
     fuse: bool = True
     half: bool = False  # fp16 on CUDA
     device_preprocess: bool = True  # on CUDA: decode JPEGs (nvJPEG) and letterbox on the GPU
-    token: str | None = None  # bearer token; None: no authentication
+    token: str | None = None  # bearer token; None: no authentication (its principal is named "default")
+    # Several tenants: "name=token,name2=token2" (TOML: a [server.tokens] table of name = "token"; env
+    # ROITRACK_TOKENS). Each stream belongs to the principal that opened it; others cannot see or touch it.
+    tokens: str | None = None
+    metrics_token: str | None = None  # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
+    metrics_stream_labels: int = (
+        0  # per-stream `stream` label values on the metrics, at most; 0: one "all" series
+    )
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
     max_streams: int = 64
+    max_streams_per_principal: int = 0  # live streams of one principal (tenant) at most; 0: only max_streams
     max_batch: int = 8
     max_wait_ms: float = 20.0  # a batch closes early once every live stream has a frame in it
     batching: bool = True  # False: every frame is its own forward (benchmarks)
@@ -58,6 +67,12 @@ class ServerConfig:
     tracking_threads: int = 4
     warmup: bool = True
     drain_timeout_s: float = 10.0
+    # HTTP/2 keepalive: ping a connection after this long without activity and drop it when the ping is not
+    # answered within keepalive_timeout_s, so a silently vanished client's stream detaches within ~15 s.
+    keepalive_time_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    # The most often a client may ping (`roitrack stream` pings every 10 s); faster pings get the connection closed.
+    keepalive_min_client_interval_s: float = 5.0
     check_port: bool = True  # refuse to start when host:port is taken
     # Durable stream state (docs/operations.md#durable-stream-state): None = in-memory only (the default)
     state_store: str | None = None  # redis://HOST:PORT/DB
@@ -126,6 +141,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
     if "server" in data and isinstance(data["server"], dict):
         data = data["server"]
+    if isinstance(data.get("tokens"), dict):  # [server.tokens] name = "token"
+        data = {**data, "tokens": ",".join(f"{k}={v}" for k, v in data["tokens"].items())}
     return _from_mapping(f"config file {p}", data)
 
 
@@ -159,6 +176,35 @@ def load_config(
     cfg = ServerConfig(**merged)
     validate(cfg)
     return cfg
+
+
+TOKEN_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+DEFAULT_PRINCIPAL = "default"  # the principal of the single `token`
+
+
+def named_tokens(cfg: ServerConfig) -> dict[str, str]:
+    """Principal name -> bearer token: ``token`` (as "default") plus every ``tokens`` entry. ``ConfigError`` for a
+    malformed entry, a short token, or a name or token given twice."""
+    out: dict[str, str] = {}
+    entries = [(DEFAULT_PRINCIPAL, cfg.token)] if cfg.token is not None else []
+    for item in (cfg.tokens or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, token = item.strip().partition("=")
+        if not sep:
+            raise ConfigError('tokens: each entry is name=token (e.g. tokens = "alice=...,bob=...")')
+        entries.append((name.strip(), token.strip()))
+    for name, token in entries:
+        if not TOKEN_NAME_RE.match(name):
+            raise ConfigError(f"tokens: name {name[:70]!r} must be 1..64 characters of [A-Za-z0-9._-]")
+        if len(token) < 8:
+            raise ConfigError(f"token of {name!r} must be at least 8 characters")
+        if name in out:
+            raise ConfigError(f"tokens: the name {name!r} is given twice")
+        if token in out.values():
+            raise ConfigError(f"tokens: {name!r} has the same token as another principal")
+        out[name] = token
+    return out
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -217,7 +263,20 @@ def validate(cfg: ServerConfig) -> None:
         path = getattr(cfg, name)
         need(path is None or Path(path).is_file(), f"{name} file {path} does not exist")
     need(cfg.token is None or len(cfg.token) >= 8, "token must be at least 8 characters")
+    named_tokens(cfg)
+    need(
+        cfg.metrics_token is None or len(cfg.metrics_token) >= 8,
+        "metrics_token must be at least 8 characters",
+    )
+    need(
+        0 <= cfg.metrics_stream_labels <= 1000,
+        f"metrics_stream_labels must be 0..1000, got {cfg.metrics_stream_labels}",
+    )
     need(1 <= cfg.max_streams <= 10000, f"max_streams must be 1..10000, got {cfg.max_streams}")
+    need(
+        0 <= cfg.max_streams_per_principal <= cfg.max_streams,
+        f"max_streams_per_principal must be 0..max_streams, got {cfg.max_streams_per_principal}",
+    )
     need(1 <= cfg.max_batch <= 256, f"max_batch must be 1..256, got {cfg.max_batch}")
     need(0 <= cfg.max_wait_ms <= 1000, f"max_wait_ms must be 0..1000, got {cfg.max_wait_ms}")
     need(1 <= cfg.queue_size <= 64, f"queue_size must be 1..64, got {cfg.queue_size}")
@@ -248,6 +307,17 @@ def validate(cfg: ServerConfig) -> None:
     need(
         cfg.replica_id is None or 1 <= len(cfg.replica_id) <= 253,
         "replica_id must be 1..253 characters",
+    )
+    need(
+        0.1 <= cfg.keepalive_time_s <= 3600, f"keepalive_time_s must be 0.1..3600, got {cfg.keepalive_time_s}"
+    )
+    need(
+        0.1 <= cfg.keepalive_timeout_s <= 600,
+        f"keepalive_timeout_s must be 0.1..600, got {cfg.keepalive_timeout_s}",
+    )
+    need(
+        0 <= cfg.keepalive_min_client_interval_s <= 3600,
+        f"keepalive_min_client_interval_s must be 0..3600, got {cfg.keepalive_min_client_interval_s}",
     )
     if cfg.check_port and cfg.port != 0 and port_in_use(cfg.host, cfg.port):
         raise ConfigError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")

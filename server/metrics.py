@@ -41,11 +41,24 @@ FAILURE_REASONS = ("invalid_image", "image_too_large", "invalid_detections", "in
 RESUME_ORIGINS = ("same_replica", "other_replica")
 
 
-class ServerMetrics:
-    """All metric families of one server. ``registry`` is what ``/metrics`` exposes."""
+# Values of the `stream` label when per-stream labels are off, and for the streams past the cap.
+ALL_STREAMS = "all"
+OTHER_STREAMS = "other"
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+
+class ServerMetrics:
+    """All metric families of one server. ``registry`` is what ``/metrics`` exposes.
+
+    The ``stream`` label of the per-stream families never grows without bound: it is ``"all"`` unless
+    ``stream_labels`` (``metrics_stream_labels``) opts in to per-stream values, and then at most that many streams
+    held at once get their own (``owner/stream_id``); the rest share ``"other"``. A forgotten stream's series go.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, stream_labels: int = 0) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.stream_labels = stream_labels
+        self._labels: dict[str, str] = {}  # session key -> its label value
+        self._tracks: dict[str, int] = {}  # session key -> the active tracks it last reported
         r = self.registry
         self.frame_latency = Histogram(
             "roitrack_frame_latency_seconds",
@@ -197,8 +210,30 @@ class ServerMetrics:
             pass
         self.gpu_memory_used.labels(label).set(used)
 
-    def forget_stream(self, stream_id: str) -> None:
-        """Drop a closed stream's labelled series so label cardinality stays bounded."""
-        for fam in (self.frames_processed, self.frames_dropped, self.active_tracks):
-            with contextlib.suppress(KeyError):
-                fam.remove(stream_id)
+    def stream_label(self, key: str) -> str:
+        """The ``stream`` label value of the session ``key`` (bounded: see the class docstring)."""
+        if self.stream_labels <= 0:
+            return ALL_STREAMS
+        label = self._labels.get(key)
+        if label is None:
+            own = sum(1 for v in self._labels.values() if v != OTHER_STREAMS)
+            label = key if own < self.stream_labels else OTHER_STREAMS
+            self._labels[key] = label
+        return label
+
+    def set_active_tracks(self, key: str, n: int) -> None:
+        """Stream ``key`` now holds ``n`` tracks (streams sharing a label add up)."""
+        old = self._tracks.get(key, 0)
+        self._tracks[key] = n
+        self.active_tracks.labels(self.stream_label(key)).inc(n - old)
+
+    def forget_stream(self, key: str) -> None:
+        """A stream is gone: take its tracks off the gauge and drop its own labelled series."""
+        old = self._tracks.pop(key, 0)
+        label = self._labels.pop(key, None) if self.stream_labels > 0 else ALL_STREAMS
+        if old and label is not None:
+            self.active_tracks.labels(label).dec(old)
+        if label is not None and label not in (ALL_STREAMS, OTHER_STREAMS):
+            for fam in (self.frames_processed, self.frames_dropped, self.active_tracks):
+                with contextlib.suppress(KeyError):
+                    fam.remove(label)

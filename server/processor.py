@@ -112,8 +112,8 @@ class StreamProcessor:
             m.frames_failed.labels(res.error_reason).inc()
         else:
             m.stage_latency.labels("tracking").observe(res.tracking_ms / 1000.0)
-            m.frames_processed.labels(session.stream_id).inc()
-            m.active_tracks.labels(session.stream_id).set(session.active_tracks)
+            m.frames_processed.labels(m.stream_label(session.key)).inc()
+            m.set_active_tracks(session.key, session.active_tracks)
 
 
 def _stream_time(session: StreamSession, pf: PendingFrame) -> float:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from server.session import StreamOptions, StreamSession
+from server.session import StreamOptions, StreamSession, session_key
 from tracker_core.errors import (
     AlreadyExistsError,
     InvalidInputError,
@@ -28,9 +28,12 @@ class StreamClosedError(RoitrackError):
 
 
 class SessionRegistry:
-    """Owns every :class:`StreamSession` by id.
+    """Owns every :class:`StreamSession` by owner and id (``session_key``): a principal sees only its own streams;
+    another principal's stream of the same id is simply not there (NOT_FOUND, nothing leaks its existence).
 
-    ``max_streams`` bounds the live calls; detached sessions kept for resumption are evicted oldest-first when a
+    ``max_streams`` bounds the live calls (``max_streams_per_principal``, when > 0, those of one principal: one
+    tenant cannot take every slot); detached sessions kept for resumption are evicted oldest-first - the opening
+    principal's own first - when a
     new stream needs the room, and dropped after ``resume_window_s``.
     """
 
@@ -42,15 +45,17 @@ class SessionRegistry:
         resume_window_s: float = 30.0,
         idle_timeout_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        max_streams_per_principal: int = 0,
     ) -> None:
         self._factory = tracker_factory
         self.max_streams = max_streams
+        self.max_streams_per_principal = max_streams_per_principal
         self.queue_size = queue_size
         self.resume_window_s = resume_window_s
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
         self._sessions: dict[str, StreamSession] = {}
-        self.on_forget: Callable[[str], None] | None = None
+        self.on_forget: Callable[[str], None] | None = None  # called with the forgotten session's key
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -59,14 +64,17 @@ class SessionRegistry:
     def live_count(self) -> int:
         return sum(1 for s in self._sessions.values() if s.live)
 
-    def sessions(self) -> list[StreamSession]:
-        return list(self._sessions.values())
+    def sessions(self, owner: str | None = None) -> list[StreamSession]:
+        """Every session, or only ``owner``'s."""
+        return [s for s in self._sessions.values() if owner is None or s.owner == owner]
 
-    def get(self, stream_id: str) -> StreamSession | None:
-        return self._sessions.get(stream_id)
+    def get(self, stream_id: str, owner: str = "") -> StreamSession | None:
+        return self._sessions.get(session_key(owner, stream_id))
 
-    def open(self, stream_id: str, resume: bool, options: StreamOptions) -> tuple[StreamSession, bool]:
-        """Attach a call to stream ``stream_id``. Returns ``(session, resumed)``.
+    def open(
+        self, stream_id: str, resume: bool, options: StreamOptions, owner: str = ""
+    ) -> tuple[StreamSession, bool]:
+        """Attach a call to ``owner``'s stream ``stream_id``. Returns ``(session, resumed)``.
 
         Raises ``InvalidInputError`` (bad id), ``AlreadyExistsError`` (the id is live on another call),
         ``ResourceExhaustedError`` (``max_streams`` live calls).
@@ -75,19 +83,25 @@ class SessionRegistry:
             raise InvalidInputError(
                 f"stream_id must be 1..128 characters of [A-Za-z0-9._:-], got {stream_id[:140]!r}"
             )
-        existing = self._sessions.get(stream_id)
+        key = session_key(owner, stream_id)
+        existing = self._sessions.get(key)
         if existing is not None and existing.live:
             raise AlreadyExistsError(f"stream {stream_id!r} is already live on another call")
         if existing is None or not resume:
             if existing is not None:
-                self._forget(stream_id)
+                self._forget(key)
             if self.live_count >= self.max_streams:
                 raise ResourceExhaustedError(
                     f"the server already carries its limit of {self.max_streams} live streams"
                 )
-            self._evict_detached(keep=self.max_streams - 1)
-            session = StreamSession(stream_id, options, self._factory(), self.queue_size)
-            self._sessions[stream_id] = session
+            cap = self.max_streams_per_principal
+            if cap > 0 and sum(1 for x in self._sessions.values() if x.live and x.owner == owner) >= cap:
+                raise ResourceExhaustedError(
+                    f"this principal already carries its limit of {cap} live streams (max_streams_per_principal)"
+                )
+            self._evict_detached(keep=self.max_streams - 1, prefer_owner=owner)
+            session = StreamSession(stream_id, options, self._factory(), self.queue_size, owner=owner)
+            self._sessions[key] = session
             resumed = False
         else:
             session, resumed = existing, True
@@ -96,22 +110,23 @@ class SessionRegistry:
 
     def detach(self, session: StreamSession) -> None:
         """The session's call ended; keep its state for the resume window (or forget it at once if closed)."""
-        if self._sessions.get(session.stream_id) is not session:
+        if self._sessions.get(session.key) is not session:
             return
         if self.resume_window_s <= 0:
-            self._forget(session.stream_id)
+            self._forget(session.key)
         else:
             session.detach(self._clock())
 
-    def close(self, stream_id: str) -> bool:
-        """Forget a stream; a live call on it ends with the error. Returns whether it was live."""
-        session = self._sessions.get(stream_id)
+    def close(self, stream_id: str, owner: str = "") -> bool:
+        """Forget ``owner``'s stream; a live call on it ends with the error. Returns whether it was live."""
+        key = session_key(owner, stream_id)
+        session = self._sessions.get(key)
         if session is None:
             raise NotFoundError(f"no stream {stream_id!r}")
         was_live = session.live
         if was_live:
             session.end_with(StreamClosedError(f"stream {stream_id!r} was closed by CloseStream"))
-        self._forget(stream_id)
+        self._forget(key)
         return was_live
 
     def reap(self) -> list[str]:
@@ -122,21 +137,24 @@ class SessionRegistry:
             if s.live:
                 if now - s.last_seen > self.idle_timeout_s and s.end_error is None:
                     s.end_with(
-                        IdleTimeoutError(f"stream {sid!r} sent no frame for {self.idle_timeout_s:g} s")
+                        IdleTimeoutError(
+                            f"stream {s.stream_id!r} sent no frame for {self.idle_timeout_s:g} s"
+                        )
                     )
             elif s.detached_at is not None and now - s.detached_at > self.resume_window_s:
                 self._forget(sid)
                 gone.append(sid)
         return gone
 
-    def _evict_detached(self, keep: int) -> None:
+    def _evict_detached(self, keep: int, prefer_owner: str = "") -> None:
         detached = sorted(
-            (s for s in self._sessions.values() if not s.live), key=lambda s: s.detached_at or 0.0
+            (s for s in self._sessions.values() if not s.live),
+            key=lambda s: (s.owner != prefer_owner, s.detached_at or 0.0),
         )
         while len(self._sessions) > keep and detached:
-            self._forget(detached.pop(0).stream_id)
+            self._forget(detached.pop(0).key)
 
-    def _forget(self, stream_id: str) -> None:
-        self._sessions.pop(stream_id, None)
+    def _forget(self, key: str) -> None:
+        self._sessions.pop(key, None)
         if self.on_forget is not None:
-            self.on_forget(stream_id)
+            self.on_forget(key)

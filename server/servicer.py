@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -19,7 +19,7 @@ from server.metrics import ServerMetrics
 from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
 from server.registry import SessionRegistry
-from server.session import PendingFrame, StreamSession
+from server.session import PendingFrame, StreamSession, session_key
 from server.state_keeper import StateKeeper
 from server.status_map import status_code, status_message
 from tracker_core import __version__
@@ -42,6 +42,8 @@ class ServiceState:
     metrics: ServerMetrics
     draining: bool = False
     keeper: StateKeeper | None = None  # durable stream state (--state-store); None: in-memory only
+    # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
+    identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
@@ -89,7 +91,8 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             )
         try:
             options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
-            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options)
+            owner = st.identify(context)
+            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options, owner)
         except RoitrackError as exc:
             await self._abort(context, exc)
             return
@@ -100,7 +103,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 if resumed:
                     st.registry.detach(session)
                 else:
-                    st.registry.close(session.stream_id)
+                    st.registry.close(session.stream_id, session.owner)
                 await self._abort(context, exc)
                 return
             if origin is not None:
@@ -165,7 +168,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     return
                 dropped = session.push(PendingFrame(req.frame.frame_id, req.frame.timestamp, inp, t_arrival))
                 if dropped:
-                    st.metrics.frames_dropped.labels(session.stream_id).inc(dropped)
+                    st.metrics.frames_dropped.labels(st.metrics.stream_label(session.key)).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         except Exception:  # the call broke underneath us; the worker ends the call
@@ -188,7 +191,9 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     active_tracks=s.active_tracks,
                     idle_s=s.idle_s(now),
                 )
-                for s in sorted(self.state.registry.sessions(), key=lambda s: s.stream_id)
+                for s in sorted(
+                    self.state.registry.sessions(self.state.identify(context)), key=lambda s: s.stream_id
+                )
             ]
         )
 
@@ -196,16 +201,17 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         self, request: pb.CloseStreamRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseStreamResponse:
         keeper = self.state.keeper
-        session = self.state.registry.get(request.stream_id)
+        owner = self.state.identify(context)
+        session = self.state.registry.get(request.stream_id, owner)
         try:
-            was_live = self.state.registry.close(request.stream_id)
+            was_live = self.state.registry.close(request.stream_id, owner)
         except RoitrackError as exc:
             if keeper is None:
                 await self._abort(context, exc)
                 raise  # unreachable: abort raises
             was_live = False  # not held here; it may still be stored
         if keeper is not None:
-            await keeper.forget(request.stream_id, session)
+            await keeper.forget(session_key(owner, request.stream_id), session)
         return pb.CloseStreamResponse(was_live=was_live)
 
     async def GetInfo(

@@ -36,6 +36,11 @@ class StreamOptions:
             raise InvalidInputError(f"class ids must be in [0, 10000], got {list(self.classes)}")
 
 
+def session_key(owner: str, stream_id: str) -> str:
+    """``owner/stream_id``: stream ids are per principal ("/" is in neither)."""
+    return f"{owner}/{stream_id}" if owner else stream_id
+
+
 @dataclass
 class PendingFrame:
     """A frame waiting in a stream's queue. ``t_arrival``: ``time.perf_counter()`` when it was read."""
@@ -49,10 +54,15 @@ class PendingFrame:
 class StreamSession:
     """State of one stream. Only the stream's own worker touches ``tracker``, one frame at a time."""
 
-    def __init__(self, stream_id: str, options: StreamOptions, tracker: Any, queue_size: int = 2) -> None:
+    def __init__(
+        self, stream_id: str, options: StreamOptions, tracker: Any, queue_size: int = 2, owner: str = ""
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
         self.stream_id = stream_id
+        # The principal that opened the stream (its token's name, or its mTLS subject; "" without authentication).
+        # Stream ids are per principal: only the owner can list, close, resume or read this stream.
+        self.owner = owner
         self.options = options
         self.tracker = tracker
         self.queue_size = queue_size
@@ -82,6 +92,11 @@ class StreamSession:
         # call-end snapshot is done (True until a call opens with a state store).
         self.snapshot_at: float | None = None
         self.state_closed = True
+
+    @property
+    def key(self) -> str:
+        """The registry's key: ``owner/stream_id`` (``stream_id`` alone without an owner)."""
+        return session_key(self.owner, self.stream_id)
 
     # ---- queue (event-loop side) ----
     @property

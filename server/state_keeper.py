@@ -116,17 +116,18 @@ class StateKeeper:
         if not self.up:
             return None
         sid = session.stream_id
+        key = session.key  # owner/stream_id: stream ids are per principal, in the store too
         try:
-            if not await self._run(self.store.acquire, sid, self.replica, self.lease_s):
-                holder = await self._run(self.store.holder, sid)
+            if not await self._run(self.store.acquire, key, self.replica, self.lease_s):
+                holder = await self._run(self.store.holder, key)
                 raise AlreadyExistsError(
                     f"stream {sid!r} is live on replica {holder or '?'}; reconnect once it ends there"
                 )
             if not resume:
-                await self._run(self.store.delete, sid)
+                await self._run(self.store.delete, key)
                 return None
             t0 = time.perf_counter()
-            blob = await self._run(self.store.load, sid)
+            blob = await self._run(self.store.load, key)
         except StoreDownError as exc:
             self._down(exc, "load")
             return None
@@ -138,7 +139,7 @@ class StateKeeper:
         except SnapshotError:
             self.metrics.snapshot_failures.labels("refused").inc()
             with contextlib.suppress(StoreDownError):
-                await self._run(self.store.release, sid, self.replica)
+                await self._run(self.store.release, key, self.replica)
             raise
         self.metrics.snapshot_latency.labels("load").observe(time.perf_counter() - t0)
         self.metrics.snapshot_loads.inc()
@@ -150,7 +151,7 @@ class StateKeeper:
     # ---- while live ----
     def after_frame(self, session: StreamSession) -> None:
         """Called after each answered frame: start an interval snapshot when one is due."""
-        if self.policy != "interval" or not self.up or session.stream_id in self._saving:
+        if self.policy != "interval" or not self.up or session.key in self._saving:
             return
         now = time.monotonic()
         last = session.snapshot_at
@@ -159,14 +160,14 @@ class StateKeeper:
             return
         if now - last >= self.interval_s:
             session.snapshot_at = now
-            self._saving.add(session.stream_id)
+            self._saving.add(session.key)
             self._spawn(self._save(session, "interval"))
 
     async def _save(self, session: StreamSession, trigger: str) -> None:
         try:
             t0 = time.perf_counter()
             blob = await self._run(self._encode_locked, session)
-            await self._run(self.store.save, session.stream_id, blob, self.ttl_s)
+            await self._run(self.store.save, session.key, blob, self.ttl_s)
             self.metrics.snapshot_latency.labels("write").observe(time.perf_counter() - t0)
             self.metrics.snapshot_writes.labels(trigger).inc()
             self.metrics.snapshot_bytes.observe(len(blob))
@@ -176,7 +177,7 @@ class StateKeeper:
             self.metrics.snapshot_failures.labels("write").inc()
             log.warning("stream %s: snapshot not written: %s", session.stream_id, exc)
         finally:
-            self._saving.discard(session.stream_id)
+            self._saving.discard(session.key)
 
     def _encode_locked(self, session: StreamSession) -> bytes:
         with session.track_lock:
@@ -212,7 +213,7 @@ class StateKeeper:
                 log.warning("stream %s: its lease is held by another replica", sid)
 
     def track_live(self, live_ids: Callable[[], list[str]]) -> None:
-        """Where ``tick`` gets the ids of the live streams whose leases it renews."""
+        """Where ``tick`` gets the keys (``session.key``) of the live streams whose leases it renews."""
         self._live_ids = live_ids
 
     # ---- call end ----
@@ -223,28 +224,29 @@ class StateKeeper:
         session.state_closed = True
         if not self.up:
             return
-        while session.stream_id in self._saving:  # let an interval write finish first (ordering)
+        while session.key in self._saving:  # let an interval write finish first (ordering)
             await asyncio.sleep(0.005)
         if self.policy != "off":
-            self._saving.add(session.stream_id)
+            self._saving.add(session.key)
             await self._save(session, trigger)
         if self.up:
             try:
-                await self._run(self.store.release, session.stream_id, self.replica)
+                await self._run(self.store.release, session.key, self.replica)
             except StoreDownError as exc:
                 self._down(exc, "lease")
 
     def close_soon(self, session: StreamSession, trigger: str) -> None:
         self._spawn(self.close(session, trigger))
 
-    async def forget(self, stream_id: str, session: StreamSession | None) -> None:
-        """``CloseStream``: the stream is gone for good, here and in the store (no call-end snapshot either)."""
+    async def forget(self, key: str, session: StreamSession | None) -> None:
+        """``CloseStream`` of the stream ``key`` (``session_key(owner, stream_id)``): gone for good, here and in
+        the store (no call-end snapshot either)."""
         if session is not None:
             session.state_closed = True
         if not self.up:
             return
         try:
-            await self._run(self.store.delete, stream_id)
-            await self._run(self.store.release, stream_id, self.replica)
+            await self._run(self.store.delete, key)
+            await self._run(self.store.release, key, self.replica)
         except StoreDownError as exc:
             self._down(exc, "write")

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tracker_core.errors import WeightsError
+from tracker_core.evaluation.mot_io import ScoreRule
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec
 from tracker_core.letterbox import LetterboxTransform
 from training.sources import Source, count_frames, iter_frames, read_detections
@@ -93,8 +94,12 @@ def _cache_key(src: Source, detector: Any, size: tuple[int, int], det_mode: str,
     return h.hexdigest()[:12]
 
 
-def _det_mode(src: Source) -> str:
-    return "det.txt" if src.det_file is not None else "detector"
+def _det_mode(src: Source, score_rule: ScoreRule | None = None) -> str:
+    """What the cached detections come from (part of the cache key: another score rule, another cache)."""
+    if src.det_file is None:
+        return "detector"
+    rule = score_rule or ScoreRule()
+    return "det.txt" if rule == ScoreRule() else f"det.txt {rule.describe()}"
 
 
 def find_or_make_cache_dir(
@@ -104,9 +109,10 @@ def find_or_make_cache_dir(
     size: tuple[int, int],
     strides: tuple[int, ...],
     frame_step: int = 1,
+    score_rule: ScoreRule | None = None,
 ) -> Path:
     """An existing cache of this source/detector/size/step with all of ``strides``, or a new directory name."""
-    key = _cache_key(src, detector, size, _det_mode(src), frame_step)
+    key = _cache_key(src, detector, size, _det_mode(src, score_rule), frame_step)
     prefix = f"{src.name}-{key}"
     if cache_root.is_dir():
         for d in sorted(cache_root.glob(prefix + "-*")):
@@ -129,11 +135,13 @@ def extract_source(
     batch: int = 4,
     conf: float = 0.25,
     progress: bool = True,
+    score_rule: ScoreRule | None = None,
 ) -> Path:
-    """Run stage 1 for one source (resumable). Returns the cache directory."""
+    """Run stage 1 for one source (resumable). Returns the cache directory. ``score_rule``: how det.txt scores
+    are read (``--score-scale`` / ``--score-clip``)."""
     torch.set_flush_denormal(True)  # random/badly scaled weights make denormals: same maps, 2x+ faster on CPU
     strides = spec.strides
-    cdir = find_or_make_cache_dir(cache_root, src, detector, size, strides, frame_step)
+    cdir = find_or_make_cache_dir(cache_root, src, detector, size, strides, frame_step, score_rule)
     cdir.mkdir(parents=True, exist_ok=True)
     man_path = cdir / "manifest.json"
     n = (count_frames(src) + frame_step - 1) // frame_step  # frames kept: 1, 1 + step, ...
@@ -152,7 +160,7 @@ def extract_source(
             "detector_sha256": detector.weights_sha256,
             "strides": list(strides),
             "input_size": list(size),
-            "detections": _det_mode(src),
+            "detections": _det_mode(src, score_rule),
             "num_frames": n,
             "frame_step": frame_step,
             "shard_frames": shard_frames,
@@ -163,7 +171,7 @@ def extract_source(
         return cdir
     num_shards = (n + shard_frames - 1) // shard_frames
     done = {i for i in range(num_shards) if (cdir / f"shard_{i:05d}.safetensors").is_file()}
-    dets = read_detections(src)
+    dets = read_detections(src, score_rule)
     todo = [i for i in range(num_shards) if i not in done]
     bar = tqdm(
         total=n,

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from tracker_core.errors import InvalidInputError, NotFoundError
+from tracker_core.evaluation.mot_io import ScoreRule
+from tracker_core.evaluation.mot_io import read_detections as read_mot_detections
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -142,18 +144,22 @@ def read_mot_boxes(path: Path, score_col: int | None) -> dict[int, tuple[np.ndar
     return out
 
 
-def read_detections(src: Source) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+def read_detections(
+    src: Source, score_rule: ScoreRule | None = None
+) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
     """Public detections ``frame -> (boxes xyxy, scores in [0,1])`` from ``det/det.txt``; None if absent.
 
-    MOTChallenge detection scores come on various scales (PETS ACF: 0-100); they are divided by the
-    largest score when that exceeds 1, so thresholds are comparable.
+    Read by the one detection reader of every command (``tracker_core.evaluation.read_detections``), scores by
+    ``score_rule`` (``--score-scale`` / ``--score-clip``; PETS09's 0..139 ACF scores: ``--score-scale max
+    --score-clip``). Zero-size boxes are dropped.
     """
     if src.det_file is None:
         return None
-    dets = read_mot_boxes(src.det_file, score_col=6)
-    top = max((float(s.max()) for _, _, s in dets.values() if len(s)), default=1.0)
-    div = top if top > 1.0 else 1.0
-    return {f: (b, np.clip(s / div, 0.0, 1.0)) for f, (b, _, s) in dets.items()}
+    rule = score_rule or ScoreRule()
+    frames = read_mot_detections(
+        src.det_file, count_frames(src), "max" if rule.by_max else rule.scale, score_clip=rule.clip
+    )
+    return {i + 1: (fd.boxes, fd.scores) for i, fd in enumerate(frames) if len(fd.scores)}
 
 
 def read_gt(seq: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:

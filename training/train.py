@@ -36,6 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", required=True, metavar="OUTDIR", help="writes OUTDIR/encoder.safetensors, log, plot"
     )
+    p.add_argument(
+        "--score-scale",
+        default="1",
+        help="divide det/det.txt scores by this (default 1: already in [0, 1]; 100 for MOT15's 0..100; "
+        "'max': by the file's largest score)",
+    )
+    p.add_argument(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled det.txt scores to [0, 1] (without it a score outside [0, 1] is an error)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: each rank takes its GPU)")
     p.add_argument(
@@ -102,6 +113,7 @@ def _device(name: str, local_rank: int, world: int) -> torch.device:
 
 def run(args: argparse.Namespace) -> int:
     from tracker_core.detector import load_detector
+    from tracker_core.evaluation.mot_io import ScoreRule
     from tracker_core.features import parse_feature_spec
     from training.cache import extract_source, load_cache
     from training.distributed import barrier, init_from_env, shutdown
@@ -112,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from training.validate import extract_val_features, val_features_from_cache
 
     cfg = config_from_args(args)
+    score_rule = ScoreRule.from_flags(args.score_scale, args.score_clip)
     torch.set_flush_denormal(True)  # denormal activations crawl on CPU; flushing them changes no map (tested)
     spec = parse_feature_spec(cfg.features)
     cache_spec = parse_feature_spec(args.cache_features) if args.cache_features else spec
@@ -139,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
                     size=sizes[src.path],
                     frame_step=cfg.frame_step,
                     progress=not args.no_progress,
+                    score_rule=score_rule,
                 )
         barrier(dist)
         for src in sources:
@@ -151,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     size=sizes[src.path],
                     frame_step=cfg.frame_step,
                     progress=False,
+                    score_rule=score_rule,
                 )
             )
         t_cache = time.monotonic() - t0

@@ -16,7 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq", required=True, help="MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)")
     p.add_argument("--det", help="detections file (default: SEQ/det/det.txt)")
     p.add_argument(
-        "--score-scale", type=float, default=1.0, help="divide scores by this (100 for MOT15 det.txt)"
+        "--score-scale",
+        default="1",
+        help="divide scores by this (100 for MOT15 det.txt; 'max': by the largest)",
+    )
+    p.add_argument(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled scores to [0, 1] (else out of range is an error)",
     )
     p.add_argument("--min-score", type=float, default=0.0, help="drop detections below this (after scaling)")
     p.add_argument("--repeats", type=int, default=3, help="timing: best of this many runs per tracker")
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             from tracker_core.evaluation.image_source import frames_from_images
 
             info = read_seqinfo(args.seq)
-            frames = read_detections(det, info.seq_length, args.score_scale, args.min_score)
+            frames = read_detections(det, info.seq_length, args.score_scale, args.min_score, args.score_clip)
             _, embeddings = frames_from_images(
                 args.seq,
                 info,
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             embeddings=embeddings,
             only=args.only,
             sequential=args.sequential,
+            score_clip=args.score_clip,
         )
     except RoitrackError as exc:
         print(f"benchmarks.peers: error: {exc}", file=sys.stderr)
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         out.with_suffix(".md").write_text(
             f"Peer benchmark on {result['sequence']} ({result['frames']} frames, {result['frame_rate']} fps), "
-            f"detections {result['detections']} (scores / {result['score_scale']}), "
+            f"detections {result['detections']} (scores / {result['score_scale']}{', clipped' if result['score_clip'] else ''}), "
             f"ms/frame = time inside each tracker's update call, best of {result['repeats']} {result['timing']} "
             f"runs ({how}); {result['cpus']} CPUs, 1-min load average {result['load_avg_1m_at_end']:.1f} at the "
             "end.\n\n" + table

@@ -59,17 +59,18 @@ def run_lockstep(
 def run_peers(
     seq_dir: str | Path,
     det_path: str | Path,
-    score_scale: float = 1.0,
+    score_scale: float | str = 1.0,
     min_score: float = 0.0,
     repeats: int = 3,
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,
     only: Sequence[str] | None = None,
     sequential: bool = False,
+    score_clip: bool = False,
 ) -> dict[str, Any]:
     """Benchmark result: per tracker HOTA/DetA/AssA/MOTA/IDF1/IDSW/MT/ML and ms per frame (best of ``repeats``
     lockstep runs)."""
     info = read_seqinfo(seq_dir)
-    frames = read_detections(det_path, info.seq_length, score_scale, min_score)
+    frames = read_detections(det_path, info.seq_length, score_scale, min_score, score_clip)
     specs = [s for s in default_peers(embeddings is not None) if only is None or s.key in only]
     missing: dict[str, str] = {}
     for spec in list(specs):
@@ -115,6 +116,7 @@ def run_peers(
         "frame_rate": info.frame_rate,
         "detections": str(det_path),
         "score_scale": score_scale,
+        "score_clip": score_clip,
         "min_score": min_score,
         "repeats": repeats,
         "timing": "sequential" if sequential else "lockstep",

@@ -17,7 +17,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--det", help="detections (MOTChallenge det.txt); omit to run the detector (--weights)"
     )
     parser.add_argument(
-        "--score-scale", type=float, default=1.0, help="divide det scores by this (100 for MOT15)"
+        "--score-scale",
+        default="1",
+        help="divide det scores by this (default 1: scores already in [0, 1]; 100 for MOT15's 0..100; "
+        "'max': by the file's largest score)",
+    )
+    parser.add_argument(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled scores to [0, 1] (without it a score outside [0, 1] is an error)",
     )
     parser.add_argument(
         "--min-score", type=float, default=0.0, help="drop detections below this (after scaling)"
@@ -63,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--config {args.config}: {exc}") from None
 
     frames = (
-        read_detections(args.det, info.seq_length, args.score_scale, args.min_score) if args.det else None
+        read_detections(args.det, info.seq_length, args.score_scale, args.min_score, args.score_clip)
+        if args.det
+        else None
     )
     embeddings = None
     t0 = time.perf_counter()

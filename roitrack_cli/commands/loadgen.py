@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from roitrack_cli.commands.stream import add_connection_args
+from roitrack_cli.commands.stream import add_connection_args, add_score_args
 
 HELP = "N concurrent camera streams against a server"
 
@@ -19,6 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--max-in-flight", type=int, default=2, help="per-stream frames in flight (default 2)")
     a("--max-frames", type=int, default=100, help="frames of the source to preload and loop (default 100)")
     a("--detections", help="send the folder's detections: 'auto' (<folder>/det/det.txt) or a path")
+    add_score_args(parser)
     a("--stream-prefix", default="load", help="stream ids are PREFIX-0 .. PREFIX-(N-1) (default load)")
     a("--json-out", help="also write the JSON result to this file")
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from client.loadgen import preload, run_loadgen
     from client.sources import open_source
     from client.stream import StreamConfig
+    from tracker_core.evaluation.mot_io import ScoreRule
 
     base = StreamConfig(
         server=args.server,
@@ -44,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         send_detections=bool(args.detections),
     )
-    source = open_source(args.source, detections=args.detections)
+    source = open_source(
+        args.source,
+        detections=args.detections,
+        score_rule=ScoreRule.from_flags(args.score_scale, args.score_clip),
+    )
     frames = preload(source, args.max_frames)
     source.close()
     result = asyncio.run(run_loadgen(base, args.streams, frames, args.duration, args.stream_prefix))

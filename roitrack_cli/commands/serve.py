@@ -70,6 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--snapshot-interval-s", type=float, help="seconds between snapshots of a live stream (default 2)")
     a("--state-lease-s", type=float, help="single-writer lease of a live stream in seconds (default 10)")
     a("--replica-id", help="this replica's name in leases and snapshots (default HOSTNAME:PORT)")
+    a(
+        "--metrics-stream-labels",
+        type=int,
+        help="per-stream `stream` label values on /metrics, at most N streams (default 0: one 'all' series)",
+    )
 
 
 FLAG_FIELDS = [
@@ -102,6 +107,7 @@ FLAG_FIELDS = [
     "snapshot_interval_s",
     "state_lease_s",
     "replica_id",
+    "metrics_stream_labels",
 ]
 
 

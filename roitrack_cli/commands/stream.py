@@ -33,6 +33,22 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     a("--tls-server-name", help="expected name in the server certificate (when it differs from HOST)")
 
 
+def add_score_args(parser: argparse.ArgumentParser) -> None:
+    """How --detections' scores are read: the rule `roitrack eval-mot` uses (tracker_core.evaluation.ScoreRule)."""
+    a = parser.add_argument
+    a(
+        "--score-scale",
+        default="1",
+        help="divide --detections scores by this (default 1: already in [0, 1]; 100 for MOT15's 0..100; "
+        "'max': by the file's largest score)",
+    )
+    a(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled scores to [0, 1] (without it a score outside [0, 1] is an error)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
     a = parser.add_argument
@@ -46,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--detections",
         help="send these detections instead of the server's: 'auto' (<folder>/det/det.txt) or a path",
     )
+    add_score_args(parser)
     a("--resume", action="store_true", help="continue a stream the server still holds (same track IDs)")
     a("--classes", type=int, nargs="*", default=[], help="keep only these class ids")
     a("--conf", type=float, help="detector confidence threshold for this stream")
@@ -59,6 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import dataclasses
     import itertools
     import json
     import time
@@ -66,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from client.results import ResultSink
     from client.sources import LatestOnly, open_source
     from client.stream import StreamClient, StreamConfig
+    from tracker_core.evaluation.mot_io import ScoreRule
 
     cfg = StreamConfig(
         server=args.server,
@@ -86,7 +105,14 @@ def run(args: argparse.Namespace) -> int:
         return_lost=args.return_lost,
         resume=args.resume,
     )
-    source = open_source(args.source, detections=args.detections)
+    source = open_source(
+        args.source,
+        detections=args.detections,
+        score_rule=ScoreRule.from_flags(args.score_scale, args.score_clip),
+    )
+    # A file or folder must be tracked frame by frame (the results then equal `roitrack eval-mot`'s); a camera
+    # or network stream sends its newest frame and lets the server drop stale ones.
+    cfg = dataclasses.replace(cfg, lossless=not source.live)
     # Cameras and network streams: always send the newest frame (skip the ones read while we waited).
     live = LatestOnly(source) if source.live else source
     frames = itertools.islice(live, args.max_frames) if args.max_frames > 0 else iter(live)
@@ -126,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         **client.stats.summary(),
     }
     print(json.dumps(summary))
+    for msg in client.notices:
+        print(f"roitrack stream: note: {msg}", file=sys.stderr)
     for msg in client.stats.error_messages[:5]:
         print(f"roitrack stream: frame error: {msg}", file=sys.stderr)
     return 0

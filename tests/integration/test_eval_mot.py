@@ -28,6 +28,7 @@ def test_pets_public_detections_scores_above_a_sane_floor(pets_sequence: Path, t
         str(pets_sequence / "det" / "det.txt"),
         "--score-scale",
         "100",
+        "--score-clip",
         "--out",
         str(out),
     )
@@ -90,11 +91,14 @@ def test_trackeval_wrapper_gives_perfect_scores_for_ground_truth(pets_sequence: 
 def test_read_detections_scales_filters_and_groups_by_frame(tmp_path: Path):
     det = tmp_path / "det.txt"
     det.write_text("1,-1,10,20,30,40,95,0,0,0\n1,-1,5,5,10,10,20,0,0,0\n3,-1,0,0,5,5,150,0,0,0\n")
-    frames = read_detections(det, 3, score_scale=100.0, min_score=0.3)
+    frames = read_detections(det, 3, score_scale=100.0, min_score=0.3, score_clip=True)
     assert [len(f.scores) for f in frames] == [1, 0, 1]
     np.testing.assert_allclose(frames[0].boxes[0], [10, 20, 40, 60])  # ltwh -> xyxy
     assert frames[0].scores[0] == pytest.approx(0.95)
-    assert frames[2].scores[0] == pytest.approx(1.0)  # clipped to [0, 1]
+    assert frames[2].scores[0] == pytest.approx(1.0)  # clipped to [0, 1], because it was asked for
+    # without --score-clip a score outside [0, 1] after scaling is an error naming the flags, never a clip
+    with pytest.raises(InvalidInputError, match=r"1 of 3 .*--score-scale 100.*--score-clip"):
+        read_detections(det, 3, score_scale=100.0)
     with pytest.raises(InvalidInputError, match="frame numbers"):
         read_detections(det, 2)
     with pytest.raises(InvalidInputError, match="score-scale"):
@@ -209,9 +213,20 @@ def test_config_overrides_are_applied_and_validated(pets_sequence: Path, tmp_pat
     det = str(pets_sequence / "det" / "det.txt")
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"lost_buffer_rate": 0.0}))
-    base = _eval_json(capsys, "--seq", str(pets_sequence), "--det", det, "--score-scale", "100")
+    base = _eval_json(
+        capsys, "--seq", str(pets_sequence), "--det", det, "--score-scale", "100", "--score-clip"
+    )
     changed = _eval_json(
-        capsys, "--seq", str(pets_sequence), "--det", det, "--score-scale", "100", "--config", str(cfg)
+        capsys,
+        "--seq",
+        str(pets_sequence),
+        "--det",
+        det,
+        "--score-scale",
+        "100",
+        "--score-clip",
+        "--config",
+        str(cfg),
     )
     assert changed["IDF1"] != base["IDF1"]  # the override reached the tracker
     cfg.write_text(json.dumps({"no_such_option": 1}))

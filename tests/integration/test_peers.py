@@ -23,6 +23,7 @@ def test_ours_beats_both_bytetracks_on_the_same_detections(pets_sequence: Path):
         pets_sequence,
         pets_sequence / "det" / "det.txt",
         score_scale=100.0,
+        score_clip=True,
         repeats=1,
         only=["ours", "trackers_ByteTrack", "supervision_ByteTrack"],
     )
@@ -49,6 +50,7 @@ def test_cli_writes_json_and_markdown(pets_sequence: Path, tmp_path: Path, capsy
             str(pets_sequence),
             "--score-scale",
             "100",
+            "--score-clip",
             "--repeats",
             "1",
             "--only",

@@ -50,7 +50,7 @@ async def test_serve_process_sigterm_drains_and_exits_zero() -> None:
             metrics = await asyncio.to_thread(
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
             )
-            assert 'roitrack_frames_processed_total{stream="proc"} 1.0' in metrics
+            assert 'roitrack_frames_processed_total{stream="all"} 1.0' in metrics
             proc.send_signal(signal.SIGTERM)
             code, details = await asyncio.wait_for(call.status(), 20)
             assert code == grpc.StatusCode.UNAVAILABLE and "shutting down" in details

@@ -149,7 +149,7 @@ async def test_fast_sender_sees_drops_and_bounded_latency() -> None:
             await call.done_writing()
             responses = [r async for r in call]
         dropped_metric = srv.metrics.registry.get_sample_value(
-            "roitrack_frames_dropped_total", {"stream": "fast"}
+            "roitrack_frames_dropped_total", {"stream": "all"}
         )
     dropped = sum(r.dropped_frames for r in responses)
     ids = [r.frame_id for r in responses]

@@ -213,3 +213,41 @@ async def test_stale_local_copy_loses_to_a_newer_snapshot_from_another_replica()
             assert a.registry.get("cam-7") is not None  # A's stale copy (IDs 1, 2) is still held
             assert (await _run_frames(a, "cam-7", True, [moved_req(8)]))[-1] == [3, 4]
             assert metric(a, "roitrack_stream_resumes_total", origin="other_replica") == 1
+
+
+async def test_tenants_with_the_same_stream_id_have_separate_state_and_leases() -> None:
+    """Stream ids are per principal in the store too: bob's `cam` neither blocks nor reads alice's."""
+    alice, bob = "alice-secret-1", "bob-secret-22"
+    tokens = f"alice={alice}, bob={bob}"
+
+    def md(token: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {token}"),)
+
+    with redis_server() as r:
+        async with (
+            running_server(state_store=r.url, replica_id="replica-a", tokens=tokens) as a,
+            running_server(state_store=r.url, replica_id="replica-b", tokens=tokens) as b,
+        ):
+            async with channel(a) as ch, channel(b) as chb:
+                ca = Lockstep(stub(ch), md(alice))
+                await ca.send(open_req("cam"))
+                for i in range(1, 4):
+                    assert ids(await ca.step(gt_frame_req(i))) == [1, 2]
+                for i in range(4, 8):
+                    last = ids(await ca.step(moved_req(i)))
+                assert last == [3, 4]
+                # while alice's `cam` is live on A, bob opens his own `cam` on B: not ALREADY_EXISTS, and fresh
+                cb = Lockstep(stub(chb), md(bob))
+                await cb.send(open_req("cam", resume=True))
+                assert ids(await cb.step(gt_frame_req(1))) == [1, 2]
+                assert await cb.finish() == grpc.StatusCode.OK
+                assert await ca.finish() == grpc.StatusCode.OK
+            store = r.client()
+            await wait_until(lambda: store.get(RedisStateStore.lease_key("alice/cam")) is None)
+            assert store.get(RedisStateStore.state_key("alice/cam")) is not None
+            assert store.get(RedisStateStore.state_key("bob/cam")) is not None
+            async with channel(b) as chb:  # alice resumes on B: her IDs, not bob's
+                call = Lockstep(stub(chb), md(alice))
+                await call.send(open_req("cam", resume=True))
+                assert ids(await call.step(moved_req(8))) == [3, 4]
+                assert await call.finish() == grpc.StatusCode.OK

@@ -24,6 +24,7 @@ def test_two_process_gloo_run_sees_each_sample_once(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "training.train", "--data", str(seq), "--weights", str(det), "--out", str(out),
         "--epochs", "2", "--input-size", "128", "--batch-frames", "5", "--frame-step", "1", "--no-progress",
+        "--score-scale", "100",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=380)
     assert proc.returncode == 0, proc.stderr[-4000:]

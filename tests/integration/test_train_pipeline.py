@@ -10,8 +10,11 @@ from safetensors.torch import load_file
 
 from roitrack_cli.main import main
 from tests.integration.encoder_data import make_detector_file, make_sequence
+from tracker_core.evaluation import ScoreRule
 
 pytestmark = pytest.mark.timeout(300)
+
+SCORES = ScoreRule(100.0)  # make_sequence writes det.txt scores on MOT15's 0..100 scale
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def _train(root: Path, seq: Path, det: Path, out: str, *extra: str) -> int:
         [
             "train", "--data", str(seq), "--weights", str(det), "--out", str(root / out),
             "--epochs", "2", "--input-size", "128", "--batch-frames", "4", "--frame-step", "1", "--no-progress",
-            "--cache-dir", str(root / "cache"), *extra,
+            "--cache-dir", str(root / "cache"), "--score-scale", "100", *extra,
         ]
     )  # fmt: skip
 
@@ -90,7 +93,9 @@ def test_cache_is_resumable(data, tmp_path):
     detector = load_detector(det)
     spec = parse_feature_spec("spp+s8+pixels")
     src = open_source(seq)
-    cdir = extract_source(src, detector, spec, tmp_path, size=(96, 128), shard_frames=5, progress=False)
+    cdir = extract_source(
+        src, detector, spec, tmp_path, size=(96, 128), shard_frames=5, progress=False, score_rule=SCORES
+    )
     shards = sorted(cdir.glob("shard_*.safetensors"))
     assert len(shards) == 3
     full = load_cache(cdir, spec.strides)
@@ -99,7 +104,9 @@ def test_cache_is_resumable(data, tmp_path):
     (cdir / "manifest.json").write_text(json.dumps({**man, "complete": False}))
     shards[1].unlink()
     kept = {p: p.stat().st_mtime_ns for p in (shards[0], shards[2])}
-    again = extract_source(src, detector, parse_feature_spec("spp"), tmp_path, size=(96, 128), progress=False)
+    again = extract_source(
+        src, detector, parse_feature_spec("spp"), tmp_path, size=(96, 128), progress=False, score_rule=SCORES
+    )
     assert again == cdir  # a cache with a superset of the taps is reused
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert shards[1].is_file()
@@ -134,7 +141,8 @@ def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
     spec = parse_feature_spec("spp+pixels")
     src = open_source(seq)
     cached = load_cache(
-        extract_source(src, detector, spec, tmp_path, size=(96, 128), progress=False), spec.strides
+        extract_source(src, detector, spec, tmp_path, size=(96, 128), progress=False, score_rule=SCORES),
+        spec.strides,
     )
     pairs = mot_pairs(seq, gap=4, stride=3)
     a = val_features_from_cache(pairs, cached, spec)
@@ -145,8 +153,28 @@ def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
         assert (x - y).abs().max().item() <= 2e-3 * max(1.0, y.abs().max().item())
     # every 3rd frame: frames 1, 4, 7, 10 only, so pairs needing frame 5 fall back (None)
     step3 = load_cache(
-        extract_source(src, detector, spec, tmp_path, size=(96, 128), frame_step=3, progress=False),
+        extract_source(
+            src, detector, spec, tmp_path, size=(96, 128), frame_step=3, progress=False, score_rule=SCORES
+        ),
         spec.strides,
     )
     assert step3.frames.tolist() == [1, 4, 7, 10]
     assert val_features_from_cache(pairs, step3, spec) is None
+
+
+def test_train_reads_det_scores_by_the_one_explicit_rule(data, tmp_path, capsys):
+    """Issue 12 (10): training divided det.txt scores by their maximum whenever it exceeded 1 (a guess); now it
+    reads them like every other command: an out-of-range score is exit 2 naming the flags."""
+    from training.sources import open_source, read_detections
+
+    _, seq, det = data
+    args = ["train", "--data", str(seq), "--weights", str(det), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main([*args, "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--input-size", "128"]) == 2
+    err = capsys.readouterr().err
+    assert "outside [0, 1]" in err and "--score-scale 1 " in err and "--score-clip" in err
+    src = open_source(seq)
+    by_100 = read_detections(src, ScoreRule(100.0))
+    by_max = read_detections(src, ScoreRule.from_flags("max"))  # the old behaviour, now asked for explicitly
+    assert by_100 is not None and by_max is not None
+    assert by_100[1][1].tolist() == pytest.approx([0.80, 0.85, 0.90])
+    assert by_max[1][1].tolist() == pytest.approx([80 / 90, 85 / 90, 1.0])

@@ -13,7 +13,9 @@ from client.results import mot_lines
 from client.sources import SourceFrame, open_source, read_mot_detections
 from client.stream import StreamConfig, build_frame, build_open
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from roitrack_cli.main import main
 from tracker_core.errors import InvalidInputError, NotFoundError
+from tracker_core.evaluation import ScoreRule
 
 
 def _folder(tmp_path: Path, n: int = 3) -> Path:
@@ -29,15 +31,48 @@ def _folder(tmp_path: Path, n: int = 3) -> Path:
 
 
 def test_image_folder_with_detections(tmp_path: Path) -> None:
-    src = open_source(str(_folder(tmp_path)), detections="auto")
+    src = open_source(str(_folder(tmp_path)), detections="auto", score_rule=ScoreRule(100.0))
     frames = list(src)
     assert src.fps == 7 and [f.index for f in frames] == [1, 2, 3]
     assert frames[0].encoded is not None and frames[0].encoded[:2] == b"\xff\xd8"
     assert frames[1].timestamp == pytest.approx(2 / 7)
     b, s, _ = frames[0].detections  # type: ignore[misc]
     np.testing.assert_allclose(b, [[1, 2, 11, 22]])
-    np.testing.assert_allclose(s, [0.875])  # 0-100 scores scaled to [0, 1]
+    np.testing.assert_allclose(s, [0.875])  # 0-100 scores scaled to [0, 1] by the explicit --score-scale 100
     assert len(frames[1].detections[0]) == 0  # type: ignore[index]
+
+
+def test_detection_scores_follow_one_explicit_rule(tmp_path: Path) -> None:
+    """Issue 12 (10): the client guessed "divide by 100 when any score > 1", so a file already in [0, 1] whose
+    largest score is 1.0065 was divided again and every score fell under the thresholds, silently."""
+    seq = _folder(tmp_path)
+    det = seq / "det" / "det.txt"
+    det.write_text("1,-1,1,2,10,20,0.9,-1,-1,-1\n2,-1,5,5,4,4,1.0065,-1,-1,-1\n")
+    with pytest.raises(InvalidInputError, match=r"outside \[0, 1\].*--score-scale 1\b.*--score-clip"):
+        open_source(str(seq), detections="auto")
+    frames = list(open_source(str(seq), detections="auto", score_rule=ScoreRule(1.0, clip=True)))
+    assert frames[0].detections[1].tolist() == pytest.approx([0.9])  # type: ignore[index]
+    assert frames[1].detections[1].tolist() == [1.0]  # type: ignore[index]
+    # the client reads exactly what eval-mot reads: same boxes, same float32 scores
+    from tracker_core.evaluation import read_detections
+
+    det.write_text("1,-1,1,2,10,20,83.425,-1,-1,-1\n3,-1,5,5,4,4,20,-1,-1,-1\n3,-1,5,5,0,4,20,-1,-1,-1\n")
+    ref = read_detections(det, 3, 100.0)
+    got = [f.detections for f in open_source(str(seq), detections="auto", score_rule=ScoreRule(100.0))]
+    for r, g in zip(ref, got, strict=True):
+        assert g is not None
+        assert r.boxes.tobytes() == g[0].tobytes() and r.scores.tobytes() == g[1].tobytes()
+
+
+def test_stream_and_eval_mot_exit_2_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seq = _folder(tmp_path)
+    args = ["--source", str(seq), "--detections", "auto", "--server", "127.0.0.1:1", "--quiet"]
+    assert main(["stream", *args]) == 2
+    assert "--score-scale" in capsys.readouterr().err
+    assert main(["loadgen", *args[:-1]]) == 2
+    assert "--score-scale" in capsys.readouterr().err
 
 
 def test_video_file_source(tmp_path: Path) -> None:
@@ -61,8 +96,8 @@ def test_bad_sources(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no images"):
         open_source(str(empty))
     (tmp_path / "bad.txt").write_text("1,2,3\n")
-    with pytest.raises(InvalidInputError, match=">= 7 columns"):
-        read_mot_detections(tmp_path / "bad.txt")
+    with pytest.raises(InvalidInputError, match="at least 7 columns"):
+        read_mot_detections(tmp_path / "bad.txt", 3)
 
 
 def test_wire_frames() -> None:

@@ -107,3 +107,41 @@ def test_encoder_for_another_detector_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(WeightsError, match="encoder was trained on another detector: weights sha256"):
         build_runner(cfg)
+
+
+def test_named_tokens_from_toml_table_env_and_the_single_token(tmp_path: Path) -> None:
+    from server.config import named_tokens
+
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        '[server]\nrandom_weights = true\n[server.tokens]\nalice = "alice-secret-1"\nbob = "bob-secret-22"\n'
+    )
+    cfg = load_config(toml, environ={"ROITRACK_TOKEN": "legacy-token-1", "ROITRACK_CHECK_PORT": "0"})
+    assert named_tokens(cfg) == {
+        "default": "legacy-token-1",
+        "alice": "alice-secret-1",
+        "bob": "bob-secret-22",
+    }
+    env = {"ROITRACK_TOKENS": "cam-a=aaaaaaaa1, cam-b=bbbbbbbb2", "ROITRACK_CHECK_PORT": "0"}
+    cfg = load_config(None, environ=env, flags={"random_weights": True})
+    assert named_tokens(cfg) == {"cam-a": "aaaaaaaa1", "cam-b": "bbbbbbbb2"}
+    assert (
+        named_tokens(load_config(None, environ={}, flags={"random_weights": True, "check_port": False})) == {}
+    )
+
+
+@pytest.mark.parametrize(
+    ("tokens", "needle"),
+    [
+        ("alice", "name=token"),
+        ("alice=short", "at least 8"),
+        ("al/ice=long-enough-1", "must be 1..64"),
+        ("a=long-enough-1,a=long-enough-2", "given twice"),
+        ("a=long-enough-1,b=long-enough-1", "same token"),
+    ],
+)
+def test_bad_tokens(tokens: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, environ={}, flags={"random_weights": True, "check_port": False, "tokens": tokens})
+    with pytest.raises(ConfigError, match="metrics_stream_labels"):
+        load_config(None, environ={}, flags={"random_weights": True, "metrics_stream_labels": -1})

@@ -114,3 +114,35 @@ def test_detached_sessions_are_evicted_for_new_streams() -> None:
     reg.open("c", False, StreamOptions())
     reg.open("d", False, StreamOptions())
     assert sorted(s.stream_id for s in reg.sessions()) == ["c", "d"]
+
+
+async def test_stream_ids_are_per_owner() -> None:
+    reg = SessionRegistry(object, max_streams=4, resume_window_s=60.0)
+    forgotten: list[str] = []
+    reg.on_forget = forgotten.append
+    a, _ = reg.open("cam", False, StreamOptions(), owner="alice")
+    b, resumed = reg.open("cam", True, StreamOptions(), owner="bob")  # not alice's: a fresh stream of bob's
+    assert not resumed and b is not a and (a.owner, b.owner) == ("alice", "bob")
+    assert (a.key, b.key) == ("alice/cam", "bob/cam")
+    assert reg.sessions("alice") == [a] and reg.sessions("bob") == [b] and reg.sessions("eve") == []
+    assert reg.get("cam", "alice") is a and reg.get("cam") is None
+    with pytest.raises(NotFoundError):
+        reg.close("cam", owner="eve")
+    reg.detach(a)
+    assert reg.close("cam", owner="bob") is True and forgotten == ["bob/cam"]
+    again, resumed = reg.open("cam", True, StreamOptions(), owner="alice")
+    assert resumed and again is a
+
+
+def test_one_principal_cannot_take_every_slot_nor_evict_others_first() -> None:
+    reg = SessionRegistry(object, max_streams=3, resume_window_s=60.0, max_streams_per_principal=2)
+    reg.open("a1", False, StreamOptions(), owner="alice")
+    reg.open("a2", False, StreamOptions(), owner="alice")
+    with pytest.raises(ResourceExhaustedError, match=r"this principal .* limit of 2"):
+        reg.open("a3", False, StreamOptions(), owner="alice")
+    b1, _ = reg.open("b1", False, StreamOptions(), owner="bob")
+    # a full server: bob's detached stream is kept while alice's own detached one makes the room
+    reg.detach(b1)
+    reg.detach(reg.get("a1", "alice"))  # type: ignore[arg-type]
+    reg.open("a3", False, StreamOptions(), owner="alice")
+    assert reg.get("b1", "bob") is b1 and reg.get("a1", "alice") is None

@@ -2,6 +2,7 @@
 
 from tracker_core.evaluation.mot_io import (
     FrameDetections,
+    ScoreRule,
     SeqInfo,
     read_detections,
     read_gt,
@@ -15,6 +16,7 @@ from tracker_core.evaluation.trackeval_runner import METRIC_KEYS, evaluate_resul
 __all__ = [
     "METRIC_KEYS",
     "FrameDetections",
+    "ScoreRule",
     "SeqInfo",
     "TrackingRun",
     "evaluate_results",

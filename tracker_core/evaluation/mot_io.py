@@ -81,22 +81,83 @@ def _load_rows(path: Path, min_cols: int) -> NDArray[np.float64]:
     return data
 
 
-def read_detections(
-    path: str | Path, seq_length: int, score_scale: float = 1.0, min_score: float = -np.inf
-) -> list[FrameDetections]:
-    """Detections per frame (index 0 = frame 1) from a ``det.txt``.
+@dataclass(frozen=True)
+class ScoreRule:
+    """How a ``det.txt``'s score column becomes scores in [0, 1] - the one rule every command uses.
 
-    Scores are divided by ``score_scale`` (e.g. 100 for the MOT15 public detections, whose scores are 0-100)
-    and clipped to [0, 1]; rows scoring below ``min_score`` (after scaling) and boxes of zero or negative size
-    are dropped. Frames outside ``1..seq_length`` are an error.
+    Scores are divided by ``scale`` (``--score-scale``: 1 for files already in [0, 1], 100 for MOT15's 0..100
+    public detections), or with ``by_max`` (``--score-scale max``) by the file's largest score. A score still
+    outside [0, 1] is an error naming the flag, unless ``clip`` (``--score-clip``) asks for clipping to [0, 1] on
+    purpose (the PETS09 ACF detections reach 138.9 and dip below 0). Nothing is guessed from the data.
     """
-    if score_scale <= 0:
-        raise InvalidInputError(f"--score-scale must be > 0, got {score_scale}")
+
+    scale: float = 1.0
+    clip: bool = False
+    by_max: bool = False
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise InvalidInputError(f"--score-scale must be a finite number > 0 or 'max', got {self.scale}")
+
+    @classmethod
+    def from_flags(cls, scale: float | str = 1.0, clip: bool = False) -> ScoreRule:
+        """``--score-scale`` (a number, or ``max``) and ``--score-clip``."""
+        if isinstance(scale, str) and scale.strip().lower() == "max":
+            return cls(1.0, clip, by_max=True)
+        try:
+            value = float(scale)
+        except ValueError:
+            raise InvalidInputError(f"--score-scale must be a number > 0 or 'max', got {scale!r}") from None
+        return cls(value, clip)
+
+    def describe(self) -> str:
+        """The flags that give this rule, e.g. ``--score-scale 100 --score-clip``."""
+        scale = "max" if self.by_max else f"{self.scale:g}"
+        return f"--score-scale {scale}" + (" --score-clip" if self.clip else "")
+
+    def apply(self, raw: NDArray[np.floating], source: str) -> NDArray[np.float32]:
+        """Scaled scores as float32 in [0, 1]; ``InvalidInputError`` for scores outside it (unless ``clip``)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        divisor = self.scale
+        if self.by_max and len(raw):
+            divisor = float(raw.max())
+            if not divisor > 0:
+                raise InvalidInputError(
+                    f"{source}: --score-scale max needs a positive largest score, got {divisor}"
+                )
+        scores = raw / divisor
+        if self.clip:
+            return np.clip(scores, 0.0, 1.0).astype(np.float32)
+        bad = ~((scores >= 0.0) & (scores <= 1.0))
+        if bad.any():
+            by = f"max ({divisor:g})" if self.by_max else f"{divisor:g}"
+            raise InvalidInputError(
+                f"{source}: {int(bad.sum())} of {len(scores)} detection scores fall outside [0, 1] after dividing "
+                f"by --score-scale {by} (they range {float(scores.min()):.4g}..{float(scores.max()):.4g});"
+                " give the scale the file was written with (100 for MOT15's 0..100 scores), or --score-clip to "
+                "clip them to [0, 1] on purpose"
+            )
+        return scores.astype(np.float32)
+
+
+def read_detections(
+    path: str | Path,
+    seq_length: int,
+    score_scale: float | str = 1.0,
+    min_score: float = -np.inf,
+    score_clip: bool = False,
+) -> list[FrameDetections]:
+    """Detections per frame (index 0 = frame 1) from a ``det.txt`` - the one reader of detection files.
+
+    Scores follow :class:`ScoreRule` (``score_scale``: a number or ``"max"``; ``score_clip``); rows scoring below ``min_score`` (after
+    scaling) and boxes of zero or negative size are dropped. Frames outside ``1..seq_length`` are an error.
+    """
+    rule = ScoreRule.from_flags(score_scale, score_clip)
     data = _load_rows(Path(path), 7)
     frames = data[:, 0].astype(np.int64)
     if data.shape[0] and (frames.min() < 1 or frames.max() > seq_length):
         raise InvalidInputError(f"{path}: frame numbers must be in 1..{seq_length}")
-    scores = np.clip(data[:, 6] / score_scale, 0.0, 1.0).astype(np.float32)
+    scores = rule.apply(data[:, 6], str(path))
     keep = (scores >= min_score) & (data[:, 4] > 0) & (data[:, 5] > 0)
     data, frames, scores = data[keep], frames[keep], scores[keep]
     xyxy = np.concatenate([data[:, 2:4], data[:, 2:4] + data[:, 4:6]], axis=1).astype(np.float32)

@@ -32,14 +32,15 @@ def track_sequence(
     config: TrackerConfig = DEFAULT_CONFIG,
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,
 ) -> TrackingRun:
-    """Track every frame (frame ``i`` at ``i / frame_rate`` seconds); ``embeddings[i]`` is frame i's ``[N,D]``."""
+    """Track every frame: MOTChallenge frame ``n`` (``frames[n - 1]``) at ``n / frame_rate`` seconds, the timestamps
+    ``roitrack stream`` sends for an image folder; ``embeddings[i]`` is ``frames[i]``'s ``[N,D]``."""
     tracker = Tracker(config)
     lines: list[str] = []
     spent = 0.0
     for i, det in enumerate(frames):
         emb = embeddings[i] if embeddings is not None else None
         t0 = time.perf_counter()
-        outs = tracker.update(det.boxes, det.scores, i / frame_rate, embeddings=emb)
+        outs = tracker.update(det.boxes, det.scores, (i + 1) / frame_rate, embeddings=emb)
         spent += time.perf_counter() - t0
         if outs:
             lines += results_rows(
