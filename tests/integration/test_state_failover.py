@@ -75,7 +75,7 @@ def wait_serving(port: int, proc: subprocess.Popen[bytes]) -> None:
 def stream_cmd(servers: str, seq: Path, stream_id: str, out: Path) -> list[str]:
     return [
         sys.executable, "-m", "roitrack_cli.main", "stream", "--server", servers, "--source", str(seq),
-        "--detections", "auto", "--stream-id", stream_id, "--mot-out", str(out), "--quiet", "--max-in-flight", "2",
+        "--detections", "auto", "--score-scale", "100", "--score-clip", "--stream-id", stream_id, "--mot-out", str(out), "--quiet", "--max-in-flight", "2",
     ]  # fmt: skip
 
 
@@ -122,7 +122,7 @@ def test_sigterm_mid_stream_fails_over_to_another_replica(pets_sequence: Path, t
                 stderr=subprocess.PIPE,
             )
             deadline = time.monotonic() + 120
-            while sample(metrics(ma), 'roitrack_frames_processed_total{stream="cam-1"}') < 150:
+            while sample(metrics(ma), 'roitrack_frames_processed_total{stream="all"}') < 150:
                 assert time.monotonic() < deadline and client.poll() is None
                 time.sleep(0.05)
             a.send_signal(signal.SIGTERM)  # a rolling upgrade / node drain
@@ -179,7 +179,7 @@ def test_crashed_replica_lease_expires_and_the_stream_continues_from_its_last_in
             cmd = stream_cmd(f"127.0.0.1:{pa},127.0.0.1:{pb_}", pets_sequence, "cam-2", run_out)
             client = subprocess.Popen([*cmd, "--fps", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             deadline = time.monotonic() + 120
-            while sample(metrics(ma), 'roitrack_frames_processed_total{stream="cam-2"}') < 100:
+            while sample(metrics(ma), 'roitrack_frames_processed_total{stream="all"}') < 100:
                 assert time.monotonic() < deadline and client.poll() is None
                 time.sleep(0.05)
             t_kill = time.monotonic()
