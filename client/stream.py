@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import grpc
@@ -214,6 +215,12 @@ class StreamClient:
         self._calls = 0
         self._id_offset = 0
         self._max_id = 0
+        # A frame read from the source but not yet handed to a call: a call that breaks in between leaves it
+        # here and the next call sends it first, so a reconnect never skips a frame unseen (sent nor lost).
+        self._carry: tuple[SourceFrame, pb.TrackRequest] | None = None
+        # Frames a broken call left unanswered: the next call re-sends those the server's tracker has not
+        # processed yet (ids above its `roitrack-last-frame-id`); the others count as lost answers.
+        self._unanswered: list[SourceFrame] = []
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
 
     async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
@@ -268,6 +275,7 @@ class StreamClient:
                 await asyncio.sleep(min(cfg.backoff_s * 2 ** (attempt - 1), cfg.backoff_max_s))
                 resume = True
         finally:
+            self.lost_on_exit()
             self.stats.t_end = time.perf_counter()
             self._io.shutdown(wait=False, cancel_futures=True)
             for ch in channels.values():
@@ -298,16 +306,24 @@ class StreamClient:
             )
         self._calls += 1
 
+    def lost_on_exit(self) -> None:
+        """Frames still waiting to be re-sent when the client gives up count as lost."""
+        self.stats.lost += len(self._unanswered)
+        self._unanswered = []
+
     def _renumber(self, resp: pb.TrackResponse) -> None:
         for t in resp.tracks:
             t.track_id += self._id_offset
             self._max_id = max(self._max_id, t.track_id)
 
     def _produce(self, it: Iterator[SourceFrame]) -> tuple[SourceFrame, pb.TrackRequest] | None:
+        if self._carry is not None:
+            return self._carry
         frame = next(it, None)
         if frame is None:
             return None
-        return frame, build_frame(self.cfg, frame)
+        self._carry = (frame, build_frame(self.cfg, frame))
+        return self._carry
 
     async def _one_call(
         self,
@@ -337,6 +353,18 @@ class StreamClient:
             await call.initial_metadata()
             if call.done():
                 return
+            if self._unanswered:
+                last = _last_frame_id(await call.initial_metadata())
+                self.stats.lost += sum(1 for f in self._unanswered if f.index <= last)
+                self._unanswered = [f for f in self._unanswered if f.index > last]
+                while self._unanswered:  # a frame leaves the list only once it is this call's
+                    async with room:
+                        await room.wait_for(lambda: len(pending) < self.max_in_flight)
+                    frame = self._unanswered[0]
+                    req = await loop.run_in_executor(self._io, build_frame, cfg, frame)
+                    pending[frame.index] = (frame, time.perf_counter())
+                    self._unanswered.pop(0)
+                    await call.write(req)
             next_t = time.perf_counter()
             while True:
                 async with room:
@@ -352,6 +380,7 @@ class StreamClient:
                         await asyncio.sleep(delay)
                     next_t = max(next_t + 1.0 / cfg.fps, time.perf_counter() - 1.0 / cfg.fps)
                 pending[frame.index] = (frame, time.perf_counter())
+                self._carry = None  # from here on it is this call's: answered, dropped or counted lost
                 await call.write(req)
                 self.stats.sent += 1
             await call.done_writing()
@@ -402,7 +431,12 @@ class StreamClient:
                     self.on_result(frame, resp, latency)
             await wtask
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
-            self.stats.lost += len(pending)
+            if cfg.reconnect:  # the next call re-sends what the server has not processed
+                left = {f.index: f for f in self._unanswered}
+                left.update((frame.index, frame) for frame, _ in pending.values())
+                self._unanswered = [left[k] for k in sorted(left)]
+            else:
+                self.stats.lost += len(pending)
             failure = writer_failed()
             if failure is not None:
                 raise failure from None
@@ -415,3 +449,14 @@ class StreamClient:
         # The call ended OK: whatever is still pending was dropped by the server at the end.
         pending.clear()
         return exhausted
+
+
+def _last_frame_id(md: Any) -> int:
+    """The server's ``roitrack-last-frame-id`` initial metadata (-1 when absent or malformed)."""
+    for k, v in md or ():
+        if k == "roitrack-last-frame-id":
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return -1
+    return -1

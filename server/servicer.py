@@ -28,6 +28,9 @@ from tracker_core.errors import InvalidInputError, RoitrackError, UnavailableErr
 log = logging.getLogger(__name__)
 
 RESUMED_METADATA_KEY = "roitrack-resumed"
+# The id of the last frame the stream's tracker has processed (-1: none): after a reconnect the client re-sends
+# its unanswered frames with larger ids, so a failover loses no frame and processes none twice.
+LAST_FRAME_METADATA_KEY = "roitrack-last-frame-id"
 
 
 @dataclass
@@ -115,7 +118,12 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             st.metrics.stream_resumes.labels("same_replica").inc()
         st.metrics.active_streams.set(st.registry.live_count)
         log.info("stream %s opened (resumed=%s) from %s", session.stream_id, resumed, context.peer())
-        await context.send_initial_metadata(((RESUMED_METADATA_KEY, "true" if resumed else "false"),))
+        await context.send_initial_metadata(
+            (
+                (RESUMED_METADATA_KEY, "true" if resumed else "false"),
+                (LAST_FRAME_METADATA_KEY, str(session.last_frame_id)),
+            )
+        )
         reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
         try:
             while True:

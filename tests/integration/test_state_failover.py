@@ -145,7 +145,8 @@ def test_sigterm_mid_stream_fails_over_to_another_replica(pets_sequence: Path, t
     assert reported >= summary["sent"], (
         summary
     )  # every frame answered or reported (dropped / lost in the switch)
-    assert summary["answered"] >= n_frames - 10, summary
+    # the unanswered in-flight frames are re-sent to B (A's drain processed none of them): none is lost
+    assert summary["answered"] == n_frames and summary["lost"] == 0, summary
     assert sample(mb_text, 'roitrack_stream_resumes_total{origin="other_replica"}') == 1
     assert sample(mb_text, "roitrack_snapshot_loads_total") == 1
     ref_rows, run_rows = read_mot(ref_out), read_mot(run_out)
