@@ -90,7 +90,7 @@ class TrackingServer:
         cfg = self.config
         m = self.metrics
         self._batcher = Batcher(
-            functools.partial(self.runner.run, max_pixels=cfg.max_pixels),
+            functools.partial(self.runner.run, max_pixels=cfg.max_pixels, max_detections=cfg.max_detections),
             max_batch=cfg.max_batch,
             max_wait_ms=cfg.max_wait_ms,
             enabled=cfg.batching,

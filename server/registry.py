@@ -23,6 +23,10 @@ class IdleTimeoutError(RoitrackError):
     """A live stream sent no frame for longer than the idle timeout (the call ends with DEADLINE_EXCEEDED)."""
 
 
+class OpenTimeoutError(RoitrackError):
+    """A Track call sent no `open` message within ``open_timeout_s`` (the call ends with DEADLINE_EXCEEDED)."""
+
+
 class StreamClosedError(RoitrackError):
     """The stream was closed by ``CloseStream`` while its call was live (the call ends with ABORTED)."""
 

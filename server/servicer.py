@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
@@ -18,11 +19,16 @@ from server.convert import FRAME_ERROR_CODES, frame_from_pb, options_from_pb, tr
 from server.metrics import ServerMetrics
 from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
-from server.registry import SessionRegistry
+from server.registry import OpenTimeoutError, SessionRegistry
 from server.session import PendingFrame, StreamSession
 from server.status_map import status_code, status_message
 from tracker_core import __version__
-from tracker_core.errors import InvalidInputError, RoitrackError, UnavailableError
+from tracker_core.errors import (
+    InvalidInputError,
+    ResourceExhaustedError,
+    RoitrackError,
+    UnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,15 @@ class ServiceState:
     appearance_available: bool
     metrics: ServerMetrics
     draining: bool = False
+    opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
+
+
+class RequestStreamError(RoitrackError):
+    """The request stream failed underneath the call for an unexpected reason (UNKNOWN)."""
+
+
+def undecodable(exc: DecodeError) -> InvalidInputError:
+    return InvalidInputError(f"a request message could not be decoded as roitrack.v1.TrackRequest: {exc}")
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
@@ -75,11 +90,31 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         st = self.state
         if st.draining:
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
+        # A call waiting for its `open` holds a stream slot until it opens or times out.
+        if st.registry.live_count + st.opening >= st.config.max_streams:
+            await self._abort(
+                context,
+                ResourceExhaustedError(
+                    f"the server already carries its limit of {st.config.max_streams} live streams"
+                ),
+            )
+        st.opening += 1
         try:
-            first = await anext(aiter(request_iterator))
+            first = await asyncio.wait_for(anext(aiter(request_iterator)), st.config.open_timeout_s)
         except StopAsyncIteration:
             await self._abort(context, InvalidInputError("the call ended before its `open` message"))
             return
+        except TimeoutError:
+            await self._abort(
+                context,
+                OpenTimeoutError(f"no `open` message within {st.config.open_timeout_s:g} s (open_timeout_s)"),
+            )
+            return
+        except DecodeError as exc:
+            await self._abort(context, undecodable(exc))
+            return
+        finally:
+            st.opening -= 1
         if first.WhichOneof("message") != "open":
             await self._abort(
                 context,
@@ -143,8 +178,11 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     st.metrics.frames_dropped.labels(session.stream_id).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
-        except Exception:  # the call broke underneath us; the worker ends the call
+        except DecodeError as exc:  # never end with OK and frames left unanswered
+            session.end_with(undecodable(exc))
+        except Exception as exc:  # the call broke underneath us; the worker ends the call with an error
             log.debug("reader of stream %s ended", session.stream_id, exc_info=True)
+            session.end_with(RequestStreamError(f"the request stream failed: {type(exc).__name__}"))
         finally:
             session.end_input()
 
@@ -199,6 +237,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 queue_size=cfg.queue_size,
                 resume_window_s=cfg.resume_window_s,
                 idle_timeout_s=cfg.idle_timeout_s,
+                max_detections=cfg.max_detections,
             ),
             class_names=list(st.info.class_names),
         )

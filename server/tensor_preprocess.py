@@ -106,7 +106,7 @@ def letterbox_tensor(
     """``img`` ``[3,H,W]`` uint8 -> (``[3,dst_h,dst_w]`` in [0,1] of ``dtype`` on the same device, transform)."""
     _, h, w = img.shape
     t = letterbox_transform((h, w), dst_hw)
-    nw, nh = round(w * t.scale), round(h * t.scale)
+    nw, nh = t.resized_wh
     x = img.unsqueeze(0).float()
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
