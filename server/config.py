@@ -53,7 +53,9 @@ class ServerConfig:
     max_pixels: int = 4096 * 4096
     resume_window_s: float = 30.0
     idle_timeout_s: float = 60.0
-    open_timeout_s: float = 10.0  # a Track call must send its `open` message within this (it holds a stream slot)
+    open_timeout_s: float = (
+        10.0  # a Track call must send its `open` message within this (it holds a stream slot)
+    )
     max_detections: int = 1000  # client detections per frame; more fail that frame with TOO_MANY_DETECTIONS
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45

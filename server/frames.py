@@ -109,7 +109,9 @@ class FrameOutput:
     classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     embeddings: np.ndarray | None = None  # [N,D] float32 L2-normalised, None when appearance is off
     error: RoitrackError | None = None
-    error_reason: str = ""  # invalid_image | image_too_large | invalid_detections | too_many_detections | internal
+    error_reason: str = (
+        ""  # invalid_image | image_too_large | invalid_detections | too_many_detections | internal
+    )
     stage_s: dict[str, float] = field(default_factory=dict)
     batch_size: int = 1
     t_batch_start: float = 0.0  # time.perf_counter() when its batch started running

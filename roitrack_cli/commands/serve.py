@@ -126,6 +126,22 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         await srv.serve_until_signal()
+        if not srv.stopped_cleanly:
+            # A batch (or the warm-up) still runs on a model thread; joining it at exit would overrun
+            # drain_timeout_s (compose's stop grace): leave now, the server itself is already stopped.
+            print("roitrack serve: stopped (a model batch was still running: exiting without it)", flush=True)
+            _exit_now(0)
 
     asyncio.run(main())
     return 0
+
+
+def _exit_now(code: int) -> None:
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
