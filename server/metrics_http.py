@@ -55,6 +55,7 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
     """A thread per connection, at most ``max_connections`` at once."""
 
     daemon_threads = True
+    request_queue_size = 128  # accept bursts (the socketserver default of 5 makes clients retry SYNs)
 
     def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
         super().__init__(address, handler)
