@@ -12,7 +12,6 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-
 CONNECTION_TIMEOUT_S = 5.0
 """A connection that sends nothing for this long is closed (a scrape takes milliseconds)."""
 MAX_CONNECTIONS = 32
