@@ -69,8 +69,11 @@ class SessionRegistry:
     def get(self, stream_id: str) -> StreamSession | None:
         return self._sessions.get(stream_id)
 
-    def open(self, stream_id: str, resume: bool, options: StreamOptions) -> tuple[StreamSession, bool]:
-        """Attach a call to stream ``stream_id``. Returns ``(session, resumed)``.
+    def open(
+        self, stream_id: str, resume: bool, options: StreamOptions, reserved: int = 0
+    ) -> tuple[StreamSession, bool]:
+        """Attach a call to stream ``stream_id``. Returns ``(session, resumed)``. ``reserved``: slots held by other
+        calls still waiting for their `open` message (they count toward ``max_streams``).
 
         Raises ``InvalidInputError`` (bad id), ``AlreadyExistsError`` (the id is live on another call),
         ``ResourceExhaustedError`` (``max_streams`` live calls).
@@ -85,7 +88,7 @@ class SessionRegistry:
         if existing is None or not resume:
             if existing is not None:
                 self._forget(stream_id)
-            if self.live_count >= self.max_streams:
+            if self.live_count + reserved >= self.max_streams:
                 raise ResourceExhaustedError(
                     f"the server already carries its limit of {self.max_streams} live streams"
                 )

@@ -90,12 +90,13 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         st = self.state
         if st.draining:
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
-        # A call waiting for its `open` holds a stream slot until it opens or times out.
-        if st.registry.live_count + st.opening >= st.config.max_streams:
+        # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
+        if st.opening >= st.config.max_streams:
             await self._abort(
                 context,
                 ResourceExhaustedError(
-                    f"the server already carries its limit of {st.config.max_streams} live streams"
+                    f"{st.opening} calls are already waiting for their `open` message (max_streams "
+                    f"{st.config.max_streams})"
                 ),
             )
         st.opening += 1
@@ -122,7 +123,9 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             )
         try:
             options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
-            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options)
+            session, resumed = st.registry.open(
+                first.open.stream_id, first.open.resume, options, reserved=st.opening
+            )
         except RoitrackError as exc:
             await self._abort(context, exc)
             return
