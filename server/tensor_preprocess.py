@@ -92,9 +92,12 @@ def decode_to_device(inputs: Sequence[FrameInput], device: torch.device, max_pix
                         "invalid_image",
                     )
     for i, inp in enumerate(inputs):
-        if out[i][0] is not None and inp.client_detections is not None:
+        decoded = out[i][0]
+        if decoded is not None and inp.client_detections is not None:
             try:
                 inp.client_detections.validate()
+                _, h, w = decoded.shape  # [3,H,W]
+                inp.client_detections.check_in_frame(int(w), int(h))
             except RoitrackError as exc:
                 out[i] = (None, exc, "invalid_detections")
     return out
