@@ -320,3 +320,22 @@ async def test_idle_metrics_connections_do_not_pile_up_threads(monkeypatch: pyte
         assert b"roitrack_serving 1.0" in await asyncio.to_thread(scrape)
         for sk in socks:
             sk.close()
+
+
+async def test_a_box_wholly_outside_the_frame_fails_its_frame_with_a_message() -> None:
+    async with running_server() as srv, channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req("outside"))
+        r = await call.step(
+            boxes_req(1, [(20.0, 40.0, 50.0, 100.0), (400.0, 10.0, 450.0, 60.0)], timestamp=0.1)
+        )
+        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_DETECTIONS
+        assert (
+            "client detection 1 (400, 10, 450, 60) lies wholly outside the 320x240 frame" in r.error.message
+        )
+        r = await call.step(
+            boxes_req(2, [(20.0, 40.0, 50.0, 100.0), (300.0, 200.0, 450.0, 260.0)], timestamp=0.2)
+        )
+        assert not r.HasField("error"), r.error.message  # reaching past the edge is fine
+        assert await call.finish() == grpc.StatusCode.OK
+        assert srv.registry.live_count == 0
