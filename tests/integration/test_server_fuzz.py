@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from tests.integration.server_harness import gt_frame_req, open_req, running_ser
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 MAX_DETECTIONS = 48
-EXAMPLES = 60  # ~40 s on 2 shared CPU cores
+EXAMPLES = 100  # ~30 s on 2 shared CPU cores
 CALL_DEADLINE_S = 20.0  # a whole fuzz call (open + up to 4 frames); a response per frame is due long before
 
 
@@ -184,6 +185,7 @@ def frames(draw: st.DrawFn) -> pb.Frame:
 
 
 ids = itertools.count()
+seen: Counter[str] = Counter()  # outcomes across all examples: the fuzzing must reach every kind
 
 
 def _one_call(stub: pbg.TrackingStub, appearance: bool, fs: list[pb.Frame]) -> None:
@@ -199,8 +201,10 @@ def _one_call(stub: pbg.TrackingStub, appearance: bool, fs: list[pb.Frame]) -> N
         assert code != grpc.StatusCode.DEADLINE_EXCEEDED, f"hung: {time.perf_counter() - t0:.1f} s"
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, exc.details())
         assert exc.details()
+    seen[f"call:{code.name}"] += 1
     for r in got:
         assert r.error.code != pb.FRAME_ERROR_CODE_INTERNAL, r.error.message
+        seen[pb.FrameErrorCode.Name(r.error.code) if r.HasField("error") else "tracked"] += 1
     if code == grpc.StatusCode.OK:  # every frame answered, or counted as dropped (latest frame wins)
         assert len(got) + sum(r.dropped_frames for r in got) == len(fs), (len(got), len(fs))
 
@@ -223,6 +227,17 @@ def test_fuzzed_requests_never_crash_hang_or_reach_another_stream() -> None:
 
             fuzz()
             time.sleep(0.5)
+        print(dict(seen))
+        for outcome in (
+            "tracked",
+            "FRAME_ERROR_CODE_INVALID_IMAGE",
+            "FRAME_ERROR_CODE_INVALID_DETECTIONS",
+            "FRAME_ERROR_CODE_TOO_MANY_DETECTIONS",
+            "FRAME_ERROR_CODE_INVALID_TIMESTAMP",
+            "call:OK",
+            "call:INVALID_ARGUMENT",
+        ):
+            assert seen[outcome] > 0, (outcome, dict(seen))
         assert server.thread.is_alive()
         assert bystander.answered > 20, bystander.answered
         assert not bystander.problems, bystander.problems[:5]

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from tracker_core.detector.checkpoint_unpickler import read_checkpoint
 from tracker_core.errors import WeightsError
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 HEADROOM_MB = 150  # what a refusal may cost above the baseline process
