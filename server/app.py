@@ -8,6 +8,7 @@ shutdown it reports ``NOT_SERVING``, refuses new calls, answers the frames alrea
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -107,6 +108,7 @@ class TrackingServer:
         self._pool: ThreadPoolExecutor | None = None
         self._state: ServiceState | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._warm_thread: concurrent.futures.Future[None] | None = None
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
         self.port = 0
@@ -118,7 +120,7 @@ class TrackingServer:
         cfg = self.config
         m = self.metrics
         self._batcher = Batcher(
-            functools.partial(self.runner.run, max_pixels=cfg.max_pixels),
+            functools.partial(self.runner.run, max_pixels=cfg.max_pixels, max_detections=cfg.max_detections),
             max_batch=cfg.max_batch,
             max_wait_ms=cfg.max_wait_ms,
             enabled=cfg.batching,
@@ -222,7 +224,11 @@ class TrackingServer:
     async def _warm_up(self) -> None:
         if self.config.warmup:
             t0 = time.perf_counter()
-            await asyncio.get_running_loop().run_in_executor(None, self.runner.warmup)
+            # Its own thread (not the loop's default executor) so shutdown can tell whether it still runs.
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-warmup")
+            self._warm_thread = pool.submit(self.runner.warmup)
+            pool.shutdown(wait=False)
+            await asyncio.wrap_future(self._warm_thread)
             log.info("models warmed up in %.2f s", time.perf_counter() - t0)
         if self._state is not None and not self._state.draining:
             await self._set_health(health_pb2.HealthCheckResponse.SERVING)
@@ -252,7 +258,9 @@ class TrackingServer:
 
     # ---- stop ----
     async def shutdown(self, drain_timeout_s: float | None = None) -> None:
-        """Graceful stop: NOT_SERVING, refuse new calls, answer queued frames (up to ``drain_timeout_s``), stop."""
+        """Graceful stop: NOT_SERVING, refuse new calls, answer queued frames, stop; all within ``drain_timeout_s``
+        (plus at most ~1 s for the calls' final status), even while a long batch runs: that batch is left to its
+        thread and :attr:`stopped_cleanly` turns false (``roitrack serve`` then exits without joining it)."""
         if self._stopped.is_set() or self._server is None or self._state is None:
             return
         timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
@@ -264,22 +272,33 @@ class TrackingServer:
         deadline = time.monotonic() + timeout
         while self.registry.live_count and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await self._server.stop(grace=1.0)
+        await self._server.stop(grace=min(1.0, max(0.1, deadline - time.monotonic())))
         for t in self._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self._batcher is not None:
-            await self._batcher.stop()
+            await self._batcher.stop(timeout_s=max(0.0, deadline - time.monotonic()))
         if self._state.keeper is not None:
-            with contextlib.suppress(Exception):
-                await self._state.keeper.stop()  # the call-end snapshots still being written
+            with contextlib.suppress(
+                Exception
+            ):  # the call-end snapshots still being written, within the drain
+                await asyncio.wait_for(
+                    self._state.keeper.stop(), timeout=max(0.5, deadline - time.monotonic())
+                )
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._metrics_http is not None:
             self._metrics_http.stop()
         self._stopped.set()
         log.info("server stopped")
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        """After :meth:`shutdown`: no model work (a batch, the warm-up) is still running on a thread."""
+        busy = self._batcher is not None and self._batcher.busy
+        warming = self._warm_thread is not None and not self._warm_thread.done()
+        return not (busy or warming)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

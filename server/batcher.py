@@ -8,6 +8,7 @@ off every frame runs on its own (the baseline of the scaling benchmark).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -56,6 +57,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-model")
+        self._inflight: concurrent.futures.Future[list[FrameOutput]] | None = None
         self.batches = 0
         self.frames = 0
 
@@ -68,7 +70,15 @@ class Batcher:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="roitrack-batcher")
 
-    async def stop(self) -> None:
+    @property
+    def busy(self) -> bool:
+        """A batch is still running on the model thread."""
+        return self._inflight is not None and not self._inflight.done()
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop gathering; wait for the running batch at most ``timeout_s`` (``None``: until it ends). A batch
+        still running after that is left to finish on its thread (``busy`` stays true) and its results are
+        dropped."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -79,7 +89,10 @@ class Batcher:
                 p = self._queue.get_nowait()
                 if not p.future.done():
                     p.future.cancel()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.busy and self._inflight is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait([asyncio.wrap_future(self._inflight)], timeout=timeout_s)
+        self._executor.shutdown(wait=not self.busy, cancel_futures=True)
 
     async def submit(self, inp: FrameInput) -> FrameOutput:
         """Queue one frame and wait for its output."""
@@ -111,7 +124,6 @@ class Batcher:
         return batch
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
             batch = [p for p in batch if not p.future.done()]  # callers that went away
@@ -119,7 +131,8 @@ class Batcher:
                 continue
             t0 = time.perf_counter()
             try:
-                outs = await loop.run_in_executor(self._executor, self._run_batch, [p.inp for p in batch])
+                self._inflight = self._executor.submit(self._run_batch, [p.inp for p in batch])
+                outs = await asyncio.wrap_future(self._inflight)
             except asyncio.CancelledError:
                 for p in batch:
                     if not p.future.done():

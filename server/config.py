@@ -62,6 +62,10 @@ class ServerConfig:
     max_pixels: int = 4096 * 4096
     resume_window_s: float = 30.0
     idle_timeout_s: float = 60.0
+    open_timeout_s: float = (
+        10.0  # a Track call must send its `open` message within this (it holds a stream slot)
+    )
+    max_detections: int = 1000  # client detections per frame; more fail that frame with TOO_MANY_DETECTIONS
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
     tracking_threads: int = 4
@@ -287,10 +291,15 @@ def validate(cfg: ServerConfig) -> None:
     need(1 <= cfg.max_pixels <= 1 << 28, f"max_pixels must be 1..2^28, got {cfg.max_pixels}")
     need(cfg.resume_window_s >= 0, "resume_window_s must be >= 0")
     need(cfg.idle_timeout_s > 0, "idle_timeout_s must be > 0")
+    need(0 < cfg.open_timeout_s <= 600, f"open_timeout_s must be in (0, 600], got {cfg.open_timeout_s}")
+    need(
+        1 <= cfg.max_detections <= 100_000,
+        f"max_detections must be 1..100000, got {cfg.max_detections}",
+    )
     need(0 < cfg.conf_threshold < 1, f"conf_threshold must be in (0, 1), got {cfg.conf_threshold}")
     need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
     need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
-    need(cfg.drain_timeout_s >= 0, "drain_timeout_s must be >= 0")
+    need(0 <= cfg.drain_timeout_s <= 3600, f"drain_timeout_s must be 0..3600, got {cfg.drain_timeout_s}")
     if cfg.state_store is not None:
         from server.state_store import parse_store_url
 

@@ -21,6 +21,7 @@ FRAME_ERROR_CODES = {
     "invalid_detections": pb.FRAME_ERROR_CODE_INVALID_DETECTIONS,
     "internal": pb.FRAME_ERROR_CODE_INTERNAL,
     "invalid_timestamp": pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,
+    "too_many_detections": pb.FRAME_ERROR_CODE_TOO_MANY_DETECTIONS,
 }
 
 

@@ -70,6 +70,19 @@ class ClientDetections:
         if not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
             raise InvalidInputError("client detection scores must be in [0, 1]")
 
+    def check_in_frame(self, width: int, height: int) -> None:
+        """Every box must overlap the ``width x height`` frame (boxes reaching past its edges are fine: they are
+        tracked as sent, and their appearance is read from the part inside the frame)."""
+        b = self.boxes
+        out = (b[:, 0] >= width) | (b[:, 1] >= height) | (b[:, 2] <= 0) | (b[:, 3] <= 0)
+        if out.any():
+            k = int(np.flatnonzero(out)[0])
+            x1, y1, x2, y2 = (float(v) for v in b[k])
+            raise InvalidInputError(
+                f"client detection {k} ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies wholly outside the "
+                f"{width}x{height} frame ({int(out.sum())} such box(es))"
+            )
+
 
 @dataclass(frozen=True)
 class FrameInput:
@@ -96,7 +109,9 @@ class FrameOutput:
     classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     embeddings: np.ndarray | None = None  # [N,D] float32 L2-normalised, None when appearance is off
     error: RoitrackError | None = None
-    error_reason: str = ""  # invalid_image | image_too_large | invalid_detections | internal
+    error_reason: str = (
+        ""  # invalid_image | image_too_large | invalid_detections | too_many_detections | internal
+    )
     stage_s: dict[str, float] = field(default_factory=dict)
     batch_size: int = 1
     t_batch_start: float = 0.0  # time.perf_counter() when its batch started running

@@ -55,6 +55,7 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         encoder_sha256=encoder_sha,
         input_size=cfg.input_size,
         max_pixels=cfg.max_pixels,
+        max_detections=cfg.max_detections,
         device_preprocess=cfg.device_preprocess,
     )
     if cfg.weights is None:

@@ -35,7 +35,14 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 STAGES = ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "encoder", "tracking", "serialize")
 
 # Values of the ``reason`` label of roitrack_frames_failed_total.
-FAILURE_REASONS = ("invalid_image", "image_too_large", "invalid_detections", "invalid_timestamp", "internal")
+FAILURE_REASONS = (
+    "invalid_image",
+    "image_too_large",
+    "invalid_detections",
+    "too_many_detections",
+    "invalid_timestamp",
+    "internal",
+)
 
 # Values of the ``origin`` label of roitrack_stream_resumes_total.
 RESUME_ORIGINS = ("same_replica", "other_replica")

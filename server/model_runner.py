@@ -57,8 +57,21 @@ class RunnerInfo:
     class_names: tuple[str, ...]
 
 
-def _decode_one(inp: FrameInput, limit: int) -> tuple[np.ndarray | None, RoitrackError | None, str]:
+DEFAULT_MAX_DETECTIONS = 1000
+"""Client detections per frame at most (``ServerConfig.max_detections``; see docs/operations.md)."""
+
+
+class TooManyDetectionsError(ResourceExhaustedError):
+    """A frame carries more client detections than the server accepts per frame."""
+
+
+def _decode_one(
+    inp: FrameInput, limit: int, max_detections: int = DEFAULT_MAX_DETECTIONS
+) -> tuple[np.ndarray | None, RoitrackError | None, str]:
     """Decode one frame and check its client detections: ``(image, None, "")`` or ``(None, error, reason)``."""
+    too_many = _count_error(inp, max_detections)
+    if too_many is not None:
+        return None, too_many, "too_many_detections"
     try:
         img = inp.image.decode(limit)
     except ResourceExhaustedError as exc:
@@ -68,9 +81,21 @@ def _decode_one(inp: FrameInput, limit: int) -> tuple[np.ndarray | None, Roitrac
     if inp.client_detections is not None:
         try:
             inp.client_detections.validate()
+            inp.client_detections.check_in_frame(img.shape[1], img.shape[0])
         except RoitrackError as exc:
             return None, exc, "invalid_detections"
     return img, None, ""
+
+
+def _count_error(inp: FrameInput, max_detections: int) -> RoitrackError | None:
+    """The over-cap error of a frame with more than ``max_detections`` client boxes (checked before decoding)."""
+    cd = inp.client_detections
+    if cd is not None and len(cd.boxes) > max_detections:
+        return TooManyDetectionsError(
+            f"frame has {len(cd.boxes)} client detections; the server accepts at most {max_detections} per "
+            "frame (max_detections)"
+        )
+    return None
 
 
 def _timed(stage_s: dict[str, float], name: str, t0: float) -> float:
@@ -94,16 +119,19 @@ class ModelRunner:
         max_pixels: int = 4096 * 4096,
         max_det: int = 300,
         device_preprocess: bool = True,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
+        self.max_detections = int(max_detections)
         # Decode + letterbox on the model's device (nvJPEG, torch resize) when it is a GPU; OpenCV on the CPU.
         self.tensor_preprocess = bool(device_preprocess and detector.device.type == "cuda")
-        # Boxes per ROI Align + encoder call on the CPU (cache-sized blocks); None = the whole batch at once.
-        self.roi_chunk: int | None = None if detector.device.type == "cuda" else 64
+        # Boxes per ROI Align + encoder call: cache-sized blocks on the CPU; on a GPU blocks that bound the
+        # [N,C,10,10] block (1024 x 512 x 100 x 2 B = 105 MB). A frame's boxes are split too. None = one call.
+        self.roi_chunk: int | None = 1024 if detector.device.type == "cuda" else 64
         # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
         self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
         self._finer = bool(
@@ -136,22 +164,35 @@ class ModelRunner:
         for _ in range(iterations):
             self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(jpeg, dets)])
 
-    def run(self, inputs: Sequence[FrameInput], max_pixels: int | None = None) -> list[FrameOutput]:
+    def run(
+        self,
+        inputs: Sequence[FrameInput],
+        max_pixels: int | None = None,
+        max_detections: int | None = None,
+    ) -> list[FrameOutput]:
         """One batch: decode, letterbox, one detector forward, NMS, ROI Align + encoder. Never raises for one
-        frame's bad input: that frame's output carries the error. ``max_pixels`` overrides the runner's limit."""
+        frame's bad input: that frame's output carries the error, and a frame that makes the batched forward fail
+        fails alone (the batch is rerun frame by frame). ``max_pixels`` / ``max_detections`` override the
+        runner's limits."""
         limit = self.max_pixels if max_pixels is None else int(max_pixels)
+        cap = self.max_detections if max_detections is None else int(max_detections)
         n = len(inputs)
         outs = [FrameOutput(batch_size=n) for _ in range(n)]
         shared: dict[str, float] = {}
         images: list[Any] = [None] * n  # HxWx3 uint8 arrays, or [3,H,W] uint8 tensors on the device
         t = time.perf_counter()
         decoded: list[tuple[Any, RoitrackError | None, str]]
+        over = [_count_error(inp, cap) for inp in inputs]
         if self.tensor_preprocess:
-            decoded = list(decode_to_device(inputs, self.detector.device, limit))
+            ok = [i for i in range(n) if over[i] is None]
+            got = iter(decode_to_device([inputs[i] for i in ok], self.detector.device, limit))
+            decoded = [
+                (None, over[i], "too_many_detections") if over[i] is not None else next(got) for i in range(n)
+            ]
         elif n > 1:
-            decoded = list(self._decode_pool.map(lambda inp: _decode_one(inp, limit), inputs))
+            decoded = list(self._decode_pool.map(lambda inp: _decode_one(inp, limit, cap), inputs))
         else:
-            decoded = [_decode_one(inp, limit) for inp in inputs]
+            decoded = [_decode_one(inp, limit, cap) for inp in inputs]
         for i, (img, err, reason) in enumerate(decoded):
             if err is not None:
                 outs[i].error, outs[i].error_reason = err, reason
@@ -182,15 +223,47 @@ class ModelRunner:
                 )
                 outs[i].classes = cd.classes[keep].astype(np.int64)
         if fwd:
-            try:
-                self._forward(inputs, images, outs, fwd, want_app, shared)
-            except RoitrackError as exc:
-                for i in fwd:
-                    outs[i].error, outs[i].error_reason = exc, "invalid_image"
+            self._forward_isolated(inputs, images, outs, fwd, want_app, shared)
         nb = max(1, n)
         for o in outs:
             o.stage_s = {k: v / nb for k, v in shared.items()}
         return outs
+
+    def _forward_isolated(
+        self,
+        inputs: Sequence[FrameInput],
+        images: list[Any],
+        outs: list[FrameOutput],
+        fwd: list[int],
+        want_app: list[bool],
+        shared: dict[str, float],
+    ) -> None:
+        """The batched forward; when it fails, each frame again on its own, so only the culprit fails."""
+        try:
+            self._forward(inputs, images, outs, fwd, want_app, shared)
+            return
+        except Exception as exc:
+            if len(fwd) == 1:
+                self._fail(outs[fwd[0]], exc)
+                return
+            log.warning("a batch of %d frames failed (%s): rerunning its frames one by one", len(fwd), exc)
+        for i in fwd:
+            outs[i].boxes, outs[i].scores, outs[i].classes, outs[i].embeddings = _client_or_empty(
+                inputs[i], outs[i]
+            )
+            try:
+                self._forward(inputs, images, outs, [i], want_app, shared)
+            except Exception as exc:
+                self._fail(outs[i], exc)
+
+    @staticmethod
+    def _fail(out: FrameOutput, exc: BaseException) -> None:
+        if isinstance(exc, RoitrackError):
+            out.error, out.error_reason = exc, "invalid_image"
+        else:
+            log.warning("frame failed in the model runner: %r", exc)
+            out.error = RunnerFrameError(f"internal error while processing the frame ({type(exc).__name__})")
+            out.error_reason = "internal"
 
     @staticmethod
     def _class_mask(classes: np.ndarray, allowed: tuple[int, ...] | None) -> np.ndarray:
@@ -249,17 +322,19 @@ class ModelRunner:
         dim = int(getattr(self.embedder.encoder, "embed_dim", 128))
         roi_s = enc_s = 0.0
         parts: list[np.ndarray] = []
-        # On the CPU, ROI Align + encoder run over groups of frames of at most ``roi_chunk`` boxes: a whole
-        # batch's [N,C,10,10] block (8 frames x 50 boxes x 256 ch = 41 MB) falls out of cache and made the
-        # batched per-frame cost grow with the batch. On a GPU, one call for the whole batch.
-        for a, b in _chunks([len(bx) for bx in boxes], self.roi_chunk):
+        # ROI Align + encoder run over groups of at most ``roi_chunk`` boxes (a frame's boxes split too). On the
+        # CPU cache-sized: a whole batch's [N,C,10,10] block (8 frames x 50 boxes x 256 ch = 41 MB) fell out of
+        # cache and made the batched per-frame cost grow with the batch. Everywhere: memory bounded per call
+        # whatever the boxes per frame (the frames' count is capped by max_detections).
+        for group in _box_chunks([len(bx) for bx in boxes], self.roi_chunk):
             t = time.perf_counter()
-            idx = app[a:b]
-            whole = len(idx) == x.shape[0]
+            idx = [app[j] for j, _, _ in group]
+            whole = idx == list(range(x.shape[0]))
             sel = None if whole else torch.as_tensor(idx, device=x.device)
             sub_taps = {st: (m if sel is None else m.index_select(0, sel)) for st, m in taps.items()}
             sub_x = (x if sel is None else x.index_select(0, sel)) if self.embedder.needs_pixels else None
-            feats = self.embedder.features(sub_taps, boxes[a:b], [transforms[j] for j in idx], sub_x)
+            sub_boxes = [boxes[j][lo:hi] for j, lo, hi in group]
+            feats = self.embedder.features(sub_taps, sub_boxes, [transforms[k] for k in idx], sub_x)
             if feats.device.type == "cuda":
                 torch.cuda.synchronize(feats.device)
             t1 = time.perf_counter()
@@ -278,20 +353,40 @@ class ModelRunner:
             start += len(bx)
 
 
-def _chunks(counts: Sequence[int], limit: int | None) -> list[tuple[int, int]]:
-    """Split consecutive items with ``counts`` into ``[a, b)`` groups of at most ``limit`` in total (an item
-    larger than ``limit`` forms its own group); ``limit=None``: one group."""
-    if not counts:
-        return []
-    if limit is None:
-        return [(0, len(counts))]
-    groups, a, total = [], 0, 0
-    for i, c in enumerate(counts):
-        if i > a and total + c > limit:
-            groups.append((a, i))
-            a, total = i, 0
-        total += c
-    groups.append((a, len(counts)))
+class RunnerFrameError(RoitrackError):
+    """An unexpected failure of one frame inside the model runner (the message hides internals)."""
+
+
+def _client_or_empty(
+    inp: FrameInput, out: FrameOutput
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A frame's outputs before its forward: its client detections (already set) or nothing."""
+    if inp.client_detections is not None:
+        return out.boxes, out.scores, out.classes, None
+    empty = FrameOutput()
+    return empty.boxes, empty.scores, empty.classes, None
+
+
+def _box_chunks(counts: Sequence[int], limit: int | None) -> list[list[tuple[int, int, int]]]:
+    """Split the boxes of consecutive frames (``counts[j]`` boxes in frame ``j``) into groups of at most ``limit``
+    boxes, in order: each group is a list of ``(frame j, first box, end box)``; a frame's boxes may be split over
+    groups. Frames without boxes are left out; ``limit=None``: one group."""
+    groups: list[list[tuple[int, int, int]]] = []
+    cur: list[tuple[int, int, int]] = []
+    room = limit
+    for j, c in enumerate(counts):
+        lo = 0
+        while lo < c:
+            take = c - lo if room is None else min(c - lo, room)
+            cur.append((j, lo, lo + take))
+            lo += take
+            if room is not None:
+                room -= take
+                if room == 0:
+                    groups.append(cur)
+                    cur, room = [], limit
+    if cur:
+        groups.append(cur)
     return groups
 
 

@@ -6,6 +6,7 @@ Both the gRPC servicer and the in-process :class:`server.pipeline.Pipeline` go t
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -116,9 +117,20 @@ class StreamProcessor:
             m.set_active_tracks(session.key, session.active_tracks)
 
 
+MAX_TIMESTAMP_S = 1e12
+"""Largest client timestamp magnitude accepted (seconds; ~31,700 years): beyond it the motion model's time steps
+lose their meaning."""
+
+
 def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
     """The frame's time for the motion model: the client's capture timestamp when it sends them (> 0), else the
-    arrival time at the server. Chosen once per session so a stream never mixes clocks."""
+    arrival time at the server. Chosen once per session so a stream never mixes clocks. A NaN / infinite / huge
+    timestamp fails only its own frame: it is never recorded as the stream's last time."""
+    if not math.isfinite(pf.timestamp) or abs(pf.timestamp) > MAX_TIMESTAMP_S:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {pf.timestamp!r} is not a finite number of seconds within "
+            f"+-{MAX_TIMESTAMP_S:g} (send 0 on every frame to use the server's clock)"
+        )
     if session.last_timestamp is None:
         session.uses_client_clock = pf.timestamp > 0
     ts = pf.timestamp if session.uses_client_clock else pf.t_arrival + session.clock_offset

@@ -23,6 +23,10 @@ class IdleTimeoutError(RoitrackError):
     """A live stream sent no frame for longer than the idle timeout (the call ends with DEADLINE_EXCEEDED)."""
 
 
+class OpenTimeoutError(RoitrackError):
+    """A Track call sent no `open` message within ``open_timeout_s`` (the call ends with DEADLINE_EXCEEDED)."""
+
+
 class StreamClosedError(RoitrackError):
     """The stream was closed by ``CloseStream`` while its call was live (the call ends with ABORTED)."""
 
@@ -72,9 +76,10 @@ class SessionRegistry:
         return self._sessions.get(session_key(owner, stream_id))
 
     def open(
-        self, stream_id: str, resume: bool, options: StreamOptions, owner: str = ""
+        self, stream_id: str, resume: bool, options: StreamOptions, owner: str = "", reserved: int = 0
     ) -> tuple[StreamSession, bool]:
-        """Attach a call to ``owner``'s stream ``stream_id``. Returns ``(session, resumed)``.
+        """Attach a call to ``owner``'s stream ``stream_id``. Returns ``(session, resumed)``. ``reserved``: slots
+        held by other calls still waiting for their `open` message (they count toward ``max_streams``).
 
         Raises ``InvalidInputError`` (bad id), ``AlreadyExistsError`` (the id is live on another call),
         ``ResourceExhaustedError`` (``max_streams`` live calls).
@@ -90,7 +95,7 @@ class SessionRegistry:
         if existing is None or not resume:
             if existing is not None:
                 self._forget(key)
-            if self.live_count >= self.max_streams:
+            if self.live_count + reserved >= self.max_streams:
                 raise ResourceExhaustedError(
                     f"the server already carries its limit of {self.max_streams} live streams"
                 )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
@@ -18,12 +19,17 @@ from server.convert import FRAME_ERROR_CODES, frame_from_pb, options_from_pb, tr
 from server.metrics import ServerMetrics
 from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
-from server.registry import SessionRegistry
+from server.registry import OpenTimeoutError, SessionRegistry
 from server.session import PendingFrame, StreamSession, session_key
 from server.state_keeper import StateKeeper
 from server.status_map import status_code, status_message
 from tracker_core import __version__
-from tracker_core.errors import InvalidInputError, RoitrackError, UnavailableError
+from tracker_core.errors import (
+    InvalidInputError,
+    ResourceExhaustedError,
+    RoitrackError,
+    UnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,15 @@ class ServiceState:
     keeper: StateKeeper | None = None  # durable stream state (--state-store); None: in-memory only
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
+    opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
+
+
+class RequestStreamError(RoitrackError):
+    """The request stream failed underneath the call for an unexpected reason (UNKNOWN)."""
+
+
+def undecodable(exc: DecodeError) -> InvalidInputError:
+    return InvalidInputError(f"a request message could not be decoded as roitrack.v1.TrackRequest: {exc}")
 
 
 def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackResponse:
@@ -82,11 +97,32 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         st = self.state
         if st.draining:
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
+        # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
+        if st.opening >= st.config.max_streams:
+            await self._abort(
+                context,
+                ResourceExhaustedError(
+                    f"{st.opening} calls are already waiting for their `open` message (max_streams "
+                    f"{st.config.max_streams})"
+                ),
+            )
+        st.opening += 1
         try:
-            first = await anext(aiter(request_iterator))
+            first = await asyncio.wait_for(anext(aiter(request_iterator)), st.config.open_timeout_s)
         except StopAsyncIteration:
             await self._abort(context, InvalidInputError("the call ended before its `open` message"))
             return
+        except TimeoutError:
+            await self._abort(
+                context,
+                OpenTimeoutError(f"no `open` message within {st.config.open_timeout_s:g} s (open_timeout_s)"),
+            )
+            return
+        except DecodeError as exc:
+            await self._abort(context, undecodable(exc))
+            return
+        finally:
+            st.opening -= 1
         if first.WhichOneof("message") != "open":
             await self._abort(
                 context,
@@ -95,7 +131,9 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         try:
             options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
             owner = st.identify(context)
-            session, resumed = st.registry.open(first.open.stream_id, first.open.resume, options, owner)
+            session, resumed = st.registry.open(
+                first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
+            )
         except RoitrackError as exc:
             await self._abort(context, exc)
             return
@@ -179,8 +217,11 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     st.metrics.frames_dropped.labels(st.metrics.stream_label(session.key)).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
-        except Exception:  # the call broke underneath us; the worker ends the call
+        except DecodeError as exc:  # never end with OK and frames left unanswered
+            session.end_with(undecodable(exc))
+        except Exception as exc:  # the call broke underneath us; the worker ends the call with an error
             log.debug("reader of stream %s ended", session.stream_id, exc_info=True)
+            session.end_with(RequestStreamError(f"the request stream failed: {type(exc).__name__}"))
         finally:
             session.end_input()
 
@@ -244,6 +285,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 queue_size=cfg.queue_size,
                 resume_window_s=cfg.resume_window_s,
                 idle_timeout_s=cfg.idle_timeout_s,
+                max_detections=cfg.max_detections,
             ),
             class_names=list(st.info.class_names),
         )

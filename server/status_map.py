@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from server.registry import IdleTimeoutError, StreamClosedError
+from server.registry import IdleTimeoutError, OpenTimeoutError, StreamClosedError
 from tracker_core.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -21,6 +21,7 @@ from tracker_core.errors import (
 # Most specific first: UnsafePickleError is a WeightsError, so subclasses resolve through the MRO below.
 _CODES: dict[type[RoitrackError], grpc.StatusCode] = {
     IdleTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    OpenTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     StreamClosedError: grpc.StatusCode.ABORTED,
     InvalidInputError: grpc.StatusCode.INVALID_ARGUMENT,
     NotFoundError: grpc.StatusCode.NOT_FOUND,

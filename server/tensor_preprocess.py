@@ -92,9 +92,12 @@ def decode_to_device(inputs: Sequence[FrameInput], device: torch.device, max_pix
                         "invalid_image",
                     )
     for i, inp in enumerate(inputs):
-        if out[i][0] is not None and inp.client_detections is not None:
+        decoded = out[i][0]
+        if decoded is not None and inp.client_detections is not None:
             try:
                 inp.client_detections.validate()
+                _, h, w = decoded.shape  # [3,H,W]
+                inp.client_detections.check_in_frame(int(w), int(h))
             except RoitrackError as exc:
                 out[i] = (None, exc, "invalid_detections")
     return out
@@ -106,7 +109,7 @@ def letterbox_tensor(
     """``img`` ``[3,H,W]`` uint8 -> (``[3,dst_h,dst_w]`` in [0,1] of ``dtype`` on the same device, transform)."""
     _, h, w = img.shape
     t = letterbox_transform((h, w), dst_hw)
-    nw, nh = round(w * t.scale), round(h * t.scale)
+    nw, nh = t.resized_wh
     x = img.unsqueeze(0).float()
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)

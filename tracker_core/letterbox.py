@@ -2,7 +2,8 @@
 
 The official YOLOv7 letterbox: scale ``r = min(H/h, W/w)``, resize to ``round(w*r) x round(h*r)`` with
 ``cv2.INTER_LINEAR`` (skipped when the size already matches), pad with 114, image centred with
-``top = (H - nh) // 2`` and ``left = (W - nw) // 2``.
+``top = (H - nh) // 2`` and ``left = (W - nw) // 2``. A side that would round to 0 pixels (a 1x1000 frame) is
+kept at 1 pixel, so every frame of positive size letterboxes.
 
 Boxes are ``xyxy`` float pixels. :class:`LetterboxTransform` maps them both ways.
 """
@@ -50,6 +51,16 @@ class LetterboxTransform:
             out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.src_h)
         return out
 
+    @property
+    def resized_wh(self) -> tuple[int, int]:
+        """``(nw, nh)``: the frame's size inside the input (each side at least 1 pixel)."""
+        return resized_size(self.src_w, self.src_h, self.scale)
+
+
+def resized_size(w: int, h: int, r: float) -> tuple[int, int]:
+    """The letterboxed size of a ``w x h`` frame at scale ``r``: ``round`` of each side, at least 1 pixel."""
+    return max(1, round(w * r)), max(1, round(h * r))
+
 
 def letterbox_transform(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> LetterboxTransform:
     """The transform the official letterbox applies to a ``src_hw`` frame for a ``dst_hw`` input."""
@@ -58,7 +69,7 @@ def letterbox_transform(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Let
     if h <= 0 or w <= 0 or dh <= 0 or dw <= 0:
         raise InvalidInputError(f"letterbox needs positive sizes, got frame {w}x{h} -> input {dw}x{dh}")
     r = min(dh / h, dw / w)
-    nw, nh = round(w * r), round(h * r)
+    nw, nh = resized_size(w, h, r)
     return LetterboxTransform(
         scale=r, pad_left=(dw - nw) // 2, pad_top=(dh - nh) // 2, src_w=w, src_h=h, dst_w=dw, dst_h=dh
     )
@@ -69,7 +80,7 @@ def letterbox(image: np.ndarray, dst_hw: tuple[int, int]) -> tuple[np.ndarray, L
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise InvalidInputError(f"letterbox expects HxWx3 uint8, got {image.shape} {image.dtype}")
     t = letterbox_transform(image.shape[:2], dst_hw)
-    nw, nh = round(t.src_w * t.scale), round(t.src_h * t.scale)
+    nw, nh = t.resized_wh
     resized = (
         image
         if (nw, nh) == (t.src_w, t.src_h)

@@ -55,6 +55,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--max-message-bytes", type=int, help="largest gRPC message (default 16 MiB)")
     a("--resume-window-s", type=float, help="how long a disconnected stream's state is kept (default 30)")
     a("--idle-timeout-s", type=float, help="end live calls that send nothing for this long (default 60)")
+    a(
+        "--open-timeout-s",
+        type=float,
+        help="end Track calls that send no `open` message within this (default 10)",
+    )
+    a(
+        "--max-detections",
+        type=int,
+        help="client detections per frame at most; more fail that frame (default 1000)",
+    )
+    a(
+        "--drain-timeout-s",
+        type=float,
+        help="on SIGTERM, answer queued frames for at most this long, then exit (default 10)",
+    )
     a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
     a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
     a(
@@ -82,6 +97,7 @@ FLAG_FIELDS = [
     "random_weights",
     "arch",
     "encoder",
+    "random_encoder",
     "device",
     "host",
     "port",
@@ -100,6 +116,9 @@ FLAG_FIELDS = [
     "max_message_bytes",
     "resume_window_s",
     "idle_timeout_s",
+    "open_timeout_s",
+    "max_detections",
+    "drain_timeout_s",
     "conf_threshold",
     "iou_threshold",
     "state_store",
@@ -131,6 +150,22 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         await srv.serve_until_signal()
+        if not srv.stopped_cleanly:
+            # A batch (or the warm-up) still runs on a model thread; joining it at exit would overrun
+            # drain_timeout_s (compose's stop grace): leave now, the server itself is already stopped.
+            print("roitrack serve: stopped (a model batch was still running: exiting without it)", flush=True)
+            _exit_now(0)
 
     asyncio.run(main())
     return 0
+
+
+def _exit_now(code: int) -> None:
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -43,3 +43,14 @@ def test_bad_input_is_a_clear_error():
         letterbox(np.zeros((10, 10), dtype=np.uint8), (32, 32))
     with pytest.raises(InvalidInputError, match="positive"):
         letterbox_transform((0, 10), (32, 32))
+
+
+@pytest.mark.parametrize(("h", "w"), [(1000, 1), (1, 1000), (700, 1), (1, 1)])
+def test_extreme_aspect_frames_keep_a_one_pixel_side(h, w):
+    """A side that rounds to 0 px (it made cv2.resize raise and failed the whole batch) is kept at 1 px."""
+    img = np.full((h, w, 3), 200, np.uint8)
+    out, t = letterbox(img, (160, 160))
+    assert out.shape == (160, 160, 3)
+    nw, nh = t.resized_wh
+    assert nw >= 1 and nh >= 1 and max(nw, nh) == 160
+    assert (out[t.pad_top : t.pad_top + nh, t.pad_left : t.pad_left + nw] == 200).all()

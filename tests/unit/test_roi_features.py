@@ -155,3 +155,47 @@ def test_bad_input_is_a_clear_error():
         parse_feature_spec("spp+fancy")
     with pytest.raises(ConfigError):
         FeatureSpec((32, 16, 8))
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (0.0, -40.0, 20971520.0, 20971480.0),  # overflowed torchvision's CPU kernel's bin grid: SIGSEGV
+        (10.0, 10.0, 1e5, 1e5),
+        (10.0, 10.0, 1e9, 1e9),
+        (-1e9, -1e9, 1e9, 1e9),
+        (500.0, 500.0, 900.0, 900.0),  # wholly outside: an empty box at the corner, zero features
+    ],
+)
+def test_boxes_beyond_the_frame_are_clipped_before_roi_align(box):
+    """The op clips each box to its frame, so any finite box costs what the frame-sized box costs (torchvision's
+    adaptive sampling grid grows with the box: unclipped, these ran for seconds or crashed the process)."""
+    import time
+
+    t = letterbox_transform((240, 320), (160, 160))
+    g = torch.Generator().manual_seed(0)
+    for stride, channels in ((32, 8), (1, 3)):  # the SPP tap and the pixels "tap"
+        tap = torch.randn(1, channels, 160 // stride, 160 // stride, generator=g)
+        b = np.array([box], np.float32)
+        t0 = time.perf_counter()
+        got = roi_features(tap, [b], [t], stride=stride)
+        assert time.perf_counter() - t0 < 1.0
+        clipped = b.copy()
+        clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, 320)
+        clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, 240)
+        want = _slow_roi_features(tap, [clipped], [t], stride) if stride == 32 else None
+        assert got.shape == (1, channels, ROI_SIZE, ROI_SIZE) and torch.isfinite(got).all()
+        if box[0] >= 320:
+            assert (got == 0).all()
+        elif want is not None:
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+
+
+def test_rois_never_reach_outside_the_map():
+    """Even a transform that places a box outside the input (a caller's bug) cannot push the op off its map."""
+    from tracker_core.letterbox import LetterboxTransform
+
+    lying = LetterboxTransform(scale=1e6, pad_left=0, pad_top=0, src_w=320, src_h=240, dst_w=160, dst_h=160)
+    tap = torch.ones(1, 2, 5, 5)
+    got = roi_features(tap, [np.array([[1.0, 1.0, 300.0, 200.0]], np.float32)], [lying], stride=32)
+    assert got.shape == (1, 2, ROI_SIZE, ROI_SIZE) and torch.isfinite(got).all()

@@ -26,6 +26,21 @@ def test_precedence_toml_env_flags(tmp_path: Path) -> None:
         cfg.port = 1  # type: ignore[misc]
 
 
+def test_hardening_limits_from_toml_env_and_flags(tmp_path: Path) -> None:
+    from roitrack_cli.commands import serve
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("random_weights = true\nmax_detections = 300\n")
+    env = {"ROITRACK_OPEN_TIMEOUT_S": "2.5", "ROITRACK_RANDOM_ENCODER": "false"}
+    cfg = load_config(
+        toml, environ=env, flags={"drain_timeout_s": 4.0, "random_encoder": True, "check_port": False}
+    )
+    assert (cfg.max_detections, cfg.open_timeout_s, cfg.drain_timeout_s) == (300, 2.5, 4.0)
+    assert cfg.random_encoder  # the flag wins over the environment
+    for name in ("random_encoder", "max_detections", "open_timeout_s", "drain_timeout_s"):
+        assert name in serve.FLAG_FIELDS  # `roitrack serve --<name>` reaches the config
+
+
 def test_config_path_from_env(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text("random_weights = true\nmetrics_port = 0\nport = 0\n")
@@ -45,6 +60,9 @@ def test_config_path_from_env(tmp_path: Path) -> None:
         ("random_weights = true\ntls_cert = 'a.crt'\n", "tls_cert and tls_key must be given together"),
         ("random_weights = true\ntoken = 'short'\n", "token must be at least 8"),
         ("", "no detector weights"),
+        ("max_detections = 0\nrandom_weights = true\n", "max_detections must be 1..100000"),
+        ("open_timeout_s = 0\nrandom_weights = true\n", "open_timeout_s must be in"),
+        ("drain_timeout_s = -1\nrandom_weights = true\n", "drain_timeout_s must be 0..3600"),
         ("port = [", "not valid TOML"),
     ],
 )

@@ -1,29 +1,33 @@
-"""ROI Align + encoder run over cache-sized groups of frames on the CPU: grouping and equality with one call."""
+"""ROI Align + encoder run over bounded groups of boxes (a frame's boxes split too): grouping and equality with
+one call."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from server.model_runner import _chunks
+from server.model_runner import _box_chunks
 
 
 @pytest.mark.parametrize(
     ("counts", "limit", "groups"),
     [
         ([], 64, []),
-        ([10, 20, 30], None, [(0, 3)]),
-        ([50, 50, 50], 64, [(0, 1), (1, 2), (2, 3)]),
-        ([20, 20, 20, 20], 64, [(0, 3), (3, 4)]),
-        ([100, 1, 1], 64, [(0, 1), (1, 3)]),  # an item over the limit forms its own group
-        ([0, 0, 70, 0], 64, [(0, 2), (2, 3), (3, 4)]),
+        ([10, 20, 30], None, [[(0, 0, 10), (1, 0, 20), (2, 0, 30)]]),
+        ([50, 50], 64, [[(0, 0, 50), (1, 0, 14)], [(1, 14, 50)]]),
+        ([20, 20, 24], 64, [[(0, 0, 20), (1, 0, 20), (2, 0, 24)]]),
+        ([150, 1], 64, [[(0, 0, 64)], [(0, 64, 128)], [(0, 128, 150), (1, 0, 1)]]),  # one frame split
+        ([0, 0, 70, 0], 64, [[(2, 0, 64)], [(2, 64, 70)]]),
     ],
 )
-def test_chunks(counts, limit, groups):
-    assert _chunks(counts, limit) == groups
-    if counts:
-        covered = [i for a, b in groups for i in range(a, b)]
-        assert covered == list(range(len(counts)))
+def test_box_chunks(counts, limit, groups):
+    got = _box_chunks(counts, limit)
+    assert got == groups
+    if limit is not None:
+        assert all(sum(hi - lo for _, lo, hi in g) <= limit for g in got)
+    # every box exactly once, in order
+    flat = [(j, k) for g in got for j, lo, hi in g for k in range(lo, hi)]
+    assert flat == [(j, k) for j, c in enumerate(counts) for k in range(c)]
 
 
 def test_chunked_embeddings_equal_one_call():
@@ -37,7 +41,7 @@ def test_chunked_embeddings_equal_one_call():
     app = random_appearance(det)
     rng = np.random.default_rng(0)
     inputs = []
-    for n in (30, 45, 3, 0, 50):
+    for n in (30, 45, 3, 0, 50, 150):
         img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
         xy = rng.uniform(0, 100, (n, 2)).astype(np.float32)
         boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (n, 2)).astype(np.float32)], 1)

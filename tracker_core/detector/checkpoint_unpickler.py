@@ -28,6 +28,11 @@ from tracker_core.errors import UnsafePickleError, WeightsError
 
 # Largest data.pkl we agree to parse (the official yolov7.pt has ~200 kB).
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
+# Largest total of tensor bytes we agree to read (the official yolov7.pt holds 75 MB of fp16, 150 MB as fp32).
+MAX_STORAGE_BYTES = 512 * 1024 * 1024
+# A storage may unpack to at most this many times its size in the archive (torch.save stores them uncompressed;
+# a deflated storage of zeros is a memory bomb: 1 MB on disk, 1 GB in memory).
+MAX_COMPRESSION_RATIO = 16
 
 STORAGE_DTYPES: dict[str, torch.dtype] = {
     "HalfStorage": torch.float16,
@@ -111,6 +116,13 @@ def _rebuild_tensor_v2(
     numel = storage.numel()
     if any(s == 0 for s in size):
         return storage.new_empty(size)
+    elements = 1
+    for s in size:
+        elements *= s
+    if elements > numel:  # zero / overlapping strides: copying it would allocate more than the file holds
+        raise WeightsError(
+            f"corrupt checkpoint: a tensor of {elements} elements views a storage of {numel} (overlapping strides)"
+        )
     last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True))
     if storage_offset < 0 or last >= numel:
         raise WeightsError("corrupt checkpoint: a tensor reaches past the end of its storage")
@@ -203,6 +215,7 @@ class CheckpointUnpickler(pickle.Unpickler):
         self._archive = archive
         self._prefix = prefix
         self._storages: dict[str, torch.Tensor] = {}
+        self._storage_bytes = 0
 
     def find_class(self, module: str, name: str) -> Any:
         target = ALLOWED.get((module, name))
@@ -228,12 +241,23 @@ class CheckpointUnpickler(pickle.Unpickler):
         name = f"{self._prefix}data/{key}"
         itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
         try:
-            size = self._archive.getinfo(name).file_size
+            info = self._archive.getinfo(name)
         except KeyError as exc:
             raise WeightsError(f"corrupt checkpoint: storage {name} is missing from the archive") from exc
+        size = info.file_size
         if size != numel * itemsize:  # checked before reading: no oversized allocation for a lying header
             raise WeightsError(
                 f"corrupt checkpoint: storage {name} holds {size} bytes, expected {numel * itemsize}"
+            )
+        if size > MAX_COMPRESSION_RATIO * info.compress_size + 65536:
+            raise WeightsError(
+                f"corrupt checkpoint: storage {name} unpacks {info.compress_size} compressed bytes to {size} "
+                "(a decompression bomb; torch.save stores tensors uncompressed)"
+            )
+        self._storage_bytes += size
+        if self._storage_bytes > MAX_STORAGE_BYTES:
+            raise WeightsError(
+                f"checkpoint holds more than {MAX_STORAGE_BYTES} bytes of tensors: not a YOLOv7 checkpoint"
             )
         try:
             raw = self._archive.read(name)

@@ -19,7 +19,7 @@ from tracker_core.detector.architectures import ARCHES
 from tracker_core.detector.checkpoint_unpickler import StandIn, read_checkpoint
 from tracker_core.detector.layers import BN_EPS
 from tracker_core.detector.model import YoloNet
-from tracker_core.detector.weights_io import WeightsMeta, save_weights
+from tracker_core.detector.weights_io import MAX_NC, WeightsMeta, save_weights
 from tracker_core.errors import WeightsError
 
 
@@ -81,6 +81,8 @@ def detect_arch(shapes: dict[str, tuple[int, ...]]) -> tuple[str, int]:
         nc = shapes[head][0] // (len(spec.anchors[0]) // 2) - 5
         if nc < 1:
             continue
+        if nc > MAX_NC:
+            raise WeightsError(f"checkpoint head has nc={nc} classes; this build accepts 1..{MAX_NC}")
         with torch.device("meta"):
             net = YoloNet(name, nc=nc)
         expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}

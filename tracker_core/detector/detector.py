@@ -18,7 +18,15 @@ from torch import nn
 from tracker_core.detector.architectures import get_arch
 from tracker_core.detector.model import YoloNet
 from tracker_core.detector.postprocess import postprocess as _postprocess
-from tracker_core.detector.weights_io import WeightsMeta, check_state_dict, load_weights, state_dict_sha256
+from tracker_core.detector.weights_io import (
+    WeightsMeta,
+    check_shapes,
+    check_state_dict,
+    load_weights,
+    read_meta,
+    state_dict_sha256,
+    tensor_shapes,
+)
 from tracker_core.errors import InvalidInputError, WeightsError
 from tracker_core.letterbox import LetterboxTransform, letterbox
 
@@ -185,15 +193,28 @@ class Detector(nn.Module):
 def load_detector(path: str | Path, device: str | torch.device = "cpu", fuse: bool = False) -> Detector:
     """A :class:`Detector` from our ``.safetensors`` (made by ``roitrack convert-weights``).
 
-    Raises :class:`WeightsError` naming the first missing / extra / wrongly shaped tensor."""
+    Raises :class:`WeightsError` naming the first missing / extra / wrongly shaped tensor. The metadata and the
+    header's tensor shapes are checked against the architecture (built on the ``meta`` device: no memory) before
+    any tensor is read or the network is built, so a file that lies costs nothing."""
     dev = _resolve_device(device)
-    state, meta = load_weights(path)
+    meta = read_meta(path)
     try:
         spec = get_arch(meta.arch)
     except ValueError as exc:
         raise WeightsError(f"{path}: {exc}") from exc
     if list(meta.strides) != list(spec.strides):
         raise WeightsError(f"{path}: strides {meta.strides} do not match {spec.name} {list(spec.strides)}")
+    if len(meta.anchors) != len(spec.anchors) or any(
+        len(row) != len(ref) for row, ref in zip(meta.anchors, spec.anchors, strict=True)
+    ):
+        raise WeightsError(f"{path}: anchors {meta.anchors} do not have the layout of {spec.name}")
+    try:
+        with torch.device("meta"):
+            shell = YoloNet(spec, nc=meta.nc, anchors=meta.anchors)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: metadata does not describe a buildable {spec.name}: {exc}") from exc
+    check_shapes({k: tuple(v.shape) for k, v in shell.state_dict().items()}, tensor_shapes(path), str(path))
+    state, meta = load_weights(path)
     net = YoloNet(spec, nc=meta.nc, anchors=meta.anchors)
     check_state_dict(net.state_dict(), state, where=str(path))
     net.load_state_dict(state, strict=True)

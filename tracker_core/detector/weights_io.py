@@ -22,6 +22,10 @@ from tracker_core.errors import WeightsError
 FORMAT = "roitrack-yolov7/1"
 META_KEY = "roitrack"
 
+MAX_NC = 2000
+"""Classes a detector may have (COCO 80, Objects365 365, LVIS 1203): the head and every frame's prediction grow with
+``nc`` (``[B, 25200, 5 + nc]`` at 640 px), so metadata declaring more is refused before anything is built."""
+
 
 @dataclass(frozen=True)
 class WeightsMeta:
@@ -45,14 +49,22 @@ class WeightsMeta:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WeightsError(f"{where}: metadata is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise WeightsError(f"{where}: metadata JSON is nested too deeply") from None
         if not isinstance(d, dict):
             raise WeightsError(f"{where}: metadata is not a JSON object")
         if d.get("format") != FORMAT:
             raise WeightsError(f"{where}: metadata format {d.get('format')!r} is not {FORMAT!r}")
         try:
+            nc = int(d["nc"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"{where}: metadata is missing or has a bad field: {exc!r}") from exc
+        if not 1 <= nc <= MAX_NC:
+            raise WeightsError(f"{where}: metadata declares nc={nc} classes; this build accepts 1..{MAX_NC}")
+        try:
             meta = cls(
                 arch=str(d["arch"]),
-                nc=int(d["nc"]),
+                nc=nc,
                 names=[str(n) for n in d["names"]],
                 anchors=[[float(a) for a in row] for row in d["anchors"]],
                 strides=[int(s) for s in d["strides"]],
@@ -118,6 +130,29 @@ def read_meta(path: str | Path) -> WeightsMeta:
     if META_KEY not in header:
         raise WeightsError(f"{path}: no roitrack metadata: not converted by `roitrack convert-weights`")
     return WeightsMeta.from_json(header[META_KEY], where=str(path))
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a ``.safetensors`` file, from its header only (nothing is allocated)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(int(v) for v in f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:
+        raise WeightsError(f"{path}: cannot read the tensor header (corrupt or truncated?): {exc}") from exc
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]], where: str) -> None:
+    """Like :func:`check_state_dict` on shapes alone (from headers: before any tensor is read or built)."""
+    for key, shape in expected.items():
+        if key not in got:
+            raise WeightsError(f"{where}: missing tensor {key} (expected shape {list(shape)})")
+        if got[key] != shape:
+            raise WeightsError(f"{where}: tensor {key} has shape {list(got[key])}, expected {list(shape)}")
+    for key in got:
+        if key not in expected:
+            raise WeightsError(f"{where}: unexpected tensor {key}")
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:

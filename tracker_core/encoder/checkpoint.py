@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tracker_core.encoder.model import RoiEncoder
-from tracker_core.errors import WeightsError
+from tracker_core.errors import InvalidInputError, WeightsError
 from tracker_core.features import ROI_SIZE, FeatureSpec, parse_feature_spec
 
 FORMAT = "roitrack-encoder"
@@ -76,6 +76,8 @@ class EncoderMeta:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WeightsError(f"encoder metadata is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise WeightsError("encoder metadata JSON is nested too deeply") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise WeightsError("not a roitrack encoder checkpoint (metadata format missing)")
         if d.get("version") != VERSION:
@@ -86,7 +88,7 @@ class EncoderMeta:
         d.pop("version")
         try:
             return cls(**d)
-        except TypeError as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise WeightsError(f"encoder metadata has unexpected fields: {exc}") from exc
 
     def check_detector(self, detector: DetectorInfo) -> None:
@@ -142,6 +144,11 @@ def load_encoder(
     meta = read_meta(path)
     if detector is not None:
         meta.check_detector(detector)
+    try:  # sizes from the metadata are checked on the meta device first: nothing allocated for a lying file
+        with torch.device("meta"):
+            build_encoder(meta)
+    except (InvalidInputError, ValueError, TypeError, RuntimeError) as exc:
+        raise WeightsError(f"encoder metadata in {path} describes no valid encoder: {exc}") from exc
     model = build_encoder(meta)
     try:
         state = load_file(str(path), device="cpu")

@@ -27,7 +27,9 @@ def boxes_to_rois(
     """Per-frame boxes (``[Ni,4]`` xyxy original-frame px) -> ``[sum Ni, 5]`` rois ``(batch_index, x1,y1,x2,y2)``.
 
     Coordinates are letterboxed-input pixels (via ``LetterboxTransform.to_input``); ``batch_index`` is the
-    position of the frame in ``boxes``.
+    position of the frame in ``boxes``. Boxes are clipped to their frame first (a box reaching outside the frame
+    reads only the frame's part; one wholly outside becomes an empty box on the frame's edge), so a box's
+    size in input pixels never exceeds the input's.
     """
     if len(boxes) != len(transforms):
         raise InvalidInputError(f"{len(boxes)} box arrays but {len(transforms)} letterbox transforms")
@@ -42,7 +44,10 @@ def boxes_to_rois(
             raise InvalidInputError(f"boxes of frame {i} contain NaN or inf")
         if (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
             raise InvalidInputError(f"boxes of frame {i} must be xyxy with x2 >= x1 and y2 >= y1")
-        inp = t.to_input(arr)
+        clipped = np.empty_like(arr)
+        clipped[:, [0, 2]] = arr[:, [0, 2]].clip(0.0, float(t.src_w))
+        clipped[:, [1, 3]] = arr[:, [1, 3]].clip(0.0, float(t.src_h))
+        inp = t.to_input(clipped)
         parts.append(np.concatenate([np.full((len(inp), 1), i, dtype=np.float32), inp], axis=1))
     if not parts:
         return torch.zeros((0, 5), dtype=dtype, device=device)
@@ -81,6 +86,12 @@ def roi_features(
     rois = boxes_to_rois(boxes, transforms, device=tap.device, dtype=tap.dtype)
     if rois.shape[0] == 0:
         return tap.new_zeros((0, tap.shape[1], output_size, output_size))
+    # Guard of the op itself: whatever the transforms say, no roi reaches outside the map. torchvision's kernel
+    # sizes its sampling grid from the roi (sampling_ratio=-1); an unbounded roi overflowed it (SIGSEGV) or ran
+    # for seconds.
+    extent_w, extent_h = float(tap.shape[3] * stride), float(tap.shape[2] * stride)
+    rois[:, 1::2] = rois[:, 1::2].clamp(0.0, extent_w)
+    rois[:, 2::2] = rois[:, 2::2].clamp(0.0, extent_h)
     return roi_align(
         tap,
         rois,

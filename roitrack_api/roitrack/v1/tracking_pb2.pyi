@@ -28,6 +28,7 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_ERROR_CODE_INVALID_DETECTIONS: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INTERNAL: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INVALID_TIMESTAMP: _ClassVar[FrameErrorCode]
+    FRAME_ERROR_CODE_TOO_MANY_DETECTIONS: _ClassVar[FrameErrorCode]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -41,6 +42,7 @@ FRAME_ERROR_CODE_IMAGE_TOO_LARGE: FrameErrorCode
 FRAME_ERROR_CODE_INVALID_DETECTIONS: FrameErrorCode
 FRAME_ERROR_CODE_INTERNAL: FrameErrorCode
 FRAME_ERROR_CODE_INVALID_TIMESTAMP: FrameErrorCode
+FRAME_ERROR_CODE_TOO_MANY_DETECTIONS: FrameErrorCode
 
 class TrackRequest(_message.Message):
     __slots__ = ("open", "frame")
@@ -225,7 +227,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_streams", "max_pixels", "max_message_bytes", "max_batch", "max_wait_ms", "queue_size", "resume_window_s", "idle_timeout_s")
+    __slots__ = ("max_streams", "max_pixels", "max_message_bytes", "max_batch", "max_wait_ms", "queue_size", "resume_window_s", "idle_timeout_s", "max_detections")
     MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
     MAX_PIXELS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +236,7 @@ class Limits(_message.Message):
     QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
     RESUME_WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     max_streams: int
     max_pixels: int
     max_message_bytes: int
@@ -242,7 +245,8 @@ class Limits(_message.Message):
     queue_size: int
     resume_window_s: float
     idle_timeout_s: float
-    def __init__(self, max_streams: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_wait_ms: _Optional[float] = ..., queue_size: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ...) -> None: ...
+    max_detections: int
+    def __init__(self, max_streams: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_wait_ms: _Optional[float] = ..., queue_size: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_detections: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("version", "detector_arch", "weights_sha256", "encoder_sha256", "device", "input_size", "appearance_available", "batching", "limits", "class_names")

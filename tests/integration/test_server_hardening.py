@@ -1,0 +1,341 @@
+"""Hostile requests against a real server: a bad frame or stream fails only itself, never the process, never the
+other streams of its batch (issue 12, items 1-3 and 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+import threading
+import time
+import zlib
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from tests.integration.server_harness import (
+    Lockstep,
+    channel,
+    frame_req,
+    free_port,
+    gt_frame_req,
+    open_req,
+    running_server,
+    stub,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+CRASH_BOX = (0.0, -40.0, 20971520.0, 20971480.0)  # overflowed torchvision's CPU roi_align grid: SIGSEGV
+
+
+def boxes_req(
+    i: int, boxes: list[tuple[float, float, float, float]], timestamp: float | None = None
+) -> pb.TrackRequest:
+    req = frame_req(i)
+    req.frame.use_client_detections = True
+    if timestamp is not None:
+        req.frame.timestamp = timestamp
+    for b in boxes:
+        req.frame.detections.add(box=pb.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]), score=0.9, class_id=0)
+    return req
+
+
+class Bystander:
+    """A well-behaved stream stepping through the scene with its true boxes until stopped; records every answer."""
+
+    def __init__(self, s: object, stream_id: str = "bystander") -> None:
+        self.call = Lockstep(s)  # type: ignore[arg-type]
+        self.stream_id = stream_id
+        self.responses: list[pb.TrackResponse] = []
+        self.max_wait_s = 0.0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Bystander:
+        await self.call.send(open_req(self.stream_id))
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        while not self.responses:  # it is live and answered once before the attack starts
+            await asyncio.sleep(0.01)
+        return self
+
+    async def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            k = i % 100
+            req = gt_frame_req(k if k < 50 else 99 - k)  # objects move right, then back: always in the frame
+            req.frame.frame_id, req.frame.timestamp = i, 0.1 * i
+            t0 = time.perf_counter()
+            self.responses.append(await self.call.step(req))
+            self.max_wait_s = max(self.max_wait_s, time.perf_counter() - t0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await asyncio.wait_for(self._task, 30)
+        assert await self.call.finish() == grpc.StatusCode.OK
+
+    def check(self, max_wait_s: float = 5.0) -> None:
+        """Every answer the bystander got was a success with its two objects tracked once confirmed."""
+        assert len(self.responses) >= 3
+        errors = [r.error.message for r in self.responses if r.HasField("error")]
+        assert not errors, errors
+        assert all(len(r.tracks) == 2 for r in self.responses[3:])
+        assert self.max_wait_s < max_wait_s, self.max_wait_s
+
+
+async def test_huge_client_boxes_neither_crash_nor_stall_nor_fail_other_streams() -> None:
+    """The box that killed the process (appearance on, random encoder), and boxes of side 1e5..1e9."""
+    huge = [CRASH_BOX] + [(10.0, 10.0, 10.0 + side, 10.0 + side) for side in (1e5, 5e5, 1e6, 1e9)]
+    async with running_server() as srv, channel(srv) as ch:
+        assert srv.runner.appearance_available
+        s = stub(ch)
+        async with Bystander(s) as by:
+            attacker = Lockstep(s)
+            await attacker.send(open_req("attacker"))
+            for i, box in enumerate(huge, start=1):
+                t0 = time.perf_counter()
+                r = await attacker.step(boxes_req(i, [box, (20.0, 40.0, 50.0, 100.0)], timestamp=0.1 * i))
+                assert time.perf_counter() - t0 < 3.0, box
+                assert not r.HasField("error"), (box, r.error.message)
+            # all of them in one frame, and the same frame again: still answered
+            r = await attacker.step(boxes_req(len(huge) + 1, huge, timestamp=10.0))
+            assert not r.HasField("error"), r.error.message
+            assert await attacker.finish() == grpc.StatusCode.OK
+        by.check()
+
+
+async def test_detections_over_the_cap_fail_only_that_frame() -> None:
+    cap = 50
+    rng = np.random.default_rng(0)
+
+    def many(n: int) -> list[tuple[float, float, float, float]]:
+        xy = rng.uniform((0, 0), (290, 200), (n, 2))
+        return [(x, y, x + 20.0, y + 30.0) for x, y in xy.tolist()]
+
+    async with running_server(max_detections=cap) as srv, channel(srv) as ch:
+        s = stub(ch)
+        info = await s.GetInfo(pb.GetInfoRequest())
+        assert info.limits.max_detections == cap
+        async with Bystander(s) as by:
+            call = Lockstep(s)
+            await call.send(open_req("heavy"))
+            r = await call.step(boxes_req(1, many(cap + 1), timestamp=0.1))
+            assert r.error.code == pb.FRAME_ERROR_CODE_TOO_MANY_DETECTIONS
+            assert f"at most {cap}" in r.error.message and "max_detections" in r.error.message
+            r = await call.step(boxes_req(2, many(20_000), timestamp=0.2))  # 0.6 MB: refused before any work
+            assert r.error.code == pb.FRAME_ERROR_CODE_TOO_MANY_DETECTIONS
+            r = await call.step(boxes_req(3, many(cap), timestamp=0.3))  # exactly the cap: fine
+            assert not r.HasField("error"), r.error.message
+            assert await call.finish() == grpc.StatusCode.OK
+        by.check()
+        text = srv.metrics.registry.get_sample_value(
+            "roitrack_frames_failed_total", {"reason": "too_many_detections"}
+        )
+        assert text == 2
+
+
+def _tiny_png(w: int, h: int) -> bytes:
+    """A valid 8-bit gray PNG of ``w x h`` written by hand (zlib of zero rows): a few dozen bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + b"\0" * w for _ in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_degenerate_frame_fails_only_itself_in_a_shared_batch() -> None:
+    """1x1000 raw and 1x700 PNG frames (their letterbox side rounds to 0 px) in the same batch as a bystander."""
+    png = _tiny_png(1, 700)
+    assert len(png) < 100
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (700, 1, 3)
+    raw = pb.TrackRequest(
+        frame=pb.Frame(
+            frame_id=1,
+            raw=pb.RawImage(width=1, height=1000, format=pb.PIXEL_FORMAT_RGB8, data=b"\x80" * 3000),
+        )
+    )
+    thin = [raw, pb.TrackRequest(frame=pb.Frame(frame_id=2, encoded=png))]
+    # long max_wait: both streams' frames gather into one batch
+    async with running_server(max_wait_ms=300.0) as srv, channel(srv) as ch:
+        s = stub(ch)
+        good, bad = Lockstep(s), Lockstep(s)
+        await good.send(open_req("good"))
+        await bad.send(open_req("thin"))
+        for k, req in enumerate(thin * 3):
+            i = k + 1
+            req.frame.frame_id = i
+            await asyncio.gather(good.send(gt_frame_req(i)), bad.send(req))
+            rg, rb = await asyncio.gather(good.recv(), bad.recv())
+            assert rg.timings.batch_size == 2  # truly co-batched
+            assert not rg.HasField("error"), rg.error.message
+            # the thin frame letterboxes to a 1-px-wide strip: it is a valid frame now, not a batch killer
+            assert not rb.HasField("error"), rb.error.message
+        assert await good.finish() == grpc.StatusCode.OK
+        assert await bad.finish() == grpc.StatusCode.OK
+
+
+async def test_a_frame_that_breaks_the_forward_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever makes the batched forward raise, the batch is rerun frame by frame: only the culprit fails."""
+    from tests.integration.server_harness import tiny_runner
+
+    runner = tiny_runner()
+    real = runner.detector.preprocess
+
+    def fragile(frames, size):  # type: ignore[no-untyped-def]
+        if any(f.shape[:2] == (13, 17) for f in frames):
+            raise RuntimeError("boom")
+        return real(frames, size)
+
+    monkeypatch.setattr(runner.detector, "preprocess", fragile)
+    odd = cv2.imencode(".png", np.zeros((13, 17, 3), np.uint8))[1].tobytes()
+    async with running_server(runner, max_wait_ms=300.0) as srv, channel(srv) as ch:
+        s = stub(ch)
+        good, bad = Lockstep(s), Lockstep(s)
+        await good.send(open_req("good"))
+        await bad.send(open_req("odd"))
+        for i in range(1, 4):
+            await asyncio.gather(good.send(frame_req(i)), bad.send(frame_req(i, encoded=odd)))
+            rg, rb = await asyncio.gather(good.recv(), bad.recv())
+            assert rg.timings.batch_size == 2
+            assert not rg.HasField("error"), rg.error.message
+            assert rb.error.code == pb.FRAME_ERROR_CODE_INTERNAL
+            assert "RuntimeError" in rb.error.message
+        assert await good.finish() == grpc.StatusCode.OK
+        assert await bad.finish() == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 1e300])
+async def test_a_bad_timestamp_fails_its_frame_only(bad: float) -> None:
+    async with running_server() as srv, channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req("clock"))
+        for i in range(1, 4):
+            assert not (await call.step(gt_frame_req(i))).HasField("error")
+        req = gt_frame_req(4)
+        req.frame.timestamp = bad
+        r = await call.step(req)
+        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP, r.error
+        assert "timestamp" in r.error.message
+        for i in range(5, 10):  # later frames, with their proper clock, are fine and keep their track ids
+            r = await call.step(gt_frame_req(i))
+            assert not r.HasField("error"), r.error.message
+            assert sorted(t.track_id for t in r.tracks) == [1, 2]
+        assert await call.finish() == grpc.StatusCode.OK
+        failed = srv.metrics.registry.get_sample_value(
+            "roitrack_frames_failed_total", {"reason": "invalid_timestamp"}
+        )
+        assert failed == 1
+        assert (
+            srv.metrics.registry.get_sample_value(
+                "roitrack_frames_failed_total", {"reason": "invalid_detections"}
+            )
+            == 0
+        )
+
+
+async def test_calls_that_never_open_time_out_and_hold_a_stream_slot() -> None:
+    async with running_server(max_streams=2, open_timeout_s=1.0) as srv, channel(srv) as ch:
+        s = stub(ch)
+        silent = [s.Track() for _ in range(2)]  # connect, send nothing
+        await asyncio.sleep(0.3)
+        third = Lockstep(s)
+        await third.send(open_req("third"))
+        code, details = await third.status()
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details
+        t0 = time.perf_counter()
+        for call in silent:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call.read()
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "no `open` message within 1 s" in (err.value.details() or "")
+        assert time.perf_counter() - t0 < 3.0
+        ok = Lockstep(s)  # the slots are free again
+        await ok.send(open_req("after"))
+        assert not (await ok.step(frame_req(1))).HasField("error")
+        assert await ok.finish() == grpc.StatusCode.OK
+        assert srv.registry.live_count == 0
+
+
+async def test_an_undecodable_message_mid_stream_ends_the_call_with_an_error() -> None:
+    async with running_server() as srv, channel(srv) as ch:
+        track = ch.stream_stream(
+            "/roitrack.v1.Tracking/Track",
+            request_serializer=lambda b: b,
+            response_deserializer=pb.TrackResponse.FromString,
+        )
+        call = track()
+        await call.write(open_req("garbled").SerializeToString())
+        await call.write(frame_req(1).SerializeToString())
+        assert (await call.read()).frame_id == 1
+        await call.write(b"\xff\xff\xff\xff")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.write(frame_req(2).SerializeToString())
+            while await call.read() is not grpc.aio.EOF:
+                pass
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "could not be decoded" in (err.value.details() or "")
+        # an undecodable first message too
+        call = track()
+        await call.write(b"\xff\xff\xff\xff")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.read()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert srv.registry.live_count == 0
+
+
+async def test_idle_metrics_connections_do_not_pile_up_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    import server.metrics_http as mh
+
+    monkeypatch.setattr(mh, "CONNECTION_TIMEOUT_S", 1.0)
+    async with running_server(metrics_port=free_port()) as srv:
+        base = threading.active_count()
+        socks = []
+        for _ in range(300):
+            sk = socket.create_connection(("127.0.0.1", srv.metrics_port))
+            socks.append(sk)
+        await asyncio.sleep(0.5)
+        assert threading.active_count() <= base + mh.MAX_CONNECTIONS + 2, threading.active_count()
+        await asyncio.sleep(2.0)  # idle ones time out and their threads end
+        assert threading.active_count() <= base + 2, threading.active_count()
+
+        def scrape() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=5) as r:
+                return bytes(r.read())
+
+        assert b"roitrack_serving 1.0" in await asyncio.to_thread(scrape)
+        for sk in socks:
+            sk.close()
+
+
+async def test_a_box_wholly_outside_the_frame_fails_its_frame_with_a_message() -> None:
+    async with running_server() as srv, channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req("outside"))
+        r = await call.step(
+            boxes_req(1, [(20.0, 40.0, 50.0, 100.0), (400.0, 10.0, 450.0, 60.0)], timestamp=0.1)
+        )
+        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_DETECTIONS
+        assert (
+            "client detection 1 (400, 10, 450, 60) lies wholly outside the 320x240 frame" in r.error.message
+        )
+        r = await call.step(
+            boxes_req(2, [(20.0, 40.0, 50.0, 100.0), (300.0, 200.0, 450.0, 260.0)], timestamp=0.2)
+        )
+        assert not r.HasField("error"), r.error.message  # reaching past the edge is fine
+        assert await call.finish() == grpc.StatusCode.OK
+        assert srv.registry.live_count == 0
