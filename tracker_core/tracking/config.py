@@ -109,13 +109,18 @@ class TrackerConfig:
     appearance_margin_ref: float = 0.2
     appearance_confident_cost: float = 0.3
     appearance_margin_ema: float = 0.8
-    appearance_gate: float = 0.3
+    appearance_min_margin: float = 0.05
+    appearance_gate: float = 0.35
+    appearance_veto_max_error: float = 0.05
     ema_alpha: float = 0.9
     bank_size: int = 8
 
     gallery_size: int = 64
     gallery_max_age_s: float = 60.0
     gallery_max_dist: float = 0.25
+    reid_lost: bool = True
+    reid_max_speed: float = 1.0
+    reid_min_radius: float = 1.0
 
     output_lost: bool = False
     output_lost_max_s: float = 0.5
