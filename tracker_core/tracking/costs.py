@@ -173,6 +173,15 @@ def appearance_weight(margin: float, max_weight: float, margin_ref: float, min_m
     return float(max_weight * min(1.0, (margin - min_margin) / (margin_ref - min_margin)))
 
 
+def reliability(disagreement: float, max_disagreement: float) -> float:
+    """Factor in [0, 1] on the appearance weight: 1 when embeddings never disagree with the matches motion is
+    sure about, falling linearly to 0 at ``max_disagreement`` (the share of sure matches whose appearance
+    distance exceeds the gate, ``veto_error_rate``): embeddings that are often wrong leave motion alone."""
+    if max_disagreement <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, 1.0 - disagreement / max_disagreement)))
+
+
 def fused_gated(
     motion: NDArray[np.floating],
     appearance: NDArray[np.floating],

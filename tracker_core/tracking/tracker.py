@@ -93,7 +93,11 @@ class Tracker:
     @property
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
-        return self._app_margin >= 0.5 * self.config.appearance_margin_ref
+        cfg = self.config
+        return (
+            self._app_margin >= 0.5 * cfg.appearance_margin_ref
+            and self._veto_error <= 0.5 * cfg.appearance_max_error
+        )
 
     @property
     def gallery_size(self) -> int:
@@ -292,22 +296,20 @@ class Tracker:
             k = cfg.appearance_margin_ema
             if margin is not None:
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
-            if cfg.appearance_gate < 1:
-                err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
-                if err is not None:
-                    self._veto_error = k * self._veto_error + (1.0 - k) * err
+            err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
+            if err is not None:
+                self._veto_error = k * self._veto_error + (1.0 - k) * err
             w = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
-            )
+            ) * costs.reliability(self._veto_error, cfg.appearance_max_error)
             if w > 0:
                 # appearance re-ranks among the pairs motion allows; it never opens a pair motion rules out,
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
-                if cfg.appearance_gate < 1 and self._veto_error <= cfg.appearance_veto_max_error:
-                    gates.append(
-                        costs.appearance_veto(
-                            app, cost, cfg.appearance_confident_cost, cfg.match_cost_high, cfg.appearance_gate
-                        )
+                if cfg.appearance_veto_max_error > 0 and self._veto_error <= cfg.appearance_veto_max_error:
+                    veto = costs.appearance_veto(
+                        app, cost, cfg.appearance_confident_cost, cfg.match_cost_high, cfg.appearance_gate
                     )
+                    gates.append(veto & (tr.state[rows] == _LOST)[:, None])  # only tracks motion already lost
                 forbidden = np.logical_or.reduce(gates) if gates else None
                 fused = costs.fused_gated(cost, app, w, cfg.match_cost_high, forbidden)
                 m, ur, uc = linear_assignment(fused, 1.0)
@@ -368,7 +370,10 @@ class Tracker:
         last_seen = np.concatenate([tr.last_seen[lost], g.seen[:n_gal]]) if n_gal else tr.last_seen[lost]
         cls = np.concatenate([tr.class_id[lost], g.classes[:n_gal]]) if n_gal else tr.class_id[lost]
         cand_ids = np.concatenate([tr.track_id[lost], g.ids[:n_gal]]) if n_gal else tr.track_id[lost]
-        cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], mem).T  # [C,M]
+        if tr.bank_size:
+            cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], mem).T  # [C,M]
+        else:  # no bank: the track's EMA memory is its one observation
+            cost = costs.worst_cosine_distance(tr.emb[rows][:, None], tr.emb_valid[rows][:, None], mem).T
         allowed = costs.motion_plausible(
             last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
         )
