@@ -80,11 +80,51 @@ def _identity_map(tracker: Tracker, frames, use_emb: bool):
 def test_ids_survive_crossing_occlusion_and_reentry_with_appearance():
     frames = synthetic_stream()
     seen = _identity_map(Tracker(), frames, use_emb=True)
-    # A and B wrap around 3 times: each wrap is a new entry from the other side of the scene, which the gallery
-    # re-identifies by appearance; C survives its 2.5 s occlusion; D comes back after 12 s.
-    for ident in range(4):
+    # C survives its 2.5 s occlusion; D comes back after 12 s near where it left (it could have walked there):
+    # the gallery gives it its ID back.
+    for ident in (2, 3):
         assert len(seen[ident]) == 1, (ident, seen)
-    assert len({next(iter(v)) for v in seen.values()}) == 4  # four distinct IDs
+    # A and B wrap every 12 s: they vanish at one edge and appear at the other within 0.5 s, which no walker can
+    # do, so the first wrap is a new object however alike it looks; 12 s later the gallery may re-identify.
+    # (A re-enters right where B's just-lost track is: motion allows that pair, and without the optional veto
+    # appearance only re-ranks, so A and B may trade IDs there; see the veto test below.)
+    assert len(seen[0]) >= 2 and len(seen[1]) >= 2
+    assert not (seen[0] | seen[1]) & (seen[2] | seen[3])
+
+
+def test_appearance_never_links_what_motion_rules_out():
+    """A look-alike far away (a teleport) never takes a lost track's ID; the same object nearby does."""
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((2, 32)).astype(np.float32)
+    tr = Tracker()
+    for k in range(20):  # two objects, distinct embeddings: the stream learns they are informative
+        tr.update(np.array([_box(100 + 5 * k, 200), _box(400, 300)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
+    assert tr.appearance_informative
+    # object 0 vanishes; 0.3 s later a box with its exact embedding appears 500 px away: implausible
+    far = np.array([_box(700, 200), _box(400, 300)])
+    outs = []
+    for k in range(3):
+        outs = tr.update(far, np.full(2, 0.9), 2.3 + 0.1 * k, embeddings=e)
+    by_det = {o.det_index: o.track_id for o in outs}
+    assert by_det[0] not in (1, 2) and by_det[1] == 2
+    # a second look-alike of object 1 appears next to where object 0 was: it may not take ID 1 either (object 1
+    # is still there); the real object 0 coming back near its last box 1.5 s later takes ID 1 back
+    tr2 = Tracker()
+    for k in range(20):
+        tr2.update(np.array([_box(100 + 5 * k, 200), _box(400, 300)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
+    back = np.array([_box(210, 200), _box(400, 300)])
+    for k in range(3):
+        outs = tr2.update(back, np.full(2, 0.9), 3.4 + 0.1 * k, embeddings=e)
+    assert {o.det_index: o.track_id for o in outs} == {0: 1, 1: 2}
+
+
+def test_lost_track_veto_keeps_a_lost_track_off_another_object_when_enabled():
+    frames = synthetic_stream()
+    cfg = DEFAULT_CONFIG.replace(appearance_veto_max_error=0.05)
+    seen = _identity_map(Tracker(cfg), frames, use_emb=True)
+    ids = [seen[i] for i in range(4)]
+    assert all(not (ids[i] & ids[j]) for i in range(4) for j in range(i + 1, 4)), seen
+    assert len(seen[2]) == 1 and len(seen[3]) == 1
 
 
 def test_motion_only_keeps_ids_through_crossing_and_occlusion():
