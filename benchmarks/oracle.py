@@ -23,22 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
-from tracker_core.evaluation import (
-    METRIC_KEYS,
-    FrameDetections,
-    evaluate_results,
-    read_detections,
-    read_gt,
-    read_seqinfo,
-    track_sequence,
-    write_results,
-)
-from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
-from tracker_core.tracking import DEFAULT_CONFIG, TrackerConfig, linear_assignment
-from tracker_core.tracking.costs import iou_matrix
+if TYPE_CHECKING:  # the heavy imports wait until a run, so ``roitrack bench --help`` stays instant
+    from tracker_core.evaluation import FrameDetections
+    from tracker_core.tracking import TrackerConfig
 
 DEFAULT_NOISES = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_WRONGS = (0.1, 0.2, 0.3, 0.5)
@@ -70,6 +62,9 @@ def gt_identities(
     Ground-truth rows with flag 0 (column 7) are ignored, as TrackEval ignores them for MOT15. Detections and
     ground truth are matched by a per-frame Hungarian assignment on ``1 - IoU``, pairs below ``match_iou`` never.
     """
+    from tracker_core.tracking import linear_assignment
+    from tracker_core.tracking.costs import iou_matrix
+
     rows = gt[gt[:, 6] > 0] if gt.shape[0] else gt
     out: list[NDArray[np.int64]] = []
     for i, det in enumerate(frames):
@@ -137,7 +132,7 @@ def run_sequence(
     *,
     det: str | Path | None = None,
     score_scale: float = 100.0,
-    config: TrackerConfig = DEFAULT_CONFIG,
+    config: TrackerConfig | None = None,
     dim: int = 128,
     match_iou: float = 0.5,
 ) -> dict[str, Any]:
@@ -146,6 +141,18 @@ def run_sequence(
     Returns ``{"sequence", "frames", "rows": [...]}``; each row holds the spec, the mean of ``METRIC_KEYS``
     over seeds, the per-seed values and ``equals_motion`` (result files identical to the motion-only run's).
     """
+    from tracker_core.evaluation import (
+        METRIC_KEYS,
+        evaluate_results,
+        read_detections,
+        read_gt,
+        read_seqinfo,
+        track_sequence,
+        write_results,
+    )
+    from tracker_core.tracking import DEFAULT_CONFIG
+
+    config = config or DEFAULT_CONFIG
     seq = Path(seq)
     info = read_seqinfo(seq)
     frames = read_detections(det or seq / "det" / "det.txt", info.seq_length, score_scale)
@@ -194,10 +201,14 @@ def run(
     wrongs: Sequence[float] = DEFAULT_WRONGS,
     seeds: int = 3,
     score_scale: float = 100.0,
-    config: TrackerConfig = DEFAULT_CONFIG,
+    config: TrackerConfig | None = None,
     dim: int = 128,
 ) -> dict[str, Any]:
     """The whole harness over ``seq`` (or each ``FIRST-LAST`` frame range of it, cut in time)."""
+    from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
+    from tracker_core.tracking import DEFAULT_CONFIG
+
+    config = config or DEFAULT_CONFIG
     specs = default_specs(noises, wrongs)
     seed_list = list(range(seeds))
     results = []
@@ -258,6 +269,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main_args(args: argparse.Namespace) -> int:
     from tracker_core.errors import ConfigError, InvalidInputError
+    from tracker_core.tracking import DEFAULT_CONFIG, TrackerConfig
 
     if args.seeds < 1 or args.dim < 2:
         raise InvalidInputError("--seeds must be >= 1 and --dim >= 2")

@@ -68,7 +68,9 @@ class TrackerConfig:
         appearance_min_margin: below this margin appearance is off (weight exactly 0): random embeddings give
             a margin of ~0, constant ones exactly 0.
         appearance_confident_cost: motion cost below which a mutual best pair counts as sure.
-        appearance_margin_ema: smoothing of the margin and of the disagreement rate across frames.
+        appearance_margin_ema: smoothing of the margin across frames (new = ema * old + (1 - ema) * frame's).
+        appearance_error_ema: smoothing of the disagreement rate (slower: one crowded frame must not switch
+            appearance off or on); it starts at 1, so appearance has to earn its weight on each stream.
         appearance_gate: cosine distance above which an embedding *disagrees* with a sure motion match; the
             smoothed share of sure matches that disagree (``costs.veto_error_rate``) scales the weight down
             (``costs.reliability``) to 0 at ``appearance_max_error``.
@@ -128,6 +130,7 @@ class TrackerConfig:
     appearance_gate: float = 0.35
     appearance_veto_max_error: float = 0.0
     appearance_max_error: float = 0.3
+    appearance_error_ema: float = 0.95
     ema_alpha: float = 0.9
     bank_size: int = 0
 
@@ -160,6 +163,7 @@ class TrackerConfig:
             "score_noise_weight",
             "ema_alpha",
             "appearance_margin_ema",
+            "appearance_error_ema",
         ):
             if getattr(self, name) > 1:
                 raise ConfigError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")

@@ -298,7 +298,8 @@ class Tracker:
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
             err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
             if err is not None:
-                self._veto_error = k * self._veto_error + (1.0 - k) * err
+                ke = cfg.appearance_error_ema
+                self._veto_error = ke * self._veto_error + (1.0 - ke) * err
             w = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
             ) * costs.reliability(self._veto_error, cfg.appearance_max_error)
