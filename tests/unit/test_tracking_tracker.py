@@ -9,6 +9,7 @@ import pytest
 
 from tracker_core.errors import InvalidInputError
 from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
+from tracker_core.tracking.costs import normalize as costs_normalize
 
 
 def _box(cx: float, cy: float, w: float = 30.0, h: float = 80.0) -> list[float]:
@@ -97,25 +98,32 @@ def test_appearance_never_links_what_motion_rules_out():
     rng = np.random.default_rng(0)
     e = rng.standard_normal((2, 32)).astype(np.float32)
     tr = Tracker()
-    for k in range(20):  # two objects, distinct embeddings: the stream learns they are informative
-        tr.update(np.array([_box(100 + 5 * k, 200), _box(400, 300)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
+    for k in range(60):  # two objects, distinct embeddings: the stream learns they are informative
+        tr.update(np.array([_box(100 + 2 * k, 200), _box(600, 400)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
     assert tr.appearance_informative
-    # object 0 vanishes; 0.3 s later a box with its exact embedding appears 500 px away: implausible
-    far = np.array([_box(700, 200), _box(400, 300)])
+    # object 0 vanishes; 0.3 s later a box with its exact embedding appears ~480 px away: implausible
+    far = np.array([_box(700, 200), _box(600, 400)])
     outs = []
     for k in range(3):
-        outs = tr.update(far, np.full(2, 0.9), 2.3 + 0.1 * k, embeddings=e)
+        outs = tr.update(far, np.full(2, 0.9), 6.2 + 0.1 * k, embeddings=e)
     by_det = {o.det_index: o.track_id for o in outs}
     assert by_det[0] not in (1, 2) and by_det[1] == 2
-    # a second look-alike of object 1 appears next to where object 0 was: it may not take ID 1 either (object 1
-    # is still there); the real object 0 coming back near its last box 1.5 s later takes ID 1 back
+    # object 0 coming back 150 px (< 2.5 box heights) from its last box 1.5 s later takes ID 1 back
     tr2 = Tracker()
-    for k in range(20):
-        tr2.update(np.array([_box(100 + 5 * k, 200), _box(400, 300)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
-    back = np.array([_box(210, 200), _box(400, 300)])
+    for k in range(60):
+        tr2.update(np.array([_box(100 + 2 * k, 200), _box(600, 400)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
+    back = np.array([_box(368, 200), _box(600, 400)])
     for k in range(3):
-        outs = tr2.update(back, np.full(2, 0.9), 3.4 + 0.1 * k, embeddings=e)
-    assert {o.det_index: o.track_id for o in outs} == {0: 1, 1: 2}
+        outs = tr2.update(back, np.full(2, 0.9), 7.4 + 0.1 * k, embeddings=e)
+    assert {o.det_index: o.track_id for o in outs} == {0: 1, 1: 2}  # too far for motion: re-identified
+    # the same return with another object's look is a new object
+    tr3 = Tracker()
+    for k in range(60):
+        tr3.update(np.array([_box(100 + 2 * k, 200), _box(600, 400)]), np.full(2, 0.9), 0.1 * k, embeddings=e)
+    other = np.stack([costs_normalize(rng.standard_normal(32)), e[1]]).astype(np.float32)
+    for k in range(3):
+        outs = tr3.update(back, np.full(2, 0.9), 7.4 + 0.1 * k, embeddings=other)
+    assert {o.det_index: o.track_id for o in outs} == {0: 3, 1: 2}
 
 
 def test_lost_track_veto_keeps_a_lost_track_off_another_object_when_enabled():
