@@ -21,9 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,7 +110,9 @@ def oracle_embeddings(
         if fresh.any():
             e[fresh] = rng.standard_normal((int(fresh.sum()), dim))
         if spec.noise > 0:
-            e[known] = _unit(e[known]) + rng.standard_normal((int(known.sum()), dim)) * (spec.noise / dim**0.5)
+            e[known] = _unit(e[known]) + rng.standard_normal((int(known.sum()), dim)) * (
+                spec.noise / dim**0.5
+            )
         out.append(_unit(e))
     return out
 
@@ -218,7 +218,9 @@ def run(
             targets.append(("all", Path(seq)))
         for text in frame_ranges:
             first, last = parse_frame_range(text)
-            targets.append((f"{first}-{last}", slice_sequence(seq, first, last, Path(tmp) / f"f{first}-{last}")))
+            targets.append(
+                (f"{first}-{last}", slice_sequence(seq, first, last, Path(tmp) / f"f{first}-{last}"))
+            )
         for span, path in targets:
             res = run_sequence(path, specs, seed_list, score_scale=score_scale, config=config, dim=dim)
             res["span"] = span
@@ -242,10 +244,14 @@ def markdown(result: dict[str, Any]) -> str:
         out.append("| embeddings | seeds | " + " | ".join(REPORT_KEYS) + " | IDF1 vs motion | = motion |")
         out.append("|---|---:|" + "---:|" * len(REPORT_KEYS) + "---:|---|")
         for r in seq["rows"]:
-            vals = [f"{r[k]:.1f}" if k != "IDSW" else f"{r[k]:.1f}".rstrip("0").rstrip(".") for k in REPORT_KEYS]
+            vals = [
+                f"{r[k]:.1f}" if k != "IDSW" else f"{r[k]:.1f}".rstrip("0").rstrip(".") for k in REPORT_KEYS
+            ]
             same = "" if r["mode"] == "motion" else ("yes" if r["equals_motion"] else "no")
             out.append(
-                f"| {r['label']} | {r['seeds']} | " + " | ".join(vals) + f" | {r['IDF1'] - motion['IDF1']:+.1f} | {same} |"
+                f"| {r['label']} | {r['seeds']} | "
+                + " | ".join(vals)
+                + f" | {r['IDF1'] - motion['IDF1']:+.1f} | {same} |"
             )
         out.append("")
     return "\n".join(out)

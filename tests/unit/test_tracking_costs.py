@@ -198,7 +198,9 @@ def test_fused_gated_only_reranks_pairs_motion_allows():
 
 def test_sure_pairs_and_veto_spare_sure_unambiguous_motion_matches():
     motion = np.array([[0.1, 0.9, 0.95], [0.9, 0.5, 0.6]])
-    np.testing.assert_array_equal(costs.sure_pairs(motion, 0.3), [[True, False, False], [False, False, False]])
+    np.testing.assert_array_equal(
+        costs.sure_pairs(motion, 0.3), [[True, False, False], [False, False, False]]
+    )
     app = np.array([[0.9, 0.9, 0.9], [0.9, 0.9, np.nan]])
     veto = costs.appearance_veto(app, motion, sure_motion=0.3, max_motion=0.8, max_dist=0.35)
     # (0,0): sure and alone -> never vetoed; (1,1) unsure and far -> vetoed; NaN -> never

@@ -273,7 +273,9 @@ def motion_plausible(
     cb = (b[:, :2] + b[:, 2:]) * 0.5
     dist = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2)
     h = np.maximum((a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :])
-    elapsed = np.maximum(np.asarray(now, dtype=np.float64)[None] - np.asarray(last_seen, dtype=np.float64)[:, None], 0.0)
+    elapsed = np.maximum(
+        np.asarray(now, dtype=np.float64)[None] - np.asarray(last_seen, dtype=np.float64)[:, None], 0.0
+    )
     if elapsed.ndim == 1:
         elapsed = elapsed[:, None]
     return dist <= (min_radius + max_speed * elapsed) * h

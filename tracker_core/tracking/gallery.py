@@ -57,7 +57,9 @@ class Gallery:
         self.emb = np.concatenate([self.emb, emb.astype(np.float32)])
         b = np.full((m, 4), np.nan) if boxes is None else np.asarray(boxes, np.float64).reshape(m, 4)
         self.boxes = np.concatenate([self.boxes, b])
-        self.seen = np.concatenate([self.seen, np.full(m, now) if seen is None else np.asarray(seen, np.float64)])
+        self.seen = np.concatenate(
+            [self.seen, np.full(m, now) if seen is None else np.asarray(seen, np.float64)]
+        )
         self.prune(now)
 
     def _keep(self, keep: NDArray[np.bool_]) -> None:

@@ -76,7 +76,9 @@ class Tracker:
         self._first_class: int | None = None
         self._classes_given = False  # all class 0 until a frame comes with classes
         self._app_margin = 0.0  # smoothed appearance margin: 0 = embeddings not (yet) shown to be informative
-        self._veto_error = 1.0  # smoothed share of sure motion matches an appearance veto would cut (1: veto off)
+        self._veto_error = (
+            1.0  # smoothed share of sure motion matches an appearance veto would cut (1: veto off)
+        )
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -361,7 +363,9 @@ class Tracker:
         Hungarian assignment over both kinds. A re-linked lost track hands its ID over and is dropped."""
         cfg = self.config
         tr = self._tracks
-        lost = ((tr.state == _LOST) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0] if cfg.reid_lost else _EMPTY
+        lost = (
+            ((tr.state == _LOST) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0] if cfg.reid_lost else _EMPTY
+        )
         g = self._gallery
         n_lost, n_gal = lost.size, len(g) if g.emb.shape[1] == tr.embed_dim else 0
         if n_lost + n_gal == 0:
@@ -391,7 +395,9 @@ class Tracker:
             old = lost[m[from_lost, 0]]
             new = rows[m[from_lost, 1]]
             tr.first_seen[new] = tr.first_seen[old]
-            tr.state[old] = _REMOVED  # handed over: leaves the table at the end of this update, not to the gallery
+            tr.state[old] = (
+                _REMOVED  # handed over: leaves the table at the end of this update, not to the gallery
+            )
             tr.track_id[old] = 0
         if (~from_lost).any():
             g.remove(m[~from_lost, 0] - n_lost)
