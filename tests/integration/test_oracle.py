@@ -54,7 +54,8 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
         EmbeddingSpec("random"),
         EmbeddingSpec("constant"),
     ]
-    rows = {r["label"]: r for r in run_sequence(pets_head, specs, [0, 1])["rows"]}
+    result = run_sequence(pets_head, specs, [0, 1])
+    rows = {r["label"]: r for r in result["rows"]}
     motion, perfect = rows["motion"], rows["perfect"]
     # random and constant embeddings: the very same result files as motion alone
     for label in ("random", "constant"):
@@ -66,6 +67,9 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     assert idf1["perfect"] >= idf1["oracle noise=2 wrong=0"] >= idf1["oracle noise=4 wrong=0"]
     assert idf1["perfect"] >= idf1["oracle noise=0 wrong=0.1"] >= idf1["oracle noise=0 wrong=0.3"]
     assert idf1["oracle noise=0 wrong=0.3"] >= motion["IDF1"] - 1.0
+    # the identity ceiling (motion-only boxes with their ground-truth IDs) bounds what association can add
+    ceiling = result["id_ceiling"]
+    assert ceiling["IDSW"] == 0 and ceiling["IDF1"] >= motion["IDF1"]
 
 
 def test_bench_oracle_cli_writes_json_and_table(pets_sequence: Path, tmp_path: Path, capsys):
