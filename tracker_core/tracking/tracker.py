@@ -6,12 +6,14 @@ detections and its timestamp in seconds; prediction uses the real elapsed time.
 
 Association per frame (tracks first predicted to the frame's timestamp):
 
-1. high-score detections vs confirmed + lost tracks: fused cost (buffered IoU, plus cosine appearance distance
-   when embeddings are given, weighted by how informative they are), Mahalanobis-gated;
+1. high-score detections vs confirmed + lost tracks: motion (buffered IoU, optional Mahalanobis and class gates)
+   decides which pairs are possible; with embeddings, the cosine distance re-ranks among those pairs, weighted
+   by how informative and how reliable they have proven on this stream;
 2. low-score detections vs the remaining confirmed (and just-lost) tracks: buffered IoU (the BYTE idea: keep
    occluded objects alive);
 3. remaining high-score detections vs tentative tracks: buffered IoU;
-4. unmatched high-score detections start tentative tracks.
+4. unmatched high-score detections start tentative tracks; at confirmation a new track may take the ID of a
+   lost track or gallery entry that looks the same *and* could have walked there since it was last seen.
 
 All of it runs as array operations over the track table; the only per-track Python work is building the
 returned ``TrackOutput`` list.
