@@ -79,6 +79,12 @@ class TrackerConfig:
             ``appearance_gate`` (unless motion is sure and unambiguous) while the disagreement rate is at most
             this; 0 (default): no veto (on the PETS09 oracle, 0.05 changes no result and 0.1 adds 2 ID
             switches with noisy embeddings over the 400 frames, while gaining 0.1 IDF1 with perfect ones).
+        appearance_decisive_dist / appearance_decisive_gap: per-pair decisions in crossings
+            (``costs.decisive_veto``): where motion finds several candidates plausible for one detection (or one
+            track), and the closest in appearance is within ``appearance_decisive_dist``, candidates farther than
+            it by more than ``appearance_decisive_gap`` are ruled out; applies once the margin says embeddings are
+            informative, whatever the disagreement rate (a wrong embedding agrees with nobody, so it decides
+            nothing). ``appearance_decisive_dist = 0`` disables it.
         ema_alpha: embedding memory EMA factor (new = alpha * old + (1 - alpha) * observed).
         bank_size: optional per-track bank of recent embeddings (distance = min over EMA and bank); 0 by
             default: a bank lets one stray observation make a track look like another object.
@@ -130,6 +136,11 @@ class TrackerConfig:
     appearance_min_margin: float = 0.05
     appearance_gate: float = 0.35
     appearance_veto_max_error: float = 0.0
+    appearance_decisive_dist: float = 0.2
+    appearance_decisive_gap: float = 0.2
+    appearance_decisive_max_error: float = 1.0
+    appearance_consistent_dev: float = 0.1
+    appearance_consistency_ema: float = 0.7
     appearance_max_error: float = 0.3
     appearance_error_ema: float = 0.95
     ema_alpha: float = 0.9

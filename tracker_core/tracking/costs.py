@@ -306,3 +306,39 @@ def fuse(motion: NDArray[np.floating], appearance: NDArray[np.floating] | None, 
     if appearance is None or weight <= 0:
         return m.copy()
     return (1.0 - weight) * m + weight * np.asarray(appearance, dtype=np.float64)
+
+
+def decisive_veto(
+    appearance: NDArray[np.floating],
+    plausible: NDArray[np.bool_],
+    accept: float,
+    gap: float,
+    trusted: NDArray[np.bool_] | None = None,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: per-pair appearance decisions where motion finds several candidates plausible.
+
+    Where a detection has two or more plausible tracks (or a track two or more plausible detections), and the
+    closest of them in appearance is within ``accept`` cosine distance, every other plausible candidate farther
+    than that best one by more than ``gap`` is forbidden: appearance settles a crossing only when it is
+    *decisive*. A lone plausible pair is never touched (a sure motion match is never vetoed), and an embedding
+    that agrees with nobody (a wrong or uninformative one, distance ~0.5) decides nothing. A row or column with a
+    plausible NaN distance (a track without memory) decides nothing. With ``trusted [T]``, only trusted tracks
+    decide: a detection's closest track, or a track choosing among its detections, must be trusted (e.g. a
+    track whose memory has proven consistent). ``accept <= 0`` disables it."""
+    a = np.asarray(appearance, dtype=np.float64)
+    p = np.asarray(plausible, dtype=bool)
+    out = np.zeros(p.shape, dtype=bool)
+    if accept <= 0 or p.size == 0:
+        return out
+    known = np.isfinite(a)
+    d = np.where(p & known, a, np.inf)
+    trust = np.ones((p.shape[0], 1), bool) if trusted is None else np.asarray(trusted, bool)[:, None]
+    for axis in (0, 1):  # 0: per detection (column) over its tracks; 1: per track (row) over its detections
+        count = p.sum(axis=axis, keepdims=True)
+        complete = (p & ~known).sum(axis=axis, keepdims=True) == 0
+        best = d.min(axis=axis, keepdims=True)
+        decider = d.argmin(axis=axis)
+        ok = trust[decider, 0][None, :] if axis == 0 else trust
+        decides = (count >= 2) & complete & (best <= accept) & ok
+        out |= decides & p & (d > best + gap)
+    return out

@@ -60,6 +60,7 @@ class TrackTable:
     bank: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0, 0), np.float32))
     bank_valid: NDArray[np.bool_] = field(default_factory=lambda: _empty((0, 0), bool))
     bank_pos: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    app_dev: NDArray[np.float64] = field(default_factory=lambda: _empty((0,)))
 
     _ROW_FIELDS = (
         "mean",
@@ -78,6 +79,7 @@ class TrackTable:
         "bank",
         "bank_valid",
         "bank_pos",
+        "app_dev",
     )
 
     def __post_init__(self) -> None:
@@ -145,16 +147,25 @@ class TrackTable:
             "bank": new_bank,
             "bank_valid": new_bank_valid,
             "bank_pos": np.full(m, 1 % max(k, 1), np.int64),
+            "app_dev": np.ones(m),
         }
         for name, value in parts.items():
             setattr(self, name, np.concatenate([getattr(self, name), value], axis=0))
 
-    def remember(self, rows: NDArray[np.int64], emb: NDArray[np.float32], ema_alpha: float) -> None:
-        """Fold observed embeddings ``emb [M,D]`` (L2-normalised) into the memory of tracks ``rows [M]``."""
+    def remember(
+        self, rows: NDArray[np.int64], emb: NDArray[np.float32], ema_alpha: float, dev_ema: float = 0.7
+    ) -> None:
+        """Fold observed embeddings ``emb [M,D]`` (L2-normalised) into the memory of tracks ``rows [M]``.
+
+        ``app_dev`` (1 for a new track: unproven) follows, smoothed by ``dev_ema``, the cosine distance
+        ``(1 - cos) / 2`` of each observation to the memory it joins: small for a track whose observations keep
+        agreeing with each other, large for one whose memory mixes objects or wrong embeddings."""
         if rows.size == 0 or self.embed_dim == 0:
             return
         old = self.emb[rows]
         had = self.emb_valid[rows][:, None]
+        dist = np.clip((1.0 - np.sum(old * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        self.app_dev[rows] = np.where(had[:, 0], dev_ema * self.app_dev[rows] + (1.0 - dev_ema) * dist, 1.0)
         mixed = np.where(had, ema_alpha * old + (1.0 - ema_alpha) * emb, emb)
         norm = np.linalg.norm(mixed, axis=1, keepdims=True)
         self.emb[rows] = mixed / np.maximum(norm, 1e-12)

@@ -258,7 +258,7 @@ class Tracker:
             tr.det_index[rows] = dets
             tr.det_box[rows] = b[dets]
             if e is not None:
-                tr.remember(rows, e[dets], cfg.ema_alpha)
+                tr.remember(rows, e[dets], cfg.ema_alpha, cfg.appearance_consistency_ema)
             st = tr.state[rows]
             tr.state[rows[st == _LOST]] = _CONFIRMED
             promote = rows[(st == _TENTATIVE) & (tr.hits[rows] >= cfg.confirm_hits)]
@@ -304,9 +304,25 @@ class Tracker:
             if err is not None:
                 ke = cfg.appearance_error_ema
                 self._veto_error = ke * self._veto_error + (1.0 - ke) * err
-            w = costs.appearance_weight(
+            w_margin = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
-            ) * costs.reliability(self._veto_error, cfg.appearance_max_error)
+            )
+            w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
+            if (
+                w_margin > 0
+                and cfg.appearance_decisive_dist > 0
+                and self._veto_error <= cfg.appearance_decisive_max_error
+            ):
+                # crossings: among the candidates motion finds plausible, a decisive appearance gap settles it
+                plausible = cost <= cfg.match_cost_high
+                if gates:
+                    plausible &= ~np.logical_or.reduce(gates)
+                trusted = tr.app_dev[rows] <= cfg.appearance_consistent_dev
+                gates.append(
+                    costs.decisive_veto(
+                        app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
+                    )
+                )
             if w > 0:
                 # appearance re-ranks among the pairs motion allows; it never opens a pair motion rules out,
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
