@@ -235,3 +235,41 @@ def test_worst_cosine_distance_needs_every_observation_to_agree():
     d = costs.worst_cosine_distance(bank, np.array([[True, False], [True, False]]), e[:2])
     np.testing.assert_allclose(d, [[0.0, 0.5], [0.0, 0.5]])  # invalid entries ignored
     assert costs.worst_cosine_distance(bank, np.zeros((2, 2), bool), e[:2]).tolist() == [[1.0, 1.0]] * 2
+
+
+def test_decisive_veto_settles_only_contested_pairs_with_a_decisive_gap():
+    # two tracks both plausible for detection 0; detection 1 plausible only for track 1
+    plausible = np.array([[True, False], [True, True]])
+    app = np.array([[0.05, 0.5], [0.5, 0.05]])
+    veto = costs.decisive_veto(app, plausible, accept=0.2, gap=0.2)
+    # detection 0: track 0 agrees (0.05), track 1 does not (0.5) -> track 1 ruled out for it; the lone
+    # plausible pair (1, 1) is never touched
+    assert veto.tolist() == [[False, False], [True, False]]
+    # no decisive gap, or a best distance above accept (a wrong embedding agreeing with nobody): no decision
+    close = np.array([[0.05, 0.5], [0.2, 0.05]])
+    assert not costs.decisive_veto(close, plausible, 0.2, 0.2).any()
+    nobody = np.array([[0.45, 0.5], [0.5, 0.45]])
+    assert not costs.decisive_veto(nobody, plausible, 0.2, 0.2).any()
+    # a lone pair is spared whatever its distance
+    lone = np.array([[True, False], [False, True]])
+    assert not costs.decisive_veto(np.full((2, 2), 0.5), lone, 0.2, 0.2).any()
+    # accept 0 disables; a NaN (track without memory) among the candidates blocks that decision
+    assert not costs.decisive_veto(app, plausible, 0.0, 0.2).any()
+    nan = np.array([[0.05, 0.5], [np.nan, 0.05]])
+    assert not costs.decisive_veto(nan, plausible, 0.2, 0.2)[:, 0].any()
+
+
+def test_decisive_veto_needs_a_trusted_decider():
+    plausible = np.ones((2, 2), bool)
+    app = np.array([[0.05, 0.5], [0.5, 0.5]])  # only track 0 recognises anything (detection 0)
+    both = costs.decisive_veto(app, plausible, 0.2, 0.2)
+    assert both.tolist() == [[False, True], [True, False]]
+    # track 0 untrusted (e.g. its memory started on a wrong embedding): nothing is decided
+    assert not costs.decisive_veto(app, plausible, 0.2, 0.2, trusted=np.array([False, True])).any()
+    assert (
+        costs.decisive_veto(app, plausible, 0.2, 0.2, trusted=np.array([True, False])).tolist()
+        == both.tolist()
+    )
+    before = app.copy()
+    costs.decisive_veto(app, plausible, 0.2, 0.2)
+    np.testing.assert_array_equal(app, before)  # pure: inputs are not modified

@@ -316,3 +316,31 @@ def test_identity_embeddings_are_recognised_as_informative():
     for t, boxes, scores, _ids, emb in synthetic_stream(seed=6)[:50]:
         tr.update(boxes, scores, t, embeddings=emb)
     assert tr.appearance_informative and tr.appearance_margin > 0.2
+
+
+def test_track_memory_consistency_proves_itself_and_falls_with_mixed_observations():
+    from tracker_core.tracking.track import TrackTable
+
+    tab = TrackTable()
+    tab.set_embed_dim(4)
+    tab.append(
+        np.zeros((2, 8)),
+        np.zeros((2, 3, 4)),
+        np.zeros(2, np.int64),
+        np.ones(2),
+        0.0,
+        np.arange(2),
+        np.zeros((2, 4)),
+        np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]], np.float32),
+    )
+    assert tab.app_dev.tolist() == [1.0, 1.0]  # unproven
+    same = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]], np.float32)
+    other = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]], np.float32)  # track 1 sees another object
+    rows = np.arange(2)
+    for _ in range(8):
+        tab.remember(rows, same, 0.9, 0.7)
+    assert tab.app_dev[0] < 0.1 and tab.app_dev[1] < 0.1
+    tab.remember(rows, other, 0.9, 0.7)
+    assert tab.app_dev[0] < 0.1 < tab.app_dev[1]
+    tab.keep(np.array([False, True]))
+    assert tab.app_dev.shape == (1,)  # a row field: kept, dropped and appended with the table

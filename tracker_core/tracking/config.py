@@ -84,7 +84,12 @@ class TrackerConfig:
             track), and the closest in appearance is within ``appearance_decisive_dist``, candidates farther than
             it by more than ``appearance_decisive_gap`` are ruled out; applies once the margin says embeddings are
             informative, whatever the disagreement rate (a wrong embedding agrees with nobody, so it decides
-            nothing). ``appearance_decisive_dist = 0`` disables it.
+            nothing), and only through tracks whose memory has proven consistent (``app_dev`` <=
+            ``appearance_consistent_dev``). ``appearance_decisive_dist = 0`` disables it.
+        appearance_consistent_dev / appearance_consistency_ema: each track smooths (factor
+            ``appearance_consistency_ema`` per match) the cosine distance of its observations to its memory,
+            starting at 1 (unproven); it may decide a crossing once that is <= ``appearance_consistent_dev``:
+            a track started on a wrong embedding, or fed wrong ones, stays out of decisions.
         ema_alpha: embedding memory EMA factor (new = alpha * old + (1 - alpha) * observed).
         bank_size: optional per-track bank of recent embeddings (distance = min over EMA and bank); 0 by
             default: a bank lets one stray observation make a track look like another object.
@@ -138,7 +143,6 @@ class TrackerConfig:
     appearance_veto_max_error: float = 0.0
     appearance_decisive_dist: float = 0.2
     appearance_decisive_gap: float = 0.2
-    appearance_decisive_max_error: float = 1.0
     appearance_consistent_dev: float = 0.1
     appearance_consistency_ema: float = 0.7
     appearance_max_error: float = 0.3
@@ -176,6 +180,7 @@ class TrackerConfig:
             "ema_alpha",
             "appearance_margin_ema",
             "appearance_error_ema",
+            "appearance_consistency_ema",
         ):
             if getattr(self, name) > 1:
                 raise ConfigError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")

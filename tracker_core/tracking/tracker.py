@@ -308,11 +308,7 @@ class Tracker:
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
             )
             w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
-            if (
-                w_margin > 0
-                and cfg.appearance_decisive_dist > 0
-                and self._veto_error <= cfg.appearance_decisive_max_error
-            ):
+            if w_margin > 0 and cfg.appearance_decisive_dist > 0:
                 # crossings: among the candidates motion finds plausible, a decisive appearance gap settles it
                 plausible = cost <= cfg.match_cost_high
                 if gates:
