@@ -145,6 +145,10 @@ class TrackerConfig:
     appearance_decisive_gap: float = 0.2
     appearance_consistent_dev: float = 0.1
     appearance_consistency_ema: float = 0.7
+    appearance_identity_reject: float = 0.0
+    memory_keep_dist: float = 1.0
+    appearance_switch_streak: int = 0
+    appearance_identity_trusted_only: bool = True
     appearance_max_error: float = 0.3
     appearance_error_ema: float = 0.95
     ema_alpha: float = 0.9
@@ -154,6 +158,7 @@ class TrackerConfig:
     gallery_max_age_s: float = 60.0
     gallery_max_dist: float = 0.25
     reid_lost: bool = True
+    reid_max_error: float = 0.15
     reid_max_speed: float = 1.0
     reid_min_radius: float = 1.0
 

@@ -342,3 +342,42 @@ def decisive_veto(
         decides = (count >= 2) & complete & (best <= accept) & ok
         out |= decides & p & (d > best + gap)
     return out
+
+
+def identity_veto(
+    appearance: NDArray[np.floating],
+    trusted: NDArray[np.bool_],
+    accept: float,
+    reject: float,
+    vetoable: NDArray[np.bool_] | None = None,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: a trusted track (``trusted [T]``, a memory proven consistent) may not take a
+    detection that is far from its memory (distance ``> reject``) *and* that another trusted track recognises
+    (distance ``<= accept``): the detection is someone else, even where motion is sure (a person walking out
+    from behind the one this track followed). A detection nobody recognises (a wrong or noisy embedding, a
+    false positive) is never vetoed. ``accept <= 0`` gives none; NaN distances neither veto nor recognise."""
+    a = np.asarray(appearance, dtype=np.float64)
+    out = np.zeros(a.shape, dtype=bool)
+    if accept <= 0 or a.size == 0:
+        return out
+    t = np.asarray(trusted, bool)
+    recognised = ((np.nan_to_num(a, nan=np.inf) <= accept) & t[:, None]).any(axis=0)
+    v = t if vetoable is None else np.asarray(vetoable, bool)
+    return v[:, None] & (np.nan_to_num(a, nan=0.0) > reject) & recognised[None, :]
+
+
+def switch_veto(
+    appearance: NDArray[np.floating],
+    alt_distance: NDArray[np.floating],
+    suspicious: NDArray[np.bool_],
+    accept: float,
+    reject: float,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: a track that has just been fed another object (``suspicious [T]``: its last
+    matched observations disagreed with its proven memory and agreed with each other) may not take a detection
+    that is again far from its memory (``> reject``) and again like those observations (``alt_distance <=
+    accept``): it lets go of the object it switched to, whatever motion says. A wrong embedding now and then
+    (a different identity each time) never builds such a streak. NaN never vetoes."""
+    a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=0.0)
+    alt = np.nan_to_num(np.asarray(alt_distance, dtype=np.float64), nan=np.inf)
+    return np.asarray(suspicious, bool)[:, None] & (a > reject) & (alt <= accept)

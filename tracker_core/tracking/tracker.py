@@ -81,6 +81,7 @@ class Tracker:
         self._veto_error = (
             1.0  # smoothed share of sure motion matches an appearance veto would cut (1: veto off)
         )
+        self._decisive_ok = False
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -100,7 +101,7 @@ class Tracker:
         cfg = self.config
         return (
             self._app_margin >= 0.5 * cfg.appearance_margin_ref
-            and self._veto_error <= 0.5 * cfg.appearance_max_error
+            and self._veto_error <= cfg.reid_max_error
         )
 
     @property
@@ -258,7 +259,15 @@ class Tracker:
             tr.det_index[rows] = dets
             tr.det_box[rows] = b[dets]
             if e is not None:
-                tr.remember(rows, e[dets], cfg.ema_alpha, cfg.appearance_consistency_ema)
+                tr.remember(
+                    rows,
+                    e[dets],
+                    cfg.ema_alpha,
+                    cfg.appearance_consistency_ema,
+                    cfg.appearance_consistent_dev if self._decisive_ok else 0.0,
+                    cfg.memory_keep_dist,
+                    cfg.appearance_decisive_dist,
+                )
             st = tr.state[rows]
             tr.state[rows[st == _LOST]] = _CONFIRMED
             promote = rows[(st == _TENTATIVE) & (tr.hits[rows] >= cfg.confirm_hits)]
@@ -308,6 +317,7 @@ class Tracker:
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
             )
             w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
+            self._decisive_ok = w_margin > 0
             if w_margin > 0 and cfg.appearance_decisive_dist > 0:
                 # crossings: among the candidates motion finds plausible, a decisive appearance gap settles it
                 plausible = cost <= cfg.match_cost_high
@@ -319,6 +329,24 @@ class Tracker:
                         app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
                     )
                 )
+                if cfg.appearance_switch_streak > 0:
+                    alt_d = costs.cosine_distance(tr.alt_emb[rows], e[det_idx])
+                    suspicious = tr.alt_streak[rows] >= cfg.appearance_switch_streak
+                    gates.append(
+                        costs.switch_veto(
+                            app, alt_d, suspicious, cfg.appearance_decisive_dist, cfg.memory_keep_dist
+                        )
+                    )
+                if cfg.appearance_identity_reject > 0:
+                    gates.append(
+                        costs.identity_veto(
+                            app,
+                            trusted,
+                            cfg.appearance_decisive_dist,
+                            cfg.appearance_identity_reject,
+                            None if cfg.appearance_identity_trusted_only else np.ones(rows.size, bool),
+                        )
+                    )
             if w > 0:
                 # appearance re-ranks among the pairs motion allows; it never opens a pair motion rules out,
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
