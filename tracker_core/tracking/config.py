@@ -145,10 +145,8 @@ class TrackerConfig:
     appearance_decisive_gap: float = 0.2
     appearance_consistent_dev: float = 0.1
     appearance_consistency_ema: float = 0.7
-    appearance_identity_reject: float = 0.0
     memory_keep_dist: float = 1.0
     appearance_switch_streak: int = 0
-    appearance_identity_trusted_only: bool = True
     appearance_max_error: float = 0.3
     appearance_error_ema: float = 0.95
     ema_alpha: float = 0.9

@@ -344,28 +344,6 @@ def decisive_veto(
     return out
 
 
-def identity_veto(
-    appearance: NDArray[np.floating],
-    trusted: NDArray[np.bool_],
-    accept: float,
-    reject: float,
-    vetoable: NDArray[np.bool_] | None = None,
-) -> NDArray[np.bool_]:
-    """Forbidden mask ``[T,N]``: a trusted track (``trusted [T]``, a memory proven consistent) may not take a
-    detection that is far from its memory (distance ``> reject``) *and* that another trusted track recognises
-    (distance ``<= accept``): the detection is someone else, even where motion is sure (a person walking out
-    from behind the one this track followed). A detection nobody recognises (a wrong or noisy embedding, a
-    false positive) is never vetoed. ``accept <= 0`` gives none; NaN distances neither veto nor recognise."""
-    a = np.asarray(appearance, dtype=np.float64)
-    out = np.zeros(a.shape, dtype=bool)
-    if accept <= 0 or a.size == 0:
-        return out
-    t = np.asarray(trusted, bool)
-    recognised = ((np.nan_to_num(a, nan=np.inf) <= accept) & t[:, None]).any(axis=0)
-    v = t if vetoable is None else np.asarray(vetoable, bool)
-    return v[:, None] & (np.nan_to_num(a, nan=0.0) > reject) & recognised[None, :]
-
-
 def switch_veto(
     appearance: NDArray[np.floating],
     alt_distance: NDArray[np.floating],

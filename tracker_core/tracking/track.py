@@ -63,6 +63,7 @@ class TrackTable:
     app_dev: NDArray[np.float64] = field(default_factory=lambda: _empty((0,)))
     alt_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
     alt_streak: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    last_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
 
     _ROW_FIELDS = (
         "mean",
@@ -84,6 +85,7 @@ class TrackTable:
         "app_dev",
         "alt_emb",
         "alt_streak",
+        "last_emb",
     )
 
     def __post_init__(self) -> None:
@@ -101,6 +103,7 @@ class TrackTable:
         self.bank = np.zeros((t, self.bank_size, dim), np.float32)
         self.bank_valid = np.zeros((t, self.bank_size), bool)
         self.alt_emb = np.zeros((t, dim), np.float32)
+        self.last_emb = np.zeros((t, dim), np.float32)
 
     def keep(self, mask: NDArray[np.bool_]) -> None:
         """Keep only rows where ``mask`` is true."""
@@ -155,6 +158,7 @@ class TrackTable:
             "app_dev": np.ones(m),
             "alt_emb": np.zeros((m, d), np.float32),
             "alt_streak": np.zeros(m, np.int64),
+            "last_emb": new_emb,
         }
         for name, value in parts.items():
             setattr(self, name, np.concatenate([getattr(self, name), value], axis=0))
@@ -194,6 +198,7 @@ class TrackTable:
         norm = np.linalg.norm(mixed, axis=1, keepdims=True)
         self.emb[rows] = mixed / np.maximum(norm, 1e-12)
         self.emb_valid[rows] = True
+        self.last_emb[rows] = emb
         if self.bank_size > 0:
             pos = self.bank_pos[rows]
             self.bank[rows, pos] = emb

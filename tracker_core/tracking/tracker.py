@@ -99,10 +99,7 @@ class Tracker:
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
         cfg = self.config
-        return (
-            self._app_margin >= 0.5 * cfg.appearance_margin_ref
-            and self._veto_error <= cfg.reid_max_error
-        )
+        return self._app_margin >= 0.5 * cfg.appearance_margin_ref and self._veto_error <= cfg.reid_max_error
 
     @property
     def gallery_size(self) -> int:
@@ -337,16 +334,6 @@ class Tracker:
                             app, alt_d, suspicious, cfg.appearance_decisive_dist, cfg.memory_keep_dist
                         )
                     )
-                if cfg.appearance_identity_reject > 0:
-                    gates.append(
-                        costs.identity_veto(
-                            app,
-                            trusted,
-                            cfg.appearance_decisive_dist,
-                            cfg.appearance_identity_reject,
-                            None if cfg.appearance_identity_trusted_only else np.ones(rows.size, bool),
-                        )
-                    )
             if w > 0:
                 # appearance re-ranks among the pairs motion allows; it never opens a pair motion rules out,
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
@@ -419,8 +406,10 @@ class Tracker:
         cand_ids = np.concatenate([tr.track_id[lost], g.ids[:n_gal]]) if n_gal else tr.track_id[lost]
         if tr.bank_size:
             cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], mem).T  # [C,M]
-        else:  # no bank: the track's EMA memory is its one observation
-            cost = costs.worst_cosine_distance(tr.emb[rows][:, None], tr.emb_valid[rows][:, None], mem).T
+        else:  # no bank: the track's EMA memory and its latest observation must both agree
+            query = np.stack([tr.emb[rows], tr.last_emb[rows]], axis=1)
+            valid = np.repeat(tr.emb_valid[rows][:, None], 2, axis=1)
+            cost = costs.worst_cosine_distance(query, valid, mem).T
         allowed = costs.motion_plausible(
             last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
         )
