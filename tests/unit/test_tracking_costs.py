@@ -273,3 +273,13 @@ def test_decisive_veto_needs_a_trusted_decider():
     before = app.copy()
     costs.decisive_veto(app, plausible, 0.2, 0.2)
     np.testing.assert_array_equal(app, before)  # pure: inputs are not modified
+
+
+def test_switch_veto_needs_a_streak_a_far_memory_and_a_repeated_other_object():
+    app = np.array([[0.5, 0.5, 0.02], [0.5, 0.5, 0.5]])  # distance of each detection to each track's memory
+    alt = np.array([[0.01, 0.5, 0.5], [0.01, 0.5, 0.5]])  # ... and to the other object each track was fed
+    veto = costs.switch_veto(app, alt, np.array([True, False]), accept=0.2, reject=0.35)
+    # track 0 (suspicious) lets go of detection 0 (the other object again); detection 1 looks like neither,
+    # detection 2 like its own memory; track 1 has no streak
+    assert veto.tolist() == [[True, False, False], [False, False, False]]
+    assert not costs.switch_veto(np.full((2, 3), np.nan), alt, np.ones(2, bool), 0.2, 0.35).any()

@@ -344,3 +344,35 @@ def test_track_memory_consistency_proves_itself_and_falls_with_mixed_observation
     assert tab.app_dev[0] < 0.1 < tab.app_dev[1]
     tab.keep(np.array([False, True]))
     assert tab.app_dev.shape == (1,)  # a row field: kept, dropped and appended with the table
+
+
+def test_proven_memory_holds_against_outliers_and_counts_a_repeated_other_object():
+    from tracker_core.tracking.track import TrackTable
+
+    a, b, c = np.eye(4, dtype=np.float32)[:3]
+    tab = TrackTable()
+    tab.set_embed_dim(4)
+    tab.append(
+        np.zeros((1, 8)),
+        np.zeros((1, 3, 4)),
+        np.zeros(1, np.int64),
+        np.ones(1),
+        0.0,
+        np.zeros(1, np.int64),
+        np.zeros((1, 4)),
+        a[None],
+    )
+    row = np.zeros(1, np.int64)
+    for _ in range(8):
+        tab.remember(row, a[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
+    assert tab.app_dev[0] < 0.1 and tab.alt_streak[0] == 0
+    tab.remember(row, b[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
+    np.testing.assert_allclose(tab.emb[0], a)  # the outlier is not folded into the proven memory
+    assert tab.alt_streak[0] == 1
+    tab.remember(row, b[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
+    assert tab.alt_streak[0] == 2  # the same other object again
+    tab.remember(row, c[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
+    assert tab.alt_streak[0] == 1  # a different one: the streak restarts
+    tab.remember(row, a[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
+    assert tab.alt_streak[0] == 0
+    np.testing.assert_array_equal(tab.last_emb[0], a)
