@@ -1,4 +1,7 @@
-"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot}``: the performance benchmarks (code in ``benchmarks/``).
+"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle}``: the benchmarks (code in ``benchmarks/``).
+
+``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md); the others are the
+performance benchmarks.
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
 curve says more than a table, ``<out>/<name>.png``. See ``docs/performance.md``.
@@ -9,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -83,6 +86,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "--out", default="docs/bench", help="folder for <bench>.md / .png (default docs/bench)"
         )
         p.add_argument("--no-write", action="store_true", help="do not write the Markdown table / plot")
+    from benchmarks.oracle import configure as configure_oracle
+
+    oracle_help = "tracker with ground-truth-derived embeddings (noise, wrong identities) vs motion only"
+    configure_oracle(sub.add_parser("oracle", help=oracle_help, description=oracle_help))
 
 
 def _extra(args: argparse.Namespace) -> dict[str, float]:
@@ -97,6 +104,10 @@ def _extra(args: argparse.Namespace) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench == "oracle":
+        from benchmarks.oracle import main_args
+
+        return main_args(args)
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 

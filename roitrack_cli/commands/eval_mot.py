@@ -31,7 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--min-score", type=float, default=0.0, help="drop detections below this (after scaling)"
     )
     parser.add_argument(
-        "--appearance", choices=("off", "on"), default="off", help="ROI appearance embeddings"
+        "--appearance",
+        choices=("off", "on", "auto"),
+        default="auto",
+        help="ROI appearance embeddings: on (needs --weights and --encoder), off, or auto (default: on when an "
+        "encoder is given, as the server does); the tracker weighs them by how informative they prove",
     )
     parser.add_argument("--weights", help="detector .safetensors (for --appearance on, or without --det)")
     parser.add_argument("--encoder", help="ROI encoder .safetensors (for --appearance on)")
@@ -59,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     seq = Path(args.seq)
     info = read_seqinfo(seq)
+    if args.appearance == "auto":
+        args.appearance = "on" if args.encoder else "off"
     if args.appearance == "on" and not (args.weights and args.encoder):
         raise InvalidInputError("--appearance on needs --weights (detector) and --encoder (ROI encoder)")
     if not args.det and not args.weights:

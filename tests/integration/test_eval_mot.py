@@ -126,6 +126,19 @@ def test_eval_mot_argument_errors_exit_2(pets_sequence: Path, capsys):
     assert "--det" in capsys.readouterr().err
     assert main(["eval-mot", "--seq", str(pets_sequence), "--det", "d.txt", "--appearance", "on"]) == 2
     assert "--encoder" in capsys.readouterr().err
+    # auto (the default) means on as soon as an encoder is given, as in the server: then --weights is needed
+    args = ["eval-mot", "--seq", str(pets_sequence), "--det", "d.txt", "--encoder", "e.safetensors"]
+    assert main(args) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_eval_mot_appearance_auto_without_encoder_is_motion_only(pets_sequence: Path, capsys):
+    det = str(pets_sequence / "det" / "det.txt")
+    base = ["--seq", str(pets_sequence), "--det", det, "--score-scale", "100", "--score-clip"]
+    auto = _eval_json(capsys, *base)
+    off = _eval_json(capsys, *base, "--appearance", "off")
+    assert auto["appearance"] == "off"
+    assert {k: auto[k] for k in ("HOTA", "IDF1", "IDSW")} == {k: off[k] for k in ("HOTA", "IDF1", "IDSW")}
 
 
 def _tiny_models(tmp_path: Path) -> tuple[Path, Path]:

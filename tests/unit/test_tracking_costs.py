@@ -166,3 +166,120 @@ def test_centre_form_buffered_iou_matches_expanded_boxes_reference():
         costs.iou_matrix(tb, db),
         atol=1e-12,
     )
+
+
+def test_appearance_weight_has_a_dead_zone_and_reliability_scales_it_to_zero():
+    assert costs.appearance_weight(0.04, 0.5, 0.2, min_margin=0.05) == 0.0  # exactly off below the dead zone
+    assert costs.appearance_weight(0.125, 0.5, 0.2, min_margin=0.05) == pytest.approx(0.25)
+    assert costs.appearance_weight(0.3, 0.5, 0.2, min_margin=0.05) == pytest.approx(0.5)
+    assert costs.reliability(0.0, 0.3) == 1.0
+    assert costs.reliability(0.15, 0.3) == pytest.approx(0.5)
+    assert costs.reliability(0.3, 0.3) == 0.0 and costs.reliability(0.9, 0.3) == 0.0
+
+
+def test_fused_gated_only_reranks_pairs_motion_allows():
+    motion = np.array([[0.1, 0.5, 1.0], [0.6, 0.2, 0.95]])
+    app = np.array([[0.5, 0.0, 0.0], [np.nan, 0.5, 0.0]])
+    before = (motion.copy(), app.copy())
+    out = costs.fused_gated(motion, app, 0.5, max_motion=0.8)
+    np.testing.assert_array_equal(motion, before[0])  # inputs untouched
+    np.testing.assert_array_equal(app, before[1])
+    # pairs beyond the motion ceiling stay forbidden however alike they look (app 0.0)
+    assert np.isinf(out[0, 2]) and np.isinf(out[1, 2])
+    np.testing.assert_allclose(out[0, :2], [0.3, 0.25])
+    assert out[1, 0] == pytest.approx(0.6)  # no memory (NaN): the motion cost
+    # appearance flips which of two plausible pairs wins, never whether a pair is possible
+    m, _, _ = linear_assignment(out, 1.0)
+    assert m.tolist() == [[0, 1], [1, 0]] or m.tolist() == [[0, 0], [1, 1]]
+    forb = costs.fused_gated(motion, app, 0.5, 0.8, forbidden=np.array([[True, False, False], [False] * 3]))
+    assert np.isinf(forb[0, 0]) and np.isfinite(forb[1, 1])
+    np.testing.assert_array_equal(costs.fused_gated(motion, app, 0.0, 0.8)[:, :2], motion[:, :2])
+
+
+def test_sure_pairs_and_veto_spare_sure_unambiguous_motion_matches():
+    motion = np.array([[0.1, 0.9, 0.95], [0.9, 0.5, 0.6]])
+    np.testing.assert_array_equal(
+        costs.sure_pairs(motion, 0.3), [[True, False, False], [False, False, False]]
+    )
+    app = np.array([[0.9, 0.9, 0.9], [0.9, 0.9, np.nan]])
+    veto = costs.appearance_veto(app, motion, sure_motion=0.3, max_motion=0.8, max_dist=0.35)
+    # (0,0): sure and alone -> never vetoed; (1,1) unsure and far -> vetoed; NaN -> never
+    assert not veto[0, 0] and veto[1, 1] and not veto[1, 2]
+    # the same sure pair with a competitor within the motion ceiling is vetoable
+    crowded = motion.copy()
+    crowded[1, 0] = 0.5
+    assert costs.appearance_veto(app, crowded, 0.3, 0.8, 0.35)[0, 0]
+    assert costs.veto_error_rate(app, motion, 0.3, 0.35) == 1.0
+    assert costs.veto_error_rate(np.zeros((2, 3)), motion, 0.3, 0.35) == 0.0
+    assert costs.veto_error_rate(app, np.ones((2, 3)), 0.3, 0.35) is None
+
+
+def test_motion_plausible_bounds_distance_by_time_lost():
+    last = np.array([[0.0, 0.0, 20.0, 100.0]])  # centre (10, 50), height 100
+    seen = np.array([0.0])
+    near = np.array([[150.0, 0.0, 170.0, 100.0]])  # 150 px = 1.5 heights away
+    assert not costs.motion_plausible(last, seen, near, 0.2, max_speed=1.0, min_radius=1.0)[0, 0]
+    assert costs.motion_plausible(last, seen, near, 0.6, max_speed=1.0, min_radius=1.0)[0, 0]
+    times = np.array([0.2, 0.6])
+    got = costs.motion_plausible(last, seen, np.vstack([near, near]), times, 1.0, 1.0)
+    assert got.tolist() == [[False, True]]
+    assert costs.motion_plausible(last, seen, np.zeros((0, 4)), 1.0, 1.0, 1.0).shape == (1, 0)
+
+
+def test_worst_cosine_distance_needs_every_observation_to_agree():
+    e = costs.normalize(np.eye(3, 8))
+    bank = np.stack([np.stack([e[0], e[0]]), np.stack([e[0], e[1]])])  # query 1 saw two different objects
+    valid = np.array([[True, True], [True, True]])
+    d = costs.worst_cosine_distance(bank, valid, e[:2])
+    np.testing.assert_allclose(d, [[0.0, 0.5], [0.5, 0.5]])
+    d = costs.worst_cosine_distance(bank, np.array([[True, False], [True, False]]), e[:2])
+    np.testing.assert_allclose(d, [[0.0, 0.5], [0.0, 0.5]])  # invalid entries ignored
+    assert costs.worst_cosine_distance(bank, np.zeros((2, 2), bool), e[:2]).tolist() == [[1.0, 1.0]] * 2
+
+
+def test_decisive_veto_settles_only_contested_pairs_with_a_decisive_gap():
+    # two tracks both plausible for detection 0; detection 1 plausible only for track 1
+    plausible = np.array([[True, False], [True, True]])
+    app = np.array([[0.05, 0.5], [0.5, 0.05]])
+    veto = costs.decisive_veto(app, plausible, accept=0.2, gap=0.2)
+    # detection 0: track 0 agrees (0.05), track 1 does not (0.5) -> track 1 ruled out for it; the lone
+    # plausible pair (1, 1) is never touched
+    assert veto.tolist() == [[False, False], [True, False]]
+    # no decisive gap, or a best distance above accept (a wrong embedding agreeing with nobody): no decision
+    close = np.array([[0.05, 0.5], [0.2, 0.05]])
+    assert not costs.decisive_veto(close, plausible, 0.2, 0.2).any()
+    nobody = np.array([[0.45, 0.5], [0.5, 0.45]])
+    assert not costs.decisive_veto(nobody, plausible, 0.2, 0.2).any()
+    # a lone pair is spared whatever its distance
+    lone = np.array([[True, False], [False, True]])
+    assert not costs.decisive_veto(np.full((2, 2), 0.5), lone, 0.2, 0.2).any()
+    # accept 0 disables; a NaN (track without memory) among the candidates blocks that decision
+    assert not costs.decisive_veto(app, plausible, 0.0, 0.2).any()
+    nan = np.array([[0.05, 0.5], [np.nan, 0.05]])
+    assert not costs.decisive_veto(nan, plausible, 0.2, 0.2)[:, 0].any()
+
+
+def test_decisive_veto_needs_a_trusted_decider():
+    plausible = np.ones((2, 2), bool)
+    app = np.array([[0.05, 0.5], [0.5, 0.5]])  # only track 0 recognises anything (detection 0)
+    both = costs.decisive_veto(app, plausible, 0.2, 0.2)
+    assert both.tolist() == [[False, True], [True, False]]
+    # track 0 untrusted (e.g. its memory started on a wrong embedding): nothing is decided
+    assert not costs.decisive_veto(app, plausible, 0.2, 0.2, trusted=np.array([False, True])).any()
+    assert (
+        costs.decisive_veto(app, plausible, 0.2, 0.2, trusted=np.array([True, False])).tolist()
+        == both.tolist()
+    )
+    before = app.copy()
+    costs.decisive_veto(app, plausible, 0.2, 0.2)
+    np.testing.assert_array_equal(app, before)  # pure: inputs are not modified
+
+
+def test_switch_veto_needs_a_streak_a_far_memory_and_a_repeated_other_object():
+    app = np.array([[0.5, 0.5, 0.02], [0.5, 0.5, 0.5]])  # distance of each detection to each track's memory
+    alt = np.array([[0.01, 0.5, 0.5], [0.01, 0.5, 0.5]])  # ... and to the other object each track was fed
+    veto = costs.switch_veto(app, alt, np.array([True, False]), accept=0.2, reject=0.35)
+    # track 0 (suspicious) lets go of detection 0 (the other object again); detection 1 looks like neither,
+    # detection 2 like its own memory; track 1 has no streak
+    assert veto.tolist() == [[True, False, False], [False, False, False]]
+    assert not costs.switch_veto(np.full((2, 3), np.nan), alt, np.ones(2, bool), 0.2, 0.35).any()

@@ -51,3 +51,24 @@ def test_tentative_tracks_expire_after_their_time_limit():
     assert tr.num_tracks == 1 and tr.next_id == 1
     tr.update(np.zeros((0, 4)), np.zeros(0), 0.6)  # unmatched for 0.3 s > 0.25 s: dropped, no ID spent
     assert tr.num_tracks == 0 and tr.next_id == 1
+
+
+def test_gallery_keeps_last_boxes_and_match_respects_an_allowed_mask():
+    rng = np.random.default_rng(2)
+    e = _emb(rng, 2)
+    g = Gallery(max_size=10, max_age_s=100.0)
+    g.add(
+        np.array([3, 4]),
+        np.array([0, 0]),
+        e,
+        5.0,
+        np.array([[0, 0, 10, 20], [50, 0, 60, 20.0]]),
+        np.array([4.0, 4.5]),
+    )
+    assert g.boxes.shape == (2, 4) and g.seen.tolist() == [4.0, 4.5]
+    allowed = np.array([[False, True]])
+    assert g.match(e[:1], np.array([0]), 0.1, True, allowed=allowed).tolist() == [
+        0
+    ]  # only 4 allowed: too far
+    assert g.match(e[1:], np.array([0]), 0.1, True, allowed=allowed).tolist() == [4]
+    assert g.ids.tolist() == [3] and g.boxes.shape == (1, 4) and g.seen.tolist() == [4.0]

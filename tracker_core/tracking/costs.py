@@ -163,14 +163,141 @@ def appearance_margin(
     return float(neg.mean() - pos[ok].mean())
 
 
-def appearance_weight(margin: float, max_weight: float, margin_ref: float) -> float:
-    """Weight of appearance in the fused cost: ``max_weight`` scaled linearly by ``margin / margin_ref`` (clipped
-    to [0, 1]); a margin of 0 or less (uninformative embeddings) gives weight 0, i.e. motion alone."""
-    if max_weight <= 0 or margin <= 0:
+def appearance_weight(margin: float, max_weight: float, margin_ref: float, min_margin: float = 0.0) -> float:
+    """Weight of appearance in the fused cost: 0 up to ``min_margin`` (uninformative embeddings: motion alone,
+    exactly), then rising linearly to ``max_weight`` at ``margin_ref``."""
+    if max_weight <= 0 or margin <= min_margin:
         return 0.0
-    if margin_ref <= 0:
+    if margin_ref <= min_margin:
         return float(max_weight)
-    return float(max_weight * min(1.0, margin / margin_ref))
+    return float(max_weight * min(1.0, (margin - min_margin) / (margin_ref - min_margin)))
+
+
+def reliability(disagreement: float, max_disagreement: float) -> float:
+    """Factor in [0, 1] on the appearance weight: 1 when embeddings never disagree with the matches motion is
+    sure about, falling linearly to 0 at ``max_disagreement`` (the share of sure matches whose appearance
+    distance exceeds the gate, ``veto_error_rate``): embeddings that are often wrong leave motion alone."""
+    if max_disagreement <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, 1.0 - disagreement / max_disagreement)))
+
+
+def fused_gated(
+    motion: NDArray[np.floating],
+    appearance: NDArray[np.floating],
+    weight: float,
+    max_motion: float,
+    forbidden: NDArray[np.bool_] | None = None,
+) -> F64:
+    """Appearance re-ranking among motion-plausible pairs: ``(1 - w) * motion + w * appearance`` where
+    ``motion <= max_motion`` (and not ``forbidden``), ``inf`` elsewhere.
+
+    Motion alone decides which pairs are possible; appearance only changes which of them wins, so it can never
+    link what motion rules out. NaN appearance (a track without memory) falls back to the motion cost.
+    """
+    m = np.asarray(motion, dtype=np.float64)
+    a = np.asarray(appearance, dtype=np.float64)
+    a = np.where(np.isnan(a), m, a)
+    out = (1.0 - weight) * m + weight * a if weight > 0 else m.copy()
+    bad = ~(m <= max_motion)
+    if forbidden is not None:
+        bad |= np.asarray(forbidden, dtype=bool)
+    out[bad] = np.inf
+    return out
+
+
+def sure_pairs(motion: NDArray[np.floating], confident: float) -> NDArray[np.bool_]:
+    """Mask ``[T,N]`` of the pairs motion is sure about: mutual best matches with ``motion <= confident``."""
+    m = np.asarray(motion, dtype=np.float64)
+    out = np.zeros(m.shape, dtype=bool)
+    if m.size == 0:
+        return out
+    best_det = m.argmin(axis=1)
+    best_track = m.argmin(axis=0)
+    rows = np.arange(m.shape[0])
+    ok = (best_track[best_det] == rows) & (m[rows, best_det] <= confident)
+    out[rows[ok], best_det[ok]] = True
+    return out
+
+
+def appearance_veto(
+    appearance: NDArray[np.floating],
+    motion: NDArray[np.floating],
+    sure_motion: float,
+    max_motion: float,
+    max_dist: float,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: pairs whose appearance distance exceeds ``max_dist``, except pairs motion is sure
+    about (``motion <= sure_motion`` and no other pair within ``max_motion`` competes for that track or that
+    detection): a sure motion match is never vetoed, whatever its embedding says. NaN appearance never vetoes."""
+    a = np.asarray(appearance, dtype=np.float64)
+    m = np.asarray(motion, dtype=np.float64)
+    plausible = m <= max_motion
+    lone = (plausible.sum(axis=1, keepdims=True) == 1) & (plausible.sum(axis=0, keepdims=True) == 1)
+    sure = (m <= sure_motion) & lone
+    return ~sure & (np.nan_to_num(a, nan=0.0) > max_dist)
+
+
+def veto_error_rate(
+    appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float, max_dist: float
+) -> float | None:
+    """Fraction of the pairs motion is sure about (``sure_pairs``) that an appearance veto at ``max_dist`` would
+    have forbidden: how often the veto would cut a true match on this stream. ``None`` when nothing can be
+    judged (no sure pair with an appearance distance)."""
+    a = np.asarray(appearance, dtype=np.float64)
+    sure = sure_pairs(motion, confident) & np.isfinite(a)
+    if not sure.any():
+        return None
+    return float((a[sure] > max_dist).mean())
+
+
+def motion_plausible(
+    last_boxes: NDArray[np.floating],
+    last_seen: NDArray[np.floating],
+    boxes: NDArray[np.floating],
+    now: NDArray[np.floating] | float,
+    max_speed: float,
+    min_radius: float,
+) -> NDArray[np.bool_]:
+    """Allowed mask ``[T,N]``: could object ``t`` (last seen at ``last_boxes[t]`` xyxy, time ``last_seen[t]``)
+    be at ``boxes[n]`` at time ``now`` (scalar or ``[N]``)?
+
+    The centre may have moved at most ``min_radius + max_speed * elapsed_s`` box heights (the larger height of
+    the pair): a walking speed bound for re-identification after a long absence.
+    """
+    a = np.asarray(last_boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]), dtype=bool)
+    ca = (a[:, :2] + a[:, 2:]) * 0.5
+    cb = (b[:, :2] + b[:, 2:]) * 0.5
+    dist = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2)
+    h = np.maximum((a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :])
+    elapsed = np.maximum(
+        np.asarray(now, dtype=np.float64)[None] - np.asarray(last_seen, dtype=np.float64)[:, None], 0.0
+    )
+    if elapsed.ndim == 1:
+        elapsed = elapsed[:, None]
+    return dist <= (min_radius + max_speed * elapsed) * h
+
+
+def worst_cosine_distance(
+    query_bank: NDArray[np.floating], query_valid: NDArray[np.bool_], memory: NDArray[np.floating]
+) -> F64:
+    """``[M,C]``: for each query (a track's recent embeddings ``query_bank [M,K,D]``, valid ``[M,K]``), the
+    *largest* cosine distance of any of its valid observations to each memory ``memory [C,D]``: every
+    observation must agree for a re-identification (one wrong embedding cannot re-identify alone). Queries
+    with no valid observation get 1."""
+    q = np.asarray(query_bank, dtype=np.float32)
+    mem = np.asarray(memory, dtype=np.float32)
+    m, c = q.shape[0], mem.shape[0]
+    if m == 0 or c == 0 or q.shape[1] == 0:
+        return np.ones((m, c))
+    sim = (q.reshape(-1, q.shape[2]) @ mem.T).reshape(m, q.shape[1], c)
+    sim = np.where(np.asarray(query_valid)[:, :, None], sim, np.inf)
+    worst = sim.min(axis=1)
+    worst = np.where(np.isfinite(worst), worst, -1.0)
+    return np.clip((1.0 - worst.astype(np.float64)) * 0.5, 0.0, 1.0)
 
 
 def fuse(motion: NDArray[np.floating], appearance: NDArray[np.floating] | None, weight: float) -> F64:
@@ -179,3 +306,56 @@ def fuse(motion: NDArray[np.floating], appearance: NDArray[np.floating] | None, 
     if appearance is None or weight <= 0:
         return m.copy()
     return (1.0 - weight) * m + weight * np.asarray(appearance, dtype=np.float64)
+
+
+def decisive_veto(
+    appearance: NDArray[np.floating],
+    plausible: NDArray[np.bool_],
+    accept: float,
+    gap: float,
+    trusted: NDArray[np.bool_] | None = None,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: per-pair appearance decisions where motion finds several candidates plausible.
+
+    Where a detection has two or more plausible tracks (or a track two or more plausible detections), and the
+    closest of them in appearance is within ``accept`` cosine distance, every other plausible candidate farther
+    than that best one by more than ``gap`` is forbidden: appearance settles a crossing only when it is
+    *decisive*. A lone plausible pair is never touched (a sure motion match is never vetoed), and an embedding
+    that agrees with nobody (a wrong or uninformative one, distance ~0.5) decides nothing. A row or column with a
+    plausible NaN distance (a track without memory) decides nothing. With ``trusted [T]``, only trusted tracks
+    decide: a detection's closest track, or a track choosing among its detections, must be trusted (e.g. a
+    track whose memory has proven consistent). ``accept <= 0`` disables it."""
+    a = np.asarray(appearance, dtype=np.float64)
+    p = np.asarray(plausible, dtype=bool)
+    out = np.zeros(p.shape, dtype=bool)
+    if accept <= 0 or p.size == 0:
+        return out
+    known = np.isfinite(a)
+    d = np.where(p & known, a, np.inf)
+    trust = np.ones((p.shape[0], 1), bool) if trusted is None else np.asarray(trusted, bool)[:, None]
+    for axis in (0, 1):  # 0: per detection (column) over its tracks; 1: per track (row) over its detections
+        count = p.sum(axis=axis, keepdims=True)
+        complete = (p & ~known).sum(axis=axis, keepdims=True) == 0
+        best = d.min(axis=axis, keepdims=True)
+        decider = d.argmin(axis=axis)
+        ok = trust[decider, 0][None, :] if axis == 0 else trust
+        decides = (count >= 2) & complete & (best <= accept) & ok
+        out |= decides & p & (d > best + gap)
+    return out
+
+
+def switch_veto(
+    appearance: NDArray[np.floating],
+    alt_distance: NDArray[np.floating],
+    suspicious: NDArray[np.bool_],
+    accept: float,
+    reject: float,
+) -> NDArray[np.bool_]:
+    """Forbidden mask ``[T,N]``: a track that has just been fed another object (``suspicious [T]``: its last
+    matched observations disagreed with its proven memory and agreed with each other) may not take a detection
+    that is again far from its memory (``> reject``) and again like those observations (``alt_distance <=
+    accept``): it lets go of the object it switched to, whatever motion says. A wrong embedding now and then
+    (a different identity each time) never builds such a streak. NaN never vetoes."""
+    a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=0.0)
+    alt = np.nan_to_num(np.asarray(alt_distance, dtype=np.float64), nan=np.inf)
+    return np.asarray(suspicious, bool)[:, None] & (a > reject) & (alt <= accept)

@@ -1,8 +1,10 @@
 """Long-term re-identification gallery: removed tracks' appearance, bounded in size and age.
 
-When a track is removed after its short lost buffer, its embedding memory is kept here; a newly confirmed
-track whose embedding is close enough to an entry takes that entry's ID (and the entry leaves the gallery), so
-an object that comes back after a long absence keeps its identity.
+When a track is removed after its short lost buffer, its embedding memory, its last box and the time it was
+last seen are kept here; a newly confirmed track whose observations are all close enough to an entry *and*
+that could have walked from the entry's last box in the time since (``costs.motion_plausible``) takes that
+entry's ID (and the entry leaves the gallery), so an object that comes back after a long absence keeps its
+identity, and a look-alike on the other side of the scene does not take it.
 """
 
 from __future__ import annotations
@@ -24,24 +26,51 @@ class Gallery:
         self.classes = np.zeros(0, np.int64)
         self.times = np.zeros(0, np.float64)
         self.emb = np.zeros((0, 0), np.float32)
+        self.boxes = np.zeros((0, 4), np.float64)  # last matched box (xyxy) of each entry
+        self.seen = np.zeros(0, np.float64)  # when each entry was last detected
+
+    _FIELDS = ("ids", "classes", "times", "emb", "boxes", "seen")
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     def add(
-        self, ids: NDArray[np.int64], classes: NDArray[np.int64], emb: NDArray[np.float32], now: float
+        self,
+        ids: NDArray[np.int64],
+        classes: NDArray[np.int64],
+        emb: NDArray[np.float32],
+        now: float,
+        boxes: NDArray[np.float64] | None = None,
+        seen: NDArray[np.float64] | None = None,
     ) -> None:
-        """Store removed tracks ``ids [M]`` with their embeddings ``emb [M,D]``."""
+        """Store removed tracks ``ids [M]`` with their embeddings ``emb [M,D]``, last boxes ``[M,4]`` and last
+        detection times ``[M]`` (default: unknown box, seen ``now``)."""
         if self.max_size == 0 or ids.size == 0:
             return
         if self.emb.shape[1] != emb.shape[1]:
+            self._keep(np.zeros(len(self), bool))
             self.emb = np.zeros((0, emb.shape[1]), np.float32)
-            self.ids, self.classes, self.times = self.ids[:0], self.classes[:0], self.times[:0]
+        m = ids.shape[0]
         self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
         self.classes = np.concatenate([self.classes, classes.astype(np.int64)])
-        self.times = np.concatenate([self.times, np.full(ids.shape[0], now)])
+        self.times = np.concatenate([self.times, np.full(m, now)])
         self.emb = np.concatenate([self.emb, emb.astype(np.float32)])
+        b = np.full((m, 4), np.nan) if boxes is None else np.asarray(boxes, np.float64).reshape(m, 4)
+        self.boxes = np.concatenate([self.boxes, b])
+        self.seen = np.concatenate(
+            [self.seen, np.full(m, now) if seen is None else np.asarray(seen, np.float64)]
+        )
         self.prune(now)
+
+    def _keep(self, keep: NDArray[np.bool_]) -> None:
+        for name in self._FIELDS:
+            setattr(self, name, getattr(self, name)[keep])
+
+    def remove(self, positions: NDArray[np.int64]) -> None:
+        """Drop the entries at ``positions`` (e.g. those just re-identified)."""
+        keep = np.ones(len(self), bool)
+        keep[positions] = False
+        self._keep(keep)
 
     def prune(self, now: float) -> None:
         """Forget entries older than ``max_age_s`` and the oldest beyond ``max_size``."""
@@ -52,17 +81,18 @@ class Gallery:
             newest[order[: self.max_size]] = True
             keep &= newest
         if not keep.all():
-            self.ids, self.classes, self.times, self.emb = (
-                self.ids[keep],
-                self.classes[keep],
-                self.times[keep],
-                self.emb[keep],
-            )
+            self._keep(keep)
 
     def match(
-        self, emb: NDArray[np.float32], classes: NDArray[np.int64], max_dist: float, class_aware: bool
+        self,
+        emb: NDArray[np.float32],
+        classes: NDArray[np.int64],
+        max_dist: float,
+        class_aware: bool,
+        allowed: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.int64]:
-        """IDs ``[M]`` re-identified for queries ``emb [M,D]`` (0 = none); matched entries are removed."""
+        """IDs ``[M]`` re-identified for queries ``emb [M,D]`` (0 = none); matched entries are removed.
+        ``allowed [M,G]`` (optional) restricts which query may take which entry (e.g. motion plausibility)."""
         m = emb.shape[0]
         out = np.zeros(m, np.int64)
         if m == 0 or len(self) == 0 or emb.shape[1] != self.emb.shape[1]:
@@ -70,15 +100,10 @@ class Gallery:
         cost = cosine_distance(emb, self.emb)
         if class_aware:
             cost = np.where(classes[:, None] != self.classes[None, :], np.inf, cost)
+        if allowed is not None:
+            cost = np.where(allowed, cost, np.inf)
         matches, _, _ = linear_assignment(cost, max_dist)
         if matches.shape[0]:
             out[matches[:, 0]] = self.ids[matches[:, 1]]
-            keep = np.ones(len(self), bool)
-            keep[matches[:, 1]] = False
-            self.ids, self.classes, self.times, self.emb = (
-                self.ids[keep],
-                self.classes[keep],
-                self.times[keep],
-                self.emb[keep],
-            )
+            self.remove(matches[:, 1])
         return out

@@ -60,6 +60,10 @@ class TrackTable:
     bank: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0, 0), np.float32))
     bank_valid: NDArray[np.bool_] = field(default_factory=lambda: _empty((0, 0), bool))
     bank_pos: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    app_dev: NDArray[np.float64] = field(default_factory=lambda: _empty((0,)))
+    alt_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
+    alt_streak: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    last_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
 
     _ROW_FIELDS = (
         "mean",
@@ -78,6 +82,10 @@ class TrackTable:
         "bank",
         "bank_valid",
         "bank_pos",
+        "app_dev",
+        "alt_emb",
+        "alt_streak",
+        "last_emb",
     )
 
     def __post_init__(self) -> None:
@@ -94,6 +102,8 @@ class TrackTable:
         self.emb_valid = np.zeros(t, bool)
         self.bank = np.zeros((t, self.bank_size, dim), np.float32)
         self.bank_valid = np.zeros((t, self.bank_size), bool)
+        self.alt_emb = np.zeros((t, dim), np.float32)
+        self.last_emb = np.zeros((t, dim), np.float32)
 
     def keep(self, mask: NDArray[np.bool_]) -> None:
         """Keep only rows where ``mask`` is true."""
@@ -145,20 +155,50 @@ class TrackTable:
             "bank": new_bank,
             "bank_valid": new_bank_valid,
             "bank_pos": np.full(m, 1 % max(k, 1), np.int64),
+            "app_dev": np.ones(m),
+            "alt_emb": np.zeros((m, d), np.float32),
+            "alt_streak": np.zeros(m, np.int64),
+            "last_emb": new_emb,
         }
         for name, value in parts.items():
             setattr(self, name, np.concatenate([getattr(self, name), value], axis=0))
 
-    def remember(self, rows: NDArray[np.int64], emb: NDArray[np.float32], ema_alpha: float) -> None:
-        """Fold observed embeddings ``emb [M,D]`` (L2-normalised) into the memory of tracks ``rows [M]``."""
+    def remember(
+        self,
+        rows: NDArray[np.int64],
+        emb: NDArray[np.float32],
+        ema_alpha: float,
+        dev_ema: float = 0.7,
+        keep_dev: float = 0.0,
+        keep_dist: float = 1.0,
+        alt_accept: float = 0.2,
+    ) -> None:
+        """Fold observed embeddings ``emb [M,D]`` (L2-normalised) into the memory of tracks ``rows [M]``.
+
+        ``app_dev`` (1 for a new track: unproven) follows, smoothed by ``dev_ema``, the cosine distance
+        ``(1 - cos) / 2`` of each observation to the memory it joins: small for a track whose observations keep
+        agreeing with each other, large for one whose memory mixes objects or wrong embeddings."""
         if rows.size == 0 or self.embed_dim == 0:
             return
         old = self.emb[rows]
         had = self.emb_valid[rows][:, None]
+        dist = np.clip((1.0 - np.sum(old * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        # a proven memory (app_dev <= keep_dev) ignores an observation farther than keep_dist from it
+        proven = (self.app_dev[rows] <= keep_dev) | (self.alt_streak[rows] > 0)  # a streak keeps holding
+        hold = had[:, 0] & proven & (dist > keep_dist)
+        self.app_dev[rows] = np.where(had[:, 0], dev_ema * self.app_dev[rows] + (1.0 - dev_ema) * dist, 1.0)
         mixed = np.where(had, ema_alpha * old + (1.0 - ema_alpha) * emb, emb)
+        mixed = np.where(hold[:, None], old, mixed)
+        # consecutive observations that disagree with the memory but agree with each other: another object
+        alt = self.alt_emb[rows]
+        alt_dist = np.clip((1.0 - np.sum(alt * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        streak = np.where(alt_dist <= alt_accept, self.alt_streak[rows] + 1, 1)
+        self.alt_streak[rows] = np.where(hold, streak, 0)
+        self.alt_emb[rows] = np.where(hold[:, None], emb, alt)
         norm = np.linalg.norm(mixed, axis=1, keepdims=True)
         self.emb[rows] = mixed / np.maximum(norm, 1e-12)
         self.emb_valid[rows] = True
+        self.last_emb[rows] = emb
         if self.bank_size > 0:
             pos = self.bank_pos[rows]
             self.bank[rows, pos] = emb

@@ -6,12 +6,14 @@ detections and its timestamp in seconds; prediction uses the real elapsed time.
 
 Association per frame (tracks first predicted to the frame's timestamp):
 
-1. high-score detections vs confirmed + lost tracks: fused cost (buffered IoU, plus cosine appearance distance
-   when embeddings are given, weighted by how informative they are), Mahalanobis-gated;
+1. high-score detections vs confirmed + lost tracks: motion (buffered IoU, optional Mahalanobis and class gates)
+   decides which pairs are possible; with embeddings, the cosine distance re-ranks among those pairs, weighted
+   by how informative and how reliable they have proven on this stream;
 2. low-score detections vs the remaining confirmed (and just-lost) tracks: buffered IoU (the BYTE idea: keep
    occluded objects alive);
 3. remaining high-score detections vs tentative tracks: buffered IoU;
-4. unmatched high-score detections start tentative tracks.
+4. unmatched high-score detections start tentative tracks; at confirmation a new track may take the ID of a
+   lost track or gallery entry that looks the same *and* could have walked there since it was last seen.
 
 All of it runs as array operations over the track table; the only per-track Python work is building the
 returned ``TrackOutput`` list.
@@ -35,6 +37,7 @@ from tracker_core.tracking.validation import validate_detections, validate_times
 _CONFIRMED = int(TrackState.CONFIRMED)
 _LOST = int(TrackState.LOST)
 _TENTATIVE = int(TrackState.TENTATIVE)
+_REMOVED = int(TrackState.REMOVED)
 _EMPTY = np.zeros(0, np.int64)
 
 
@@ -75,6 +78,10 @@ class Tracker:
         self._first_class: int | None = None
         self._classes_given = False  # all class 0 until a frame comes with classes
         self._app_margin = 0.0  # smoothed appearance margin: 0 = embeddings not (yet) shown to be informative
+        self._veto_error = (
+            1.0  # smoothed share of sure motion matches an appearance veto would cut (1: veto off)
+        )
+        self._decisive_ok = False
         self._last_time: float | None = None
         self.frame_count = 0
 
@@ -91,7 +98,8 @@ class Tracker:
     @property
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
-        return self._app_margin >= 0.5 * self.config.appearance_margin_ref
+        cfg = self.config
+        return self._app_margin >= 0.5 * cfg.appearance_margin_ref and self._veto_error <= cfg.reid_max_error
 
     @property
     def gallery_size(self) -> int:
@@ -174,8 +182,10 @@ class Tracker:
             first = len(tr)
             tr.append(mean, cov, c[new], s[new], ts, new, b[new], e[new] if e is not None else None)
             if cfg.confirm_hits <= 1 or (first_frame and cfg.confirm_first_frame):
-                self._confirm(np.arange(first, len(tr)))
+                self._confirm(np.arange(first, len(tr)), ts)
 
+        if len(tr) and (tr.state == _REMOVED).any():
+            tr.keep(tr.state != _REMOVED)  # lost tracks whose identity a new track took over
         if len(tr) > cfg.max_tracks:
             self._enforce_cap(ts)
         if len(self._gallery):
@@ -246,12 +256,20 @@ class Tracker:
             tr.det_index[rows] = dets
             tr.det_box[rows] = b[dets]
             if e is not None:
-                tr.remember(rows, e[dets], cfg.ema_alpha)
+                tr.remember(
+                    rows,
+                    e[dets],
+                    cfg.ema_alpha,
+                    cfg.appearance_consistency_ema,
+                    cfg.appearance_consistent_dev if self._decisive_ok else 0.0,
+                    cfg.memory_keep_dist,
+                    cfg.appearance_decisive_dist,
+                )
             st = tr.state[rows]
             tr.state[rows[st == _LOST]] = _CONFIRMED
             promote = rows[(st == _TENTATIVE) & (tr.hits[rows] >= cfg.confirm_hits)]
             if promote.size:
-                self._confirm(np.sort(promote))
+                self._confirm(np.sort(promote), ts)
 
         return unmatched_hi
 
@@ -285,16 +303,49 @@ class Tracker:
             app = costs.cosine_distance(tr.emb[rows], e[det_idx], tr.bank[rows], tr.bank_valid[rows])
             app = np.where(valid[:, None], app, np.nan)
             margin = costs.appearance_margin(app, cost, cfg.appearance_confident_cost)
+            k = cfg.appearance_margin_ema
             if margin is not None:
-                k = cfg.appearance_margin_ema
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
-            w = costs.appearance_weight(self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref)
+            err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
+            if err is not None:
+                ke = cfg.appearance_error_ema
+                self._veto_error = ke * self._veto_error + (1.0 - ke) * err
+            w_margin = costs.appearance_weight(
+                self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
+            )
+            w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
+            self._decisive_ok = w_margin > 0
+            if w_margin > 0 and cfg.appearance_decisive_dist > 0:
+                # crossings: among the candidates motion finds plausible, a decisive appearance gap settles it
+                plausible = cost <= cfg.match_cost_high
+                if gates:
+                    plausible &= ~np.logical_or.reduce(gates)
+                trusted = tr.app_dev[rows] <= cfg.appearance_consistent_dev
+                gates.append(
+                    costs.decisive_veto(
+                        app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
+                    )
+                )
+                if cfg.appearance_switch_streak > 0:
+                    alt_d = costs.cosine_distance(tr.alt_emb[rows], e[det_idx])
+                    suspicious = tr.alt_streak[rows] >= cfg.appearance_switch_streak
+                    gates.append(
+                        costs.switch_veto(
+                            app, alt_d, suspicious, cfg.appearance_decisive_dist, cfg.memory_keep_dist
+                        )
+                    )
             if w > 0:
-                # tracks without memory keep their motion cost
-                fused = costs.fuse(cost, np.where(np.isnan(app), cost, app), w)
-                if self.appearance_informative:  # never veto motion on the word of doubtful embeddings
-                    gates.append(np.nan_to_num(app, nan=0.0) > cfg.appearance_gate)
-                cost = fused
+                # appearance re-ranks among the pairs motion allows; it never opens a pair motion rules out,
+                # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
+                if cfg.appearance_veto_max_error > 0 and self._veto_error <= cfg.appearance_veto_max_error:
+                    veto = costs.appearance_veto(
+                        app, cost, cfg.appearance_confident_cost, cfg.match_cost_high, cfg.appearance_gate
+                    )
+                    gates.append(veto & (tr.state[rows] == _LOST)[:, None])  # only tracks motion already lost
+                forbidden = np.logical_or.reduce(gates) if gates else None
+                fused = costs.fused_gated(cost, app, w, cfg.match_cost_high, forbidden)
+                m, ur, uc = linear_assignment(fused, 1.0)
+                return rows[m[:, 0]], det_idx[m[:, 1]], ur, uc
         if gates:
             cost = costs.gate(cost, np.logical_or.reduce(gates))
         m, ur, uc = linear_assignment(cost, cfg.match_cost_high)
@@ -318,19 +369,14 @@ class Tracker:
         return rows[m[:, 0]], det_idx[m[:, 1]]
 
     # ------------------------------------------------------------------ life cycle
-    def _confirm(self, rows: NDArray[np.int64]) -> None:
-        """Confirm tentative tracks ``rows`` (ascending): re-identify from the gallery or issue new IDs."""
+    def _confirm(self, rows: NDArray[np.int64], ts: float) -> None:
+        """Confirm tentative tracks ``rows`` (ascending): re-identify (lost tracks, gallery) or issue new IDs."""
         tr = self._tracks
         ids = np.zeros(rows.size, np.int64)
-        if len(self._gallery) and tr.embed_dim and self.appearance_informative:
+        if tr.embed_dim and self.appearance_informative:
             has = tr.emb_valid[rows]
             if has.any():
-                ids[has] = self._gallery.match(
-                    tr.emb[rows[has]],
-                    tr.class_id[rows[has]],
-                    self.config.gallery_max_dist,
-                    self.config.class_aware,
-                )
+                ids[has] = self._reidentify(rows[has], ts)
         fresh = ids == 0
         n_fresh = int(fresh.sum())
         ids[fresh] = np.arange(self._next_id, self._next_id + n_fresh)
@@ -338,12 +384,69 @@ class Tracker:
         tr.track_id[rows] = ids
         tr.state[rows] = _CONFIRMED
 
+    def _reidentify(self, rows: NDArray[np.int64], ts: float) -> NDArray[np.int64]:
+        """IDs ``[M]`` for new tracks ``rows`` from lost tracks of this table and the gallery (0 = none).
+
+        A candidate qualifies when every recent observation of the new track is within ``gallery_max_dist`` of
+        its memory and it could have walked there in the time since it was last seen (``reid_max_speed``); one
+        Hungarian assignment over both kinds. A re-linked lost track hands its ID over and is dropped."""
+        cfg = self.config
+        tr = self._tracks
+        lost = (
+            ((tr.state == _LOST) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0] if cfg.reid_lost else _EMPTY
+        )
+        g = self._gallery
+        n_lost, n_gal = lost.size, len(g) if g.emb.shape[1] == tr.embed_dim else 0
+        if n_lost + n_gal == 0:
+            return np.zeros(rows.size, np.int64)
+        mem = np.concatenate([tr.emb[lost], g.emb[:n_gal]]) if n_gal else tr.emb[lost]
+        last_box = np.concatenate([tr.det_box[lost], g.boxes[:n_gal]]) if n_gal else tr.det_box[lost]
+        last_seen = np.concatenate([tr.last_seen[lost], g.seen[:n_gal]]) if n_gal else tr.last_seen[lost]
+        cls = np.concatenate([tr.class_id[lost], g.classes[:n_gal]]) if n_gal else tr.class_id[lost]
+        cand_ids = np.concatenate([tr.track_id[lost], g.ids[:n_gal]]) if n_gal else tr.track_id[lost]
+        if tr.bank_size:
+            cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], mem).T  # [C,M]
+        else:  # no bank: the track's EMA memory and its latest observation must both agree
+            query = np.stack([tr.emb[rows], tr.last_emb[rows]], axis=1)
+            valid = np.repeat(tr.emb_valid[rows][:, None], 2, axis=1)
+            cost = costs.worst_cosine_distance(query, valid, mem).T
+        allowed = costs.motion_plausible(
+            last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
+        )
+        if cfg.class_aware:
+            allowed &= cls[:, None] == tr.class_id[rows][None, :]
+        cost = costs.gate(cost, ~allowed)
+        m, _, _ = linear_assignment(cost, cfg.gallery_max_dist)
+        out = np.zeros(rows.size, np.int64)
+        if m.shape[0] == 0:
+            return out
+        out[m[:, 1]] = cand_ids[m[:, 0]]
+        from_lost = m[:, 0] < n_lost
+        if from_lost.any():
+            old = lost[m[from_lost, 0]]
+            new = rows[m[from_lost, 1]]
+            tr.first_seen[new] = tr.first_seen[old]
+            tr.state[old] = (
+                _REMOVED  # handed over: leaves the table at the end of this update, not to the gallery
+            )
+            tr.track_id[old] = 0
+        if (~from_lost).any():
+            g.remove(m[~from_lost, 0] - n_lost)
+        return out
+
     def _remove(self, dead: NDArray[np.bool_], ts: float) -> None:
         tr = self._tracks
         if tr.embed_dim and self._gallery.max_size:
             to_gallery = dead & (tr.track_id > 0) & tr.emb_valid
             if to_gallery.any():
-                self._gallery.add(tr.track_id[to_gallery], tr.class_id[to_gallery], tr.emb[to_gallery], ts)
+                self._gallery.add(
+                    tr.track_id[to_gallery],
+                    tr.class_id[to_gallery],
+                    tr.emb[to_gallery],
+                    ts,
+                    tr.det_box[to_gallery],
+                    tr.last_seen[to_gallery],
+                )
         tr.keep(~dead)
 
     def _enforce_cap(self, ts: float) -> None:

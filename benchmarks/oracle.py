@@ -1,0 +1,369 @@
+"""Oracle harness: the tracker with embeddings derived from ground truth, to judge association on its own.
+
+Each detection of a MOTChallenge sequence is matched to that frame's ground truth (IoU >= ``match_iou``,
+Hungarian per frame). A matched detection gets its identity's random unit vector (fixed per seed), plus
+Gaussian noise of norm ~``noise`` (each component ``N(0, noise^2 / D)``, then renormalised), and with
+probability ``wrong`` the vector of another identity instead; a false positive gets a fresh random vector.
+Two inert controls: ``random`` (an independent random vector per detection) and ``constant`` (one vector for
+all). Every run is scored by the real TrackEval (``tracker_core.evaluation``) beside the motion-only run of the
+same sequence, measured in the same call. Stochastic modes run over several seeds; the table gives the mean.
+
+``roitrack bench oracle --seq DIR [--frames 251-400 ...]`` (or ``python -m benchmarks.oracle``) prints JSON
+with ``--json`` and writes ``<out>/<name>.json`` and ``<out>/<name>.md``. See ``docs/tracking.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # the heavy imports wait until a run, so ``roitrack bench --help`` stays instant
+    from tracker_core.evaluation import FrameDetections
+    from tracker_core.tracking import TrackerConfig
+
+DEFAULT_NOISES = (0.5, 1.0, 2.0, 4.0)
+DEFAULT_WRONGS = (0.1, 0.2, 0.3, 0.5)
+REPORT_KEYS = ("HOTA", "AssA", "MOTA", "IDF1", "IDSW")
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """One way of deriving embeddings: ``mode`` in ``motion`` (none), ``oracle``, ``random``, ``constant``."""
+
+    mode: str
+    noise: float = 0.0
+    wrong: float = 0.0
+
+    @property
+    def label(self) -> str:
+        if self.mode != "oracle":
+            return self.mode
+        if self.noise == 0 and self.wrong == 0:
+            return "perfect"
+        return f"oracle noise={self.noise:g} wrong={self.wrong:g}"
+
+
+def gt_identities(
+    frames: Sequence[FrameDetections], gt: NDArray[np.float64], match_iou: float = 0.5
+) -> list[NDArray[np.int64]]:
+    """Per frame, the ground-truth identity of each detection (``-1``: false positive).
+
+    Ground-truth rows with flag 0 (column 7) are ignored, as TrackEval ignores them for MOT15. Detections and
+    ground truth are matched by a per-frame Hungarian assignment on ``1 - IoU``, pairs below ``match_iou`` never.
+    """
+    from tracker_core.tracking import linear_assignment
+    from tracker_core.tracking.costs import iou_matrix
+
+    rows = gt[gt[:, 6] > 0] if gt.shape[0] else gt
+    out: list[NDArray[np.int64]] = []
+    for i, det in enumerate(frames):
+        ids = np.full(det.boxes.shape[0], -1, np.int64)
+        g = rows[rows[:, 0] == i + 1]
+        if g.shape[0] and det.boxes.shape[0]:
+            gbox = np.concatenate([g[:, 2:4], g[:, 2:4] + g[:, 4:6]], axis=1)
+            m, _, _ = linear_assignment(1.0 - iou_matrix(det.boxes, gbox), 1.0 - match_iou)
+            ids[m[:, 0]] = g[m[:, 1], 1].astype(np.int64)
+        out.append(ids)
+    return out
+
+
+def _unit(v: NDArray[np.float64]) -> NDArray[np.float32]:
+    return (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def oracle_embeddings(
+    ids: Sequence[NDArray[np.int64]], spec: EmbeddingSpec, seed: int, dim: int = 128
+) -> list[NDArray[np.float32]] | None:
+    """Embeddings ``[N,D]`` per frame for detections with identities ``ids`` (``-1`` = false positive)."""
+    if spec.mode == "motion":
+        return None
+    rng = np.random.default_rng(seed)
+    if spec.mode == "constant":
+        v = _unit(rng.standard_normal(dim))
+        return [np.repeat(v[None, :], f.shape[0], axis=0) for f in ids]
+    if spec.mode == "random":
+        return [_unit(rng.standard_normal((f.shape[0], dim))) for f in ids]
+    if spec.mode != "oracle":
+        raise ValueError(f"unknown embedding mode {spec.mode!r}")
+    identities = np.unique(np.concatenate([f[f >= 0] for f in ids] + [np.zeros(0, np.int64)]))
+    table = _unit(rng.standard_normal((identities.size, dim)))
+    out = []
+    for f in ids:
+        n = f.shape[0]
+        pos = np.searchsorted(identities, f)
+        known = f >= 0
+        if spec.wrong > 0 and identities.size > 1:
+            flip = known & (rng.random(n) < spec.wrong)
+            shift = rng.integers(1, identities.size, size=n)  # any identity but the true one
+            pos = np.where(flip, (pos + shift) % identities.size, pos)
+        e = np.where(known[:, None], table[np.minimum(pos, identities.size - 1)], 0.0).astype(np.float64)
+        fresh = ~known
+        if fresh.any():
+            e[fresh] = rng.standard_normal((int(fresh.sum()), dim))
+        if spec.noise > 0:
+            e[known] = _unit(e[known]) + rng.standard_normal((int(known.sum()), dim)) * (
+                spec.noise / dim**0.5
+            )
+        out.append(_unit(e))
+    return out
+
+
+def relabel_with_gt(lines: Sequence[str], gt: NDArray[np.float64], match_iou: float = 0.5) -> list[str]:
+    """The identity ceiling of a result file: each output box that overlaps a ground-truth box (IoU >=
+    ``match_iou``, Hungarian per frame) takes that box's identity; the others keep a track ID of their own.
+
+    The boxes, and so detection errors, stay as they are: the score is the best any association could do with
+    them, so a gain beyond it cannot come from association."""
+    if not lines:
+        return []
+    rows = np.array([[float(v) for v in ln.split(",")[:7]] for ln in lines])
+    frames = [int(f) for f in np.unique(rows[:, 0])]
+    per_frame = []
+    for f in frames:
+        r = rows[rows[:, 0] == f]
+        boxes = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], axis=1).astype(np.float32)
+        per_frame.append((f, r, boxes))
+    from tracker_core.evaluation import FrameDetections, results_rows
+
+    out: list[str] = []
+    for f, r, boxes in per_frame:
+        g = gt[gt[:, 0] == f].copy()
+        g[:, 0] = 1
+        (ids,) = gt_identities([FrameDetections(boxes, r[:, 6].astype(np.float32))], g, match_iou)
+        new_ids = np.where(ids >= 0, ids, 1_000_000 + r[:, 1].astype(np.int64))
+        out += results_rows(f, [int(v) for v in new_ids], boxes, r[:, 6].tolist())
+    return out
+
+
+def default_specs(noises: Sequence[float], wrongs: Sequence[float]) -> list[EmbeddingSpec]:
+    specs = [EmbeddingSpec("motion"), EmbeddingSpec("oracle")]
+    specs += [EmbeddingSpec("oracle", noise=float(s)) for s in noises]
+    specs += [EmbeddingSpec("oracle", wrong=float(w)) for w in wrongs]
+    specs += [EmbeddingSpec("random"), EmbeddingSpec("constant")]
+    return specs
+
+
+def run_sequence(
+    seq: str | Path,
+    specs: Sequence[EmbeddingSpec],
+    seeds: Sequence[int],
+    *,
+    det: str | Path | None = None,
+    score_scale: float = 100.0,
+    score_clip: bool = False,
+    config: TrackerConfig | None = None,
+    dim: int = 128,
+    match_iou: float = 0.5,
+) -> dict[str, Any]:
+    """Track ``seq`` once per (spec, seed) and score every run in one TrackEval call.
+
+    Returns ``{"sequence", "frames", "rows": [...]}``; each row holds the spec, the mean of ``METRIC_KEYS``
+    over seeds, the per-seed values and ``equals_motion`` (result files identical to the motion-only run's).
+    """
+    from tracker_core.evaluation import (
+        METRIC_KEYS,
+        evaluate_results,
+        read_detections,
+        read_gt,
+        read_seqinfo,
+        track_sequence,
+        write_results,
+    )
+    from tracker_core.tracking import DEFAULT_CONFIG
+
+    config = config or DEFAULT_CONFIG
+    seq = Path(seq)
+    info = read_seqinfo(seq)
+    frames = read_detections(
+        det or seq / "det" / "det.txt", info.seq_length, score_scale, score_clip=score_clip
+    )
+    ids = gt_identities(frames, read_gt(seq / "gt" / "gt.txt"), match_iou)
+    lines: dict[str, list[str]] = {}
+    runs: list[tuple[EmbeddingSpec, list[str]]] = []
+    for k, spec in enumerate(specs):
+        spec_seeds = [0] if spec.mode in ("motion", "constant") else list(seeds)
+        keys = []
+        for seed in spec_seeds:
+            emb = oracle_embeddings(ids, spec, seed, dim)
+            key = f"r{k}s{seed}"
+            lines[key] = track_sequence(frames, info.frame_rate, config, emb).lines
+            keys.append(key)
+        runs.append((spec, keys))
+    motion_key = next((keys[0] for spec, keys in runs if spec.mode == "motion"), None)
+    if motion_key is not None:
+        lines["ceiling"] = relabel_with_gt(lines[motion_key], read_gt(seq / "gt" / "gt.txt"), match_iou)
+    with tempfile.TemporaryDirectory(prefix="roitrack-oracle-") as tmp:
+        paths = {}
+        for key, ls in lines.items():
+            paths[key] = Path(tmp) / f"{key}.txt"
+            write_results(paths[key], ls)
+        scores = evaluate_results(seq, paths)
+    motion_lines = next((lines[keys[0]] for spec, keys in runs if spec.mode == "motion"), None)
+    rows = []
+    for spec, keys in runs:
+        per_seed = {m: [float(scores[k][m]) for k in keys] for m in METRIC_KEYS}
+        rows.append(
+            {
+                "label": spec.label,
+                "mode": spec.mode,
+                "noise": spec.noise,
+                "wrong": spec.wrong,
+                "seeds": len(keys),
+                **{m: float(np.mean(v)) for m, v in per_seed.items()},
+                "per_seed": per_seed,
+                "equals_motion": motion_lines is not None and all(lines[k] == motion_lines for k in keys),
+            }
+        )
+    ceiling = {m: float(scores["ceiling"][m]) for m in METRIC_KEYS} if "ceiling" in scores else None
+    return {"sequence": info.name, "frames": info.seq_length, "rows": rows, "id_ceiling": ceiling}
+
+
+def run(
+    seq: str | Path,
+    frame_ranges: Sequence[str] = (),
+    *,
+    noises: Sequence[float] = DEFAULT_NOISES,
+    wrongs: Sequence[float] = DEFAULT_WRONGS,
+    seeds: int = 3,
+    score_scale: float = 100.0,
+    score_clip: bool = False,
+    config: TrackerConfig | None = None,
+    dim: int = 128,
+) -> dict[str, Any]:
+    """The whole harness over ``seq`` (or each ``FIRST-LAST`` frame range of it, cut in time)."""
+    from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
+    from tracker_core.tracking import DEFAULT_CONFIG
+
+    config = config or DEFAULT_CONFIG
+    specs = default_specs(noises, wrongs)
+    seed_list = list(range(seeds))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="roitrack-oracle-seq-") as tmp:
+        targets: list[tuple[str, Path]] = []
+        if not frame_ranges:
+            targets.append(("all", Path(seq)))
+        for text in frame_ranges:
+            first, last = parse_frame_range(text)
+            targets.append(
+                (f"{first}-{last}", slice_sequence(seq, first, last, Path(tmp) / f"f{first}-{last}"))
+            )
+        for span, path in targets:
+            res = run_sequence(
+                path, specs, seed_list, score_scale=score_scale, score_clip=score_clip, config=config, dim=dim
+            )
+            res["span"] = span
+            results.append(res)
+    return {
+        "source": str(seq),
+        "score_scale": score_scale,
+        "score_clip": score_clip,
+        "seeds": seeds,
+        "dim": dim,
+        "config": "DEFAULT_CONFIG" if config == DEFAULT_CONFIG else "custom",
+        "sequences": results,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """One table per sequence: metrics (mean over seeds) and the IDF1 change against motion only."""
+    out = []
+    for seq in result["sequences"]:
+        motion = next(r for r in seq["rows"] if r["mode"] == "motion")
+        out.append(f"### {seq['sequence']} (frames {seq['span']}, {seq['frames']} frames)\n")
+        out.append("| embeddings | seeds | " + " | ".join(REPORT_KEYS) + " | IDF1 vs motion | = motion |")
+        out.append("|---|---:|" + "---:|" * len(REPORT_KEYS) + "---:|---|")
+        for r in seq["rows"]:
+            vals = [
+                f"{r[k]:.1f}" if k != "IDSW" else f"{r[k]:.1f}".rstrip("0").rstrip(".") for k in REPORT_KEYS
+            ]
+            same = "" if r["mode"] == "motion" else ("yes" if r["equals_motion"] else "no")
+            out.append(
+                f"| {r['label']} | {r['seeds']} | "
+                + " | ".join(vals)
+                + f" | {r['IDF1'] - motion['IDF1']:+.1f} | {same} |"
+            )
+        ceil = seq.get("id_ceiling")
+        if ceil:
+            vals = [f"{ceil[k]:.1f}" if k != "IDSW" else f"{ceil[k]:.0f}" for k in REPORT_KEYS]
+            out.append(
+                "| *identity ceiling* (motion-only boxes, ground-truth IDs) | - | "
+                + " | ".join(vals)
+                + f" | {ceil['IDF1'] - motion['IDF1']:+.1f} | |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--seq", required=True, help="MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt, det/det.txt)")
+    a("--frames", nargs="*", default=[], help="FIRST-LAST ranges to run separately (default: whole sequence)")
+    a("--score-scale", type=float, default=100.0, help="divide det scores by this (default 100, MOT15)")
+    a(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled scores to [0, 1] (PETS09's public detections reach 138.9 / 100); else out of range = error",
+    )
+    a("--noise", type=float, nargs="*", default=list(DEFAULT_NOISES), help="noise levels to sweep")
+    a("--wrong", type=float, nargs="*", default=list(DEFAULT_WRONGS), help="wrong-identity rates to sweep")
+    a("--seeds", type=int, default=3, help="seeds per stochastic setting (default 3)")
+    a("--dim", type=int, default=128, help="embedding width (default 128)")
+    a("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
+    a("--out", default="docs/bench", help="folder for <name>.json / .md (default docs/bench)")
+    a("--name", default="oracle", help="file name stem (default oracle)")
+    a("--no-write", action="store_true", help="do not write the JSON / Markdown files")
+    a("--json", action="store_true", help="print one JSON object (else the Markdown table)")
+
+
+def main_args(args: argparse.Namespace) -> int:
+    from tracker_core.errors import ConfigError, InvalidInputError
+    from tracker_core.tracking import DEFAULT_CONFIG, TrackerConfig
+
+    if args.seeds < 1 or args.dim < 2:
+        raise InvalidInputError("--seeds must be >= 1 and --dim >= 2")
+    if any(v < 0 for v in args.noise) or any(not 0 <= v <= 1 for v in args.wrong):
+        raise InvalidInputError("--noise must be >= 0 and --wrong in [0, 1]")
+    config = DEFAULT_CONFIG
+    if args.config:
+        try:
+            config = TrackerConfig.from_dict(json.loads(Path(args.config).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"--config {args.config}: {exc}") from None
+    result = run(
+        args.seq,
+        args.frames,
+        noises=args.noise,
+        wrongs=args.wrong,
+        seeds=args.seeds,
+        score_scale=args.score_scale,
+        score_clip=args.score_clip,
+        config=config,
+        dim=args.dim,
+    )
+    table = markdown(result)
+    if not args.no_write:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        (out / f"{args.name}.md").write_text(table + "\n")
+    print(json.dumps(result) if args.json else table)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.oracle", description=__doc__.splitlines()[0])
+    configure(parser)
+    return main_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
