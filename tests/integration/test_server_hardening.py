@@ -206,13 +206,15 @@ async def test_a_frame_that_breaks_the_forward_fails_alone(monkeypatch: pytest.M
         good, bad = Lockstep(s), Lockstep(s)
         await good.send(open_req("good"))
         await bad.send(open_req("odd"))
-        for i in range(1, 4):
+        together = 0  # rounds where the two frames shared a batch (the batcher may miss one on a busy machine)
+        for i in range(1, 7):
             await asyncio.gather(good.send(frame_req(i)), bad.send(frame_req(i, encoded=odd)))
             rg, rb = await asyncio.gather(good.recv(), bad.recv())
-            assert rg.timings.batch_size == 2
+            together += rg.timings.batch_size == 2
             assert not rg.HasField("error"), rg.error.message
             assert rb.error.code == pb.FRAME_ERROR_CODE_INTERNAL
             assert "RuntimeError" in rb.error.message
+        assert together >= 2, together
         assert await good.finish() == grpc.StatusCode.OK
         assert await bad.finish() == grpc.StatusCode.OK
 

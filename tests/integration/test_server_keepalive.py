@@ -69,7 +69,7 @@ class FreezingProxy:
 
 
 async def test_silent_network_cut_is_noticed_on_both_sides_and_the_stream_resumes() -> None:
-    n = 90
+    n = 79  # from frame 80 on, one of the scene's boxes lies wholly outside the frame (a per-frame error)
     frames = [
         SourceFrame(
             i,
@@ -123,7 +123,9 @@ async def test_silent_network_cut_is_noticed_on_both_sides_and_the_stream_resume
     after = [ids_by_frame[i] for i in sorted(ids_by_frame) if i > 15 + stats.lost + 3]
     assert before and len(after) > 20
     assert all(x == before[0] for x in before) and len(before[0]) == 2
-    assert all(x == before[0] for x in after), (before[0], after)
+    assert all(x == before[0] for x in after), (before[0], ids_by_frame, stats)
+    # frames the server never got are re-sent; "lost" are only answers lost after the server tracked the frame
+    assert stats.errors == 0 and stats.answered + stats.lost == n and stats.lost <= 2, stats
 
 
 @pytest.mark.slow

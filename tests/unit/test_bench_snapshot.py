@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from benchmarks.snapshot import EMBED_DIM, rich_tracker
@@ -17,5 +18,7 @@ def test_rich_tracker_holds_n_tracks_with_full_banks_and_gallery(n: int) -> None
     assert tracker.gallery_size == tracker.config.gallery_size
     assert len(follow) == 20 and follow[0][0].shape == (n, 4)
     size = len(snapshot.encode(tracker))
-    per_track = tr.bank.nbytes // n + tr.emb.nbytes // n
-    assert per_track * n < size < per_track * n + tracker._gallery.emb.nbytes + 64 * 1024
+    # every per-track array (embedding memory, bank, last / alternative embeddings, Kalman state, ...) is carried
+    per_track = sum(getattr(tr, name).nbytes for name in tr._ROW_FIELDS) // n
+    gallery = sum(v.nbytes for v in vars(tracker._gallery).values() if isinstance(v, np.ndarray))
+    assert per_track * n < size < per_track * n + gallery + 64 * 1024
