@@ -3,11 +3,16 @@
 One output size, :data:`ROI_SIZE` (10x10), is used by training, validation and serving alike.
 """
 
-from tracker_core.features.extractor import RoiFeatureExtractor
+from tracker_core.features.color import HIST_BINS, box_histograms, hsv_histogram, rgb_to_hsv
+from tracker_core.features.extractor import RoiFeatureExtractor, spec_roi_features
 from tracker_core.features.roi_align import PIXEL_STRIDE, ROI_SIZE, boxes_to_rois, roi_features
 from tracker_core.features.spec import TAP_NAMES, FeatureSpec, parse_feature_spec
 
 __all__ = [
+    "HIST_BINS",
+    "box_histograms",
+    "hsv_histogram",
+    "rgb_to_hsv",
     "PIXEL_STRIDE",
     "ROI_SIZE",
     "TAP_NAMES",
@@ -16,4 +21,5 @@ __all__ = [
     "boxes_to_rois",
     "parse_feature_spec",
     "roi_features",
+    "spec_roi_features",
 ]
