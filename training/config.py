@@ -23,7 +23,9 @@ class TrainConfig:
     """Defaults give a useful encoder on a 400-frame sequence in well under 15 minutes on 2 CPU cores."""
 
     features: str = "spp+s8+pixels2"  # spp | spp+s16 | spp+s8 | spp+pixels | spp+s8+pixels ...
-    arch: str = "mix"  # mix: MixEncoder (pooled input + colour histogram + learned residual); conv: RoiEncoder
+    arch: str = (
+        "mix"  # mix: MixEncoder (pooled input + colour histogram + learned residual); conv: RoiEncoder
+    )
     blocks: str = "raw+color+learned"  # MixEncoder blocks (color needs the pixels tap)
     input_size: int = 640  # long side of the detector input (the server's --input-size)
     rect: bool = (
@@ -33,7 +35,11 @@ class TrainConfig:
     epochs: int = 8
     holdout: float = 0.2  # last part of every source kept out of training, for label-free validation
     patience: int = 2  # stop after this many epochs without a better held-out score (0: never stop early)
-    holdout_gaps: tuple[int, ...] = (10, 20, 30)  # frames between gallery and query in the held-out validation
+    holdout_gaps: tuple[int, ...] = (
+        10,
+        20,
+        30,
+    )  # frames between gallery and query in the held-out validation
     queue: int = 1024  # memory queue of past embeddings used as extra negatives (0: off)
     batch_frames: int = 16  # anchor frames per step and rank
     max_rois: int = 384  # cap of ROIs per step (each gives 2 views)
@@ -66,9 +72,13 @@ class TrainConfig:
         if self.arch == "mix":
             blocks = [b for b in self.blocks.split("+") if b]
             if not blocks or set(blocks) - {"raw", "color", "learned"}:
-                raise ConfigError(f"train config: blocks {self.blocks!r} must be a +-list of raw, color, learned")
+                raise ConfigError(
+                    f"train config: blocks {self.blocks!r} must be a +-list of raw, color, learned"
+                )
             if "color" in blocks and 1 not in spec.strides:
-                raise ConfigError("train config: the color block needs the pixels tap (--features ...+pixels)")
+                raise ConfigError(
+                    "train config: the color block needs the pixels tap (--features ...+pixels)"
+                )
         if not 0 <= self.holdout < 1:
             raise ConfigError("train config: holdout must be in [0,1)")
         if self.patience < 0 or self.queue < 0 or any(g < 1 for g in self.holdout_gaps):

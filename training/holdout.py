@@ -49,7 +49,7 @@ def split_source(src: CachedSource, holdout: float) -> tuple[CachedSource, Cache
     """``(train part, held-out tail)``: the tail is the last ``holdout`` fraction of the cached frames (at least
     2 frames, and the train part keeps at least 2); ``None`` when ``holdout`` is 0 or the source is too short."""
     n = len(src)
-    k = int(round(n * holdout))
+    k = round(n * holdout)
     if holdout <= 0 or k < 2 or n - k < 2:
         return src, None
     return _slice(src, 0, n - k, ""), _slice(src, n - k, n, ":holdout")
@@ -82,7 +82,7 @@ def holdout_val(
         labels, _ = link_tracklets(src, min_score=min_score, max_len=10**9)
         labelled.append((src, labels))
     for gap in gaps_frames:
-        g = max(1, int(round(gap / frame_step)))
+        g = max(1, round(gap / frame_step))
         pairs: list[ValPair] = []
         pre: list[torch.Tensor] = []
         now: list[torch.Tensor] = []
@@ -107,7 +107,7 @@ def holdout_val(
     return out
 
 
-def holdout_score(results: dict[int, dict]) -> float:
+def holdout_score(results: dict[str, dict]) -> float:
     """The early-stopping score: the encoder's pooled MRR averaged over the gaps."""
     vals = [
         r["encoder"]["pooled"]["mrr"]
@@ -148,12 +148,14 @@ def calibrate_weights(
             a, q = model.block_outputs(pre.to(device)), model.block_outputs(now.to(device))
             per_pair.append({b: (q[b].float() @ a[b].float().T).cpu().numpy() for b in model.blocks})
         cos[gap] = per_pair
-    tried: list[tuple[float, float, dict[str, float]]] = []  # (score, standard error, weights), simplest first
+    tried: list[
+        tuple[float, float, dict[str, float]]
+    ] = []  # (score, standard error, weights), simplest first
     for combo in itertools.product(*(WEIGHT_GRID[b] for b in free)):
         w = {fixed: 1.0, **dict(zip(free, combo, strict=True))}
         mrrs, ses = [], []
         for gap, val in holdout.items():
-            scores = [sum(w[b] ** 2 * c[b] for b in model.blocks) for c in cos[gap]]
+            scores = [np.sum([w[b] ** 2 * c[b] for b in model.blocks], axis=0) for c in cos[gap]]
             m = evaluate_pairs(scores, [p.now.ids for p in val.pairs], [p.pre.ids for p in val.pairs])
             rr = 1.0 / np.concatenate(m.ranks) if m.ranks else np.zeros(0)
             if len(rr):

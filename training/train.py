@@ -45,14 +45,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("mix", "conv"),
         help="mix (default): pooled input + colour histogram + learned residual; conv: the learned conv net only",
     )
-    p.add_argument("--blocks", default=d.blocks, help="mix blocks: raw, color, learned joined by + (color needs pixels)")
+    p.add_argument(
+        "--blocks", default=d.blocks, help="mix blocks: raw, color, learned joined by + (color needs pixels)"
+    )
     p.add_argument(
         "--holdout",
         type=float,
         default=d.holdout,
         help="last fraction of every source held out for label-free validation and early stopping (0: off)",
     )
-    p.add_argument("--patience", type=int, default=d.patience, help="epochs without improvement before stopping")
+    p.add_argument(
+        "--patience", type=int, default=d.patience, help="epochs without improvement before stopping"
+    )
     p.add_argument("--queue", type=int, default=d.queue, help="memory queue of negatives (0: off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: each rank takes its GPU)")
     p.add_argument(

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
-
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tracker_core.encoder import Encoder, EncoderMeta, MixEncoder, RoiEncoder, save_encoder
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec, parse_feature_spec, spec_roi_features
@@ -29,11 +28,11 @@ from training.cache import CachedSource
 from training.checkpointing import load_train_state, save_train_state
 from training.config import TrainConfig
 from training.distributed import DistInfo, gather_objects, mean_across
+from training.holdout import calibrate_weights, holdout_score
 from training.loss import info_nce
 from training.plot import plot_log
 from training.sampler import ShardedSampler
 from training.schedule import lr_at
-from training.holdout import calibrate_weights, holdout_score
 from training.validate import ValFeatures, validate
 
 log = logging.getLogger(__name__)
@@ -204,7 +203,9 @@ def train_encoder(
             for anchors in sampler.batches(cfg.batch_frames):
                 seen += anchors
                 batch = data.make_batch(anchors, rng, aug)
-                x = torch.cat([augment_features(v, mean, std, aug, gen, pix_ch) for v in batch.views]).to(device)
+                x = torch.cat([augment_features(v, mean, std, aug, gen, pix_ch) for v in batch.views]).to(
+                    device
+                )
                 labels = torch.cat([batch.labels, batch.labels]).to(device)
                 lr = lr_at(step, total, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
                 for g in opt.param_groups:
@@ -269,7 +270,8 @@ def train_encoder(
                 if best["score"] is None or score > best["score"] + 1e-6:
                     best = {"score": score, "epoch": epoch, "bad": 0, "holdout": res}
                     save_file(
-                        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(best_path)
+                        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                        str(best_path),
                     )
                 else:
                     best["bad"] = int(best["bad"]) + 1

@@ -37,7 +37,9 @@ class ValFeatures:
     pairs: list[ValPair]
     pre: list[torch.Tensor]
     now: list[torch.Tensor]
-    pre_hist: list[torch.Tensor] | None = None  # [N,B] colour histograms of the same boxes (None: not computed)
+    pre_hist: list[torch.Tensor] | None = (
+        None  # [N,B] colour histograms of the same boxes (None: not computed)
+    )
     now_hist: list[torch.Tensor] | None = None
 
 
@@ -100,7 +102,9 @@ def val_features_from_cache(pairs: list[ValPair], src: CachedSource, spec: Featu
         return spec_roi_features(spec, maps, [fl.boxes], [src.transforms[i]])
 
     pre_hist, now_hist = pair_histograms(pairs)
-    return ValFeatures(pairs, [feats(p.pre) for p in pairs], [feats(p.now) for p in pairs], pre_hist, now_hist)
+    return ValFeatures(
+        pairs, [feats(p.pre) for p in pairs], [feats(p.now) for p in pairs], pre_hist, now_hist
+    )
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``roitrack bench {stages,overhead,scaling,soak,floor}``: the performance benchmarks (code in ``benchmarks/``).
+"""``roitrack bench {stages,overhead,scaling,soak,floor,appearance}``: the performance benchmarks (code in ``benchmarks/``).
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
 curve says more than a table, ``<out>/<name>.png``. See ``docs/performance.md``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, appearance"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -17,6 +17,7 @@ BENCHES = {
     "scaling": "1..16 concurrent streams, cross-stream batching on vs off (fps, p50/p95/p99, drops)",
     "soak": "8 streams for --duration seconds: server RSS and track counts over time",
     "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
+    "appearance": "train an encoder on one time split, track the other with appearance off/on (eval-mot, serve)",
 }
 
 
@@ -52,6 +53,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="<bench>", required=True)
     for name, helptext in BENCHES.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
+        if name == "appearance":  # its own options (sequences, encoder), not the performance benches'
+            from benchmarks.appearance import configure as configure_appearance
+
+            configure_appearance(p)
+            continue
         p.add_argument("--weights", help="detector .safetensors (default: a randomly initialised detector)")
         p.add_argument(
             "--arch", choices=("yolov7", "yolov7-tiny"), help="random detector arch (default: per bench)"
@@ -99,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 
+    if args.bench == "appearance":
+        from benchmarks import appearance
+
+        result = appearance.run_cli(args)
+        opts = BenchOptions(out=args.out, write=not args.no_write)
+        finish("appearance", result, appearance.markdown, opts, args.json)
+        return 0
     if args.device.startswith("cuda"):
         import torch
 

@@ -14,11 +14,11 @@ from tracker_core.encoder.model import MAX_PARAMS, RoiEncoder
 
 __all__ = [
     "BLOCKS",
-    "Encoder",
-    "MixEncoder",
     "MAX_PARAMS",
     "Appearance",
+    "Encoder",
     "EncoderMeta",
+    "MixEncoder",
     "RoiEncoder",
     "build_encoder",
     "load_encoder",

@@ -57,7 +57,9 @@ class EncoderMeta:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise WeightsError(f"encoder architecture {self.arch!r} is unknown to this build (known: {ARCHS})")
+            raise WeightsError(
+                f"encoder architecture {self.arch!r} is unknown to this build (known: {ARCHS})"
+            )
         object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))
         object.__setattr__(self, "hist_bins", tuple(int(b) for b in self.hist_bins))
         if self.arch == "mix":
@@ -148,7 +150,9 @@ def save_encoder(path: str | Path, model: Encoder, meta: EncoderMeta) -> None:
     if model.in_channels != meta.in_channels or head != meta.embed_dim:
         raise WeightsError("encoder model and metadata disagree on channels or embedding size")
     if (meta.arch == "mix") != isinstance(model, MixEncoder):
-        raise WeightsError(f"encoder metadata says arch {meta.arch!r} but the model is {type(model).__name__}")
+        raise WeightsError(
+            f"encoder metadata says arch {meta.arch!r} but the model is {type(model).__name__}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

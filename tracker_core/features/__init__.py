@@ -10,16 +10,16 @@ from tracker_core.features.spec import TAP_NAMES, FeatureSpec, parse_feature_spe
 
 __all__ = [
     "HIST_BINS",
-    "box_histograms",
-    "hsv_histogram",
-    "rgb_to_hsv",
     "PIXEL_STRIDE",
     "ROI_SIZE",
     "TAP_NAMES",
     "FeatureSpec",
     "RoiFeatureExtractor",
+    "box_histograms",
     "boxes_to_rois",
+    "hsv_histogram",
     "parse_feature_spec",
+    "rgb_to_hsv",
     "roi_features",
     "spec_roi_features",
 ]

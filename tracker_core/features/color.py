@@ -7,6 +7,8 @@ coefficient). Only elementwise ops, comparisons and sums: it runs inside the enc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -32,12 +34,14 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([h % 1.0, s, v], dim=1)
 
 
-def hsv_histogram(rgb: torch.Tensor, bins: tuple[int, int, int] = HIST_BINS) -> torch.Tensor:
+def hsv_histogram(rgb: torch.Tensor, bins: Sequence[int] = HIST_BINS) -> torch.Tensor:
     """``[N,3,h,w]`` RGB in [0,1] -> ``[N, prod(bins)]`` square-rooted, L1-normalised joint HSV histograms."""
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise InvalidInputError(f"hsv_histogram expects [N,3,h,w] RGB, got {tuple(rgb.shape)}")
     hsv = rgb_to_hsv(rgb.float().clamp(0.0, 1.0)).flatten(2)  # [N,3,P]
-    nh, ns, nv = bins
+    if len(bins) != 3:
+        raise InvalidInputError(f"hsv_histogram needs three bin counts (H, S, V), got {bins}")
+    nh, ns, nv = (int(b) for b in bins)
     idx = torch.zeros_like(hsv[:, 0])
     for k, nb in enumerate((nh, ns, nv)):
         q = torch.floor(hsv[:, k] * nb).clamp(0, nb - 1)
@@ -49,9 +53,7 @@ def hsv_histogram(rgb: torch.Tensor, bins: tuple[int, int, int] = HIST_BINS) -> 
     return hist.sqrt()
 
 
-def box_histograms(
-    image: np.ndarray, boxes: np.ndarray, bins: tuple[int, int, int] = HIST_BINS
-) -> torch.Tensor:
+def box_histograms(image: np.ndarray, boxes: np.ndarray, bins: Sequence[int] = HIST_BINS) -> torch.Tensor:
     """Histograms of the pixels inside each box of an ``HxWx3`` uint8 RGB image (full resolution) ->
     ``[N, prod(bins)]``; a box with no pixel inside the image gets zeros."""
     h, w = image.shape[:2]

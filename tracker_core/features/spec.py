@@ -22,7 +22,9 @@ class FeatureSpec:
     """
 
     strides: tuple[int, ...] = (32,)
-    pixel_scale: int = 1  # pixels tap sampled at pixel_scale x ROI_SIZE, folded into pixel_scale^2 x 3 channels
+    pixel_scale: int = (
+        1  # pixels tap sampled at pixel_scale x ROI_SIZE, folded into pixel_scale^2 x 3 channels
+    )
 
     def __post_init__(self) -> None:
         if self.pixel_scale not in (1, 2):
