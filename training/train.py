@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--patience", type=int, default=d.patience, help="epochs without improvement before stopping"
     )
+    p.add_argument(
+        "--holdout-gaps",
+        default=",".join(str(g) for g in d.holdout_gaps),
+        help="frames between gallery and query frames of the held-out validation (comma-separated)",
+    )
     p.add_argument("--queue", type=int, default=d.queue, help="memory queue of negatives (0: off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: each rank takes its GPU)")
     p.add_argument(
@@ -102,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         arch=args.arch,
         blocks=args.blocks,
         holdout=args.holdout,
+        holdout_gaps=tuple(int(g) for g in str(args.holdout_gaps).split(",") if g.strip()),
         patience=args.patience,
         queue=args.queue,
         input_size=args.input_size,
