@@ -185,3 +185,30 @@ def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
     )
     assert step3.frames.tolist() == [1, 4, 7, 10]
     assert val_features_from_cache(pairs, step3, spec) is None
+
+
+def test_trains_from_a_sequence_and_a_video_file_together(data):
+    import cv2
+
+    from training.cache import load_cache
+    from training.sources import count_frames, open_source
+
+    root, seq, det = data
+    frames = sorted((seq / "img1").glob("*.jpg"))
+    first = cv2.imread(str(frames[0]))
+    video = root / "clip.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 7.0, (first.shape[1], first.shape[0]))
+    for f in frames:
+        vw.write(cv2.imread(str(f)))
+    vw.release()
+    src = open_source(video)
+    assert src.kind == "video" and count_frames(src) == len(frames)
+    out = root / "two"
+    assert _train(root, seq, det, "two", *HOLD, "--data", str(video), "--epochs", "1") == 0
+    caches = sorted(d for d in (root / "cache").iterdir() if d.name.startswith("clip-"))
+    assert caches, "the video got its own stage-1 cache"
+    cached = load_cache(caches[0], (32,))
+    assert len(cached) == len(frames)  # every decoded frame (boxes: the random detector's own, maybe none)
+    with_boxes = sum(1 for b in cached.boxes[: len(frames) // 2] if len(b))
+    recs = _records(out / "train_log.jsonl")
+    assert recs[0]["num_samples"] == 6 + with_boxes  # the training halves of both inputs
