@@ -66,7 +66,11 @@ def main() -> None:
     for b, x in chosen.items():
         enc.set_block_weight(b, x)
     if a.json:
-        print(json.dumps({"chosen": chosen, "rows": {k: {str(g): v for g, v in r.items()} for k, r in rows.items()}}))
+        print(
+            json.dumps(
+                {"chosen": chosen, "rows": {k: {str(g): v for g, v in r.items()} for k, r in rows.items()}}
+            )
+        )
         return
     print(f"weights chosen on the held-out frames: {chosen}")
     print("| combination | " + " | ".join(f"gap {g}" for g in gaps) + " |")
