@@ -76,3 +76,29 @@ def test_server_refuses_an_encoder_of_another_detector(tmp_path: Path):
     enc = _mix_encoder_file(tmp_path / "enc.safetensors", det_a)
     with pytest.raises(WeightsError, match="another detector"):
         Appearance.from_checkpoint(enc, detector=load_detector(det_b))
+
+
+@pytest.mark.timeout(600)
+def test_bench_appearance_runs_both_paths_end_to_end(tmp_path: Path, capsys):
+    """``roitrack bench appearance`` with a given encoder on a small labelled sequence: val at a gap, eval-mot and
+    a real serve + stream with appearance off and on, all scored; both paths agree."""
+    import json
+
+    from roitrack_cli.main import main
+
+    seq = make_sequence(tmp_path / "seq", frames=10)
+    det_path = make_detector_file(tmp_path / "det.safetensors")
+    enc_path = _mix_encoder_file(tmp_path / "enc.safetensors", det_path)
+    args = ["bench", "appearance", "--weights", str(det_path), "--train", str(seq), "--test", str(seq)]
+    args += ["--encoder", str(enc_path), "--gaps", "3", "--score-scale", "1", "--work", str(tmp_path / "w")]
+    args += ["--out", str(tmp_path / "md"), "--json"]
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(r["val"]["3"]) == {"encoder", "raw_features", "color_histogram", "center_distance"}
+    for path in ("eval-mot", "serve+stream"):
+        for mode in ("off", "on"):
+            assert set(r["tracking"][path][mode]) == {"HOTA", "MOTA", "IDF1", "IDSW"}
+            assert r["tracking"][path][mode]["MOTA"] > 0
+    assert r["tracking"]["eval-mot"] == r["tracking"]["serve+stream"]
+    assert "met" in r["targets"]["eval-mot"]
+    assert (tmp_path / "md" / "appearance.md").read_text().startswith("# Appearance on unseen frames")
