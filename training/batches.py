@@ -13,17 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tracker_core.features import PIXEL_STRIDE, FeatureSpec, roi_features
+from tracker_core.features import PIXEL_STRIDE, FeatureSpec, spec_roi_features
 from training.cache import CachedSource
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Box jitter (fraction of the box size, std), feature noise (fraction of the channel std), channel dropout."""
+    """What changes between frames of one object.
+
+    ``jitter``: box shift and scale (fraction of the box size, std); ``noise``: Gaussian feature noise (fraction
+    of the channel std); ``drop``: detector-channel dropout; ``illumination``: std of the log brightness gain of the
+    pixels (a quarter of it per colour channel); ``blur``: probability of a 3x3 blur of the pixels; ``occlusion``:
+    probability that a side or bottom block (up to 40 % of the ROI) is replaced by the same block of another ROI.
+    """
 
     jitter: float = 0.08
     noise: float = 0.1
     drop: float = 0.1
+    illumination: float = 0.0
+    blur: float = 0.0
+    occlusion: float = 0.0
 
 
 @dataclass
@@ -52,17 +61,66 @@ def jitter_boxes(boxes: np.ndarray, amount: float, rng: np.random.Generator, w: 
     return out
 
 
-def augment_features(
-    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, aug: AugmentConfig, gen: torch.Generator
-) -> torch.Tensor:
-    """Gaussian noise of ``aug.noise`` channel stds, then each channel dropped (set to its mean) with ``aug.drop``."""
-    std4, mean4 = std[None, :, None, None], mean[None, :, None, None]
-    if aug.noise > 0:
-        x = x + torch.randn(x.shape, generator=gen) * (aug.noise * std4)
-    if aug.drop > 0:
-        keep = torch.rand((x.shape[0], x.shape[1], 1, 1), generator=gen) >= aug.drop
-        x = torch.where(keep, x, mean4.expand_as(x))
+def _occlude(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Paste a side or bottom block of another ROI of the batch (another object in front) into some ROIs."""
+    n, _, h, w = x.shape
+    if p <= 0 or n < 2:
+        return x
+    x = x.clone()
+    hit = torch.rand(n, generator=gen) < p
+    other = torch.randint(0, n - 1, (n,), generator=gen)
+    other = other + (other >= torch.arange(n)).long()  # never itself
+    side = torch.randint(0, 3, (n,), generator=gen)  # 0 left, 1 right, 2 bottom
+    size = 1 + (torch.rand(n, generator=gen) * 0.4 * w).long()
+    for i in torch.nonzero(hit).flatten().tolist():
+        k, j = int(size[i]), int(other[i])
+        if side[i] == 0:
+            x[i, :, :, :k] = x[j, :, :, :k]
+        elif side[i] == 1:
+            x[i, :, :, w - k :] = x[j, :, :, w - k :]
+        else:
+            x[i, :, h - k :, :] = x[j, :, h - k :, :]
     return x
+
+
+def _pixels(x: torch.Tensor, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Illumination change and blur of ``[N,3,h,w]`` pixels in [0,1]."""
+    n = x.shape[0]
+    if aug.illumination > 0:
+        gain = torch.exp(torch.randn(n, 1, 1, 1, generator=gen) * aug.illumination)
+        tint = torch.exp(torch.randn(n, 3, 1, 1, generator=gen) * aug.illumination / 4)
+        tint = tint.repeat_interleave(x.shape[1] // 3, dim=1)  # pixels2: each colour's 4 sub-pixel channels
+        x = (x * gain * tint).clamp(0.0, 1.0)
+    if aug.blur > 0:
+        blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        pick = (torch.rand(n, 1, 1, 1, generator=gen) < aug.blur).to(x.dtype)
+        x = pick * blurred + (1 - pick) * x
+    return x
+
+
+def augment_features(
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    aug: AugmentConfig,
+    gen: torch.Generator,
+    pixel_channels: int = 0,
+) -> torch.Tensor:
+    """Occlusion, then on the detector channels Gaussian noise of ``aug.noise`` channel stds and dropout (a
+    channel set to its mean with ``aug.drop``), and on the last ``pixel_channels`` (the pixels tap)
+    illumination and blur."""
+    x = _occlude(x, aug.occlusion, gen)
+    c = x.shape[1] - pixel_channels
+    det, pix = x[:, :c], x[:, c:]
+    std4, mean4 = std[None, :c, None, None], mean[None, :c, None, None]
+    if aug.noise > 0:
+        det = det + torch.randn(det.shape, generator=gen) * (aug.noise * std4)
+    if aug.drop > 0:
+        keep = torch.rand((det.shape[0], det.shape[1], 1, 1), generator=gen) >= aug.drop
+        det = torch.where(keep, det, mean4.expand_as(det))
+    if pixel_channels:
+        pix = _pixels(pix, aug, gen)
+    return torch.cat([det, pix], dim=1) if pixel_channels else det
 
 
 def read_maps(src: CachedSource, frames: list[int], spec: FeatureSpec) -> dict[int, torch.Tensor]:
@@ -136,8 +194,7 @@ class TrainSet:
                     jitter_boxes(src.boxes[i][fmap[i]], aug.jitter, rng, tfs[k].src_w, tfs[k].src_h)
                     for k, i in enumerate(frames)
                 ]
-                parts = [roi_features(maps[st], boxes, tfs, stride=st) for st in self.spec.strides]
-                views[v].append(torch.cat(parts, dim=1))
+                views[v].append(spec_roi_features(self.spec, maps, boxes, tfs))
             for i in frames:
                 for d in fmap[i]:
                     lab = int(src.labels[i][d]) if src.labels else -1

@@ -189,6 +189,9 @@ def extract_source(
             frames.append((fi, img))
             if len(frames) == shard_frames:
                 break
+        if not frames:  # a video's frame count (container metadata) can overstate what decodes
+            n = shard * shard_frames
+            break
         _write_shard(
             cdir / f"shard_{shard:05d}.safetensors", frames, detector, strides, size, dets, batch, conf
         )

@@ -1,4 +1,7 @@
-"""Export a trained encoder to ONNX (dynamic batch axis) and check it against PyTorch with onnxruntime."""
+"""Export a trained encoder to ONNX (dynamic batch axis) and check it against PyTorch with onnxruntime.
+
+Both architectures export: a ``MixEncoder``'s colour histogram is built from elementwise ops, comparisons and
+sums only, so the graph holds the whole embedding (input ``[N,C,10,10]`` as the server cuts it)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,9 @@ def export_encoder_onnx(
     for n in batches:
         x = torch.randn(n, model.in_channels, model.roi_size, model.roi_size, generator=g)
         x = x * model.input_std[None, :, None, None] + model.input_mean[None, :, None, None]
+        pix = int(getattr(model, "pixel_channels", 0))
+        if pix:  # the pixels tap holds colours in [0,1]
+            x[:, -pix:] = torch.rand(n, pix, model.roi_size, model.roi_size, generator=g)
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run([OUTPUT], {INPUT: x.numpy()})[0]

@@ -1,8 +1,10 @@
 """``roitrack train`` / ``torchrun --nproc_per_node=N -m training.train``: stage 1 (cache) then stage 2.
 
 Inputs are videos, image folders or MOTChallenge sequences; identities are never read for training (a
-sequence's ``det/det.txt`` is used as its detections when present). ``--val SEQDIR`` (a MOTChallenge sequence with
-``gt/``) only reports metrics per epoch; nothing is selected by them.
+sequence's ``det/det.txt`` is used as its detections when present). The last ``--holdout`` part of every
+source (default 20 %) is not trained on: a label-free validation there (motion-only tracklets as pseudo-identities)
+is scored every epoch, stops training early and selects the encoder written. ``--val SEQDIR`` (a MOTChallenge
+sequence with ``gt/``) only reports metrics per epoch; nothing is selected by them.
 """
 
 from __future__ import annotations
@@ -47,12 +49,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="clip scaled det.txt scores to [0, 1] (without it a score outside [0, 1] is an error)",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (early stopping may end sooner)")
+    p.add_argument(
+        "--arch",
+        default=d.arch,
+        choices=("mix", "conv"),
+        help="mix (default): pooled input + colour histogram + learned residual; conv: the learned conv net only",
+    )
+    p.add_argument(
+        "--blocks", default=d.blocks, help="mix blocks: raw, color, learned joined by + (color needs pixels)"
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=d.holdout,
+        help="last fraction of every source held out for label-free validation and early stopping (0: off)",
+    )
+    p.add_argument(
+        "--patience", type=int, default=d.patience, help="epochs without improvement before stopping"
+    )
+    p.add_argument(
+        "--holdout-gaps",
+        default=",".join(str(g) for g in d.holdout_gaps),
+        help="frames between gallery and query frames of the held-out validation (comma-separated)",
+    )
+    p.add_argument("--queue", type=int, default=d.queue, help="memory queue of negatives (0: off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: each rank takes its GPU)")
     p.add_argument(
         "--features",
         default=d.features,
-        help="taps the encoder reads: spp (default), plus optional s16|s8 and pixels, e.g. spp+s8+pixels",
+        help=f"taps the encoder reads: spp, plus optional s16|s8 and pixels (default {d.features})",
     )
     p.add_argument(
         "--cache-features",
@@ -89,6 +115,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         features=args.features,
+        arch=args.arch,
+        blocks=args.blocks,
+        holdout=args.holdout,
+        holdout_gaps=tuple(int(g) for g in str(args.holdout_gaps).split(",") if g.strip()),
+        patience=args.patience,
+        queue=args.queue,
         input_size=args.input_size,
         rect=args.rect,
         frame_step=args.frame_step,
@@ -117,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.features import parse_feature_spec
     from training.cache import extract_source, load_cache
     from training.distributed import barrier, init_from_env, shutdown
+    from training.holdout import holdout_val, split_source
     from training.sources import frame_shape, open_source
     from training.tracklets import link_tracklets, tracklet_stats
     from training.trainer import DetectorMeta, train_encoder
@@ -169,7 +202,13 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         t_cache = time.monotonic() - t0
-        cached = [load_cache(d, spec.strides) for d in dirs]
+        loaded = [load_cache(d, spec.strides) for d in dirs]
+        split = [split_source(c, cfg.holdout) for c in loaded]
+        cached = [a for a, _ in split]
+        tails = [b for _, b in split if b is not None]
+        holdout = holdout_val(tails, spec, cfg.holdout_gaps, cfg.frame_step, cfg.min_score) if tails else None
+        if cfg.holdout > 0 and not holdout:
+            log.warning("no held-out validation pairs (sources too short?): no early stopping")
         nxt = 0
         for c in cached:
             c.labels, nxt = link_tracklets(c, cfg.min_score, cfg.tracklet_len, first_label=nxt)
@@ -180,12 +219,8 @@ def run(args: argparse.Namespace) -> int:
         val = None
         if args.val and dist.is_main:
             pairs = mot_pairs(args.val, cfg.val_gap, cfg.val_stride)
-            same = [
-                c
-                for s, c in zip(sources, cached, strict=True)
-                if s.path.resolve() == Path(args.val).resolve()
-            ]
-            val = val_features_from_cache(pairs, same[0], spec) if same else None
+            same = [k for k, s in enumerate(sources) if s.path.resolve() == Path(args.val).resolve()]
+            val = val_features_from_cache(pairs, loaded[same[0]], spec) if same else None
             if val is None:
                 val = extract_val_features(pairs, detector, spec, cfg.size_for)
         det_meta = DetectorMeta(detector.arch, detector.weights_sha256, int(detector.tap_channels))
@@ -199,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
             device,
             dist,
             val=val,
+            holdout=holdout or None,
             resume=not args.no_resume,
             stop_after_epochs=args.stop_after_epochs,
         )

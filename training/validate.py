@@ -1,7 +1,8 @@
 """Validation: ROI features of labelled pairs, then metrics of the encoder and of two baselines.
 
-Baselines on the same queries: ``center_distance`` (minus the distance between box centres) and
-``raw_features`` (the encoder's input ROI features average-pooled over the 10x10 grid, cosine similarity).
+Baselines on the same queries: ``center_distance`` (minus the distance between box centres), ``raw_features``
+(the encoder's input ROI features average-pooled over the 10x10 grid, cosine similarity) and ``color_histogram``
+(a joint HSV histogram of each box's pixels in the original frame, :func:`tracker_core.features.box_histograms`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracker_core.features import PIXEL_STRIDE, FeatureSpec, RoiFeatureExtractor, roi_features
+from tracker_core.features import (
+    PIXEL_STRIDE,
+    FeatureSpec,
+    RoiFeatureExtractor,
+    box_histograms,
+    spec_roi_features,
+)
 from training.batches import read_maps
 from training.cache import CachedSource
 from training.sources import read_rgb
@@ -30,6 +37,23 @@ class ValFeatures:
     pairs: list[ValPair]
     pre: list[torch.Tensor]
     now: list[torch.Tensor]
+    pre_hist: list[torch.Tensor] | None = (
+        None  # [N,B] colour histograms of the same boxes (None: not computed)
+    )
+    now_hist: list[torch.Tensor] | None = None
+
+
+def _frame_histograms(fl: FrameLabels, memo: dict[tuple[str, bytes], torch.Tensor]) -> torch.Tensor:
+    key = (str(fl.image), fl.boxes.tobytes())
+    if key not in memo:
+        memo[key] = box_histograms(read_rgb(fl.image), fl.boxes)
+    return memo[key]
+
+
+def pair_histograms(pairs: list[ValPair]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Colour histograms of every pair's gallery and query boxes, from the original frames."""
+    memo: dict[tuple[str, bytes], torch.Tensor] = {}
+    return [_frame_histograms(p.pre, memo) for p in pairs], [_frame_histograms(p.now, memo) for p in pairs]
 
 
 @torch.no_grad()
@@ -61,7 +85,8 @@ def extract_val_features(
 
     pre = [feats(p.pre.image, p.pre.boxes) for p in pairs]
     now = [feats(p.now.image, p.now.boxes) for p in pairs]
-    return ValFeatures(pairs, pre, now)
+    pre_hist, now_hist = pair_histograms(pairs)
+    return ValFeatures(pairs, pre, now, pre_hist, now_hist)
 
 
 def val_features_from_cache(pairs: list[ValPair], src: CachedSource, spec: FeatureSpec) -> ValFeatures | None:
@@ -74,10 +99,12 @@ def val_features_from_cache(pairs: list[ValPair], src: CachedSource, spec: Featu
     def feats(fl: FrameLabels) -> torch.Tensor:
         i = where[int(fl.frame)]  # type: ignore[arg-type]
         maps = read_maps(src, [i], spec)
-        parts = [roi_features(maps[s], [fl.boxes], [src.transforms[i]], stride=s) for s in spec.strides]
-        return torch.cat(parts, dim=1)
+        return spec_roi_features(spec, maps, [fl.boxes], [src.transforms[i]])
 
-    return ValFeatures(pairs, [feats(p.pre) for p in pairs], [feats(p.now) for p in pairs])
+    pre_hist, now_hist = pair_histograms(pairs)
+    return ValFeatures(
+        pairs, [feats(p.pre) for p in pairs], [feats(p.now) for p in pairs], pre_hist, now_hist
+    )
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -88,10 +115,16 @@ def _centers(b: np.ndarray) -> np.ndarray:
     return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
 
 
-def score_with(val: ValFeatures, embed: Callable[[torch.Tensor], torch.Tensor]) -> MatchingResult:
-    """Rank each pair's gallery for its queries by cosine similarity of ``embed(features)``."""
+def score_with(
+    val: ValFeatures,
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    inputs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+) -> MatchingResult:
+    """Rank each pair's gallery for its queries by cosine similarity of ``embed(features)`` (``inputs``: other
+    per-box inputs than the ROI features, as ``(pre, now)``)."""
     scores = []
-    for pre, now in zip(val.pre, val.now, strict=True):
+    pres, nows = inputs if inputs is not None else (val.pre, val.now)
+    for pre, now in zip(pres, nows, strict=True):
         if len(pre) == 0 or len(now) == 0:
             scores.append(np.zeros((len(now), len(pre))))
             continue
@@ -131,10 +164,13 @@ def encoder_embed_fn(
 
 
 def validate(val: ValFeatures, encoder: torch.nn.Module | None, device: torch.device | str = "cpu") -> dict:
-    """``{"encoder": M, "raw_features": M, "center_distance": M}`` (``encoder`` omitted when None)."""
+    """``{"encoder": M, "raw_features": M, "center_distance": M, "color_histogram": M}`` (``encoder`` omitted
+    when None, ``color_histogram`` when ``val`` has no histograms)."""
     out = {}
     if encoder is not None:
         out["encoder"] = score_with(val, encoder_embed_fn(encoder, device)).to_dict()
     out["raw_features"] = score_with(val, raw_pooled).to_dict()
     out["center_distance"] = center_distance(val).to_dict()
+    if val.pre_hist is not None and val.now_hist is not None:
+        out["color_histogram"] = score_with(val, lambda h: h, (val.pre_hist, val.now_hist)).to_dict()
     return out

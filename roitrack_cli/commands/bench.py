@@ -1,7 +1,7 @@
-"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle}``: the benchmarks (code in ``benchmarks/``).
+"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle,appearance}``: the benchmarks (``benchmarks/``).
 
-``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md); the others are the
-performance benchmarks.
+``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
+end-to-end benchmark (``benchmarks/appearance.py``, docs/encoder.md); the others are the performance benchmarks.
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
 curve says more than a table, ``<out>/<name>.png``. See ``docs/performance.md``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -21,6 +21,7 @@ BENCHES = {
     "soak": "8 streams for --duration seconds: server RSS and track counts over time",
     "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
     "snapshot": "stream snapshots: size, write/load time (Redis) for 10/100/1000 tracks, cost per frame",
+    "appearance": "train an encoder on one time split, track the other with appearance off/on (eval-mot, serve)",
 }
 
 
@@ -56,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="<bench>", required=True)
     for name, helptext in BENCHES.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
+        if name == "appearance":  # its own options (sequences, encoder), not the performance benches'
+            from benchmarks.appearance import configure as configure_appearance
+
+            configure_appearance(p)
+            continue
         p.add_argument("--weights", help="detector .safetensors (default: a randomly initialised detector)")
         p.add_argument(
             "--arch", choices=("yolov7", "yolov7-tiny"), help="random detector arch (default: per bench)"
@@ -111,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 
+    if args.bench == "appearance":
+        from benchmarks import appearance
+
+        result = appearance.run_cli(args)
+        opts = BenchOptions(out=args.out, write=not args.no_write)
+        finish("appearance", result, appearance.markdown, opts, args.json)
+        return 0
     if args.device.startswith("cuda"):
         import torch
 

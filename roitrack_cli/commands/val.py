@@ -1,4 +1,4 @@
-"""``roitrack val``: cross-frame matching metrics of an encoder against two baselines on the same queries.
+"""``roitrack val``: cross-frame matching metrics of an encoder against three baselines on the same queries.
 
 Queries are the labelled objects of the later frame, the gallery those of the earlier frame; a query is valid
 when its identity is in the gallery; ranking by cosine similarity. Reports Top-1, Mean Rank, MRR, Recall@5,
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     size_fn = partial(input_size_for, long_side=long_side, rect=rect)
     val = extract_val_features(pairs, detector, meta.spec, size_fn)
     result = validate(val, encoder, args.device)
-    result = {k: result[k] for k in ("encoder", "raw_features", "center_distance")}
+    result = {k: result[k] for k in ("encoder", "raw_features", "center_distance", "color_histogram")}
     if args.json:
         print(json.dumps(result))
     else:

@@ -25,18 +25,20 @@ def test_two_process_gloo_run_sees_each_sample_once(tmp_path):
         "-m", "training.train", "--data", str(seq), "--weights", str(det), "--out", str(out),
         "--epochs", "2", "--input-size", "128", "--batch-frames", "5", "--frame-step", "1", "--no-progress",
         "--score-scale", "100",
+        "--holdout-gaps", "1", "--patience", "0",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=380)
     assert proc.returncode == 0, proc.stderr[-4000:]
     recs = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     start = next(r for r in recs if r["type"] == "start")
-    assert start["world"] == 2 and start["num_samples"] == 11
+    assert start["world"] == 2 and start["num_samples"] == 9  # 11 frames, the last 2 held out
     epochs = [r for r in recs if r["type"] == "epoch"]
     assert len(epochs) == 2
     for e in epochs:
-        # 11 anchor frames over 2 ranks: 6 + 5, no padding, no repeats (uneven shards -> DDP join)
-        assert sorted(e["samples_per_rank"]) == [5, 6]
-        assert e["samples"] == e["unique_samples"] == e["dataset_size"] == 11
+        # 9 anchor frames over 2 ranks: 5 + 4, no padding, no repeats (uneven shards -> DDP join)
+        assert sorted(e["samples_per_rank"]) == [4, 5]
+        assert e["samples"] == e["unique_samples"] == e["dataset_size"] == 9
+        assert "holdout_score" in e  # rank 0 scored the held-out frames
     assert (out / "encoder.safetensors").is_file()
     from safetensors import safe_open
 

@@ -44,7 +44,11 @@ def test_train_writes_encoder_log_and_plot(data):
     from tracker_core.encoder import load_encoder
 
     root, seq, det = data
-    assert _train(root, seq, det, "straight", "--val", str(seq), "--val-gap", "4", "--val-stride", "2") == 0
+    old = ("--features", "spp", "--arch", "conv", "--holdout", "0")  # the conv encoder, no held-out part
+    assert (
+        _train(root, seq, det, "straight", *old, "--val", str(seq), "--val-gap", "4", "--val-stride", "2")
+        == 0
+    )
     out = root / "straight"
     detector = load_detector(det)
     enc = load_encoder(out / "encoder.safetensors", detector=detector)
@@ -52,7 +56,7 @@ def test_train_writes_encoder_log_and_plot(data):
     assert meta.detector_arch == "yolov7-tiny" and meta.detector_sha256 == detector.weights_sha256
     assert meta.features == "spp" and meta.tap_channels == {"32": 256} and meta.roi_size == 10
     assert meta.embed_dim == 128 and meta.training["epochs"] == 2 and meta.training["steps"] == 6
-    assert set(meta.validation) == {"encoder", "raw_features", "center_distance"}
+    assert set(meta.validation) == {"encoder", "raw_features", "center_distance", "color_histogram"}
     recs = _records(out / "train_log.jsonl")
     epochs = [r for r in recs if r["type"] == "epoch"]
     steps = [r for r in recs if r["type"] == "step"]
@@ -64,19 +68,50 @@ def test_train_writes_encoder_log_and_plot(data):
     assert (out / "train_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+HOLD = ("--holdout", "0.5", "--holdout-gaps", "1,2", "--patience", "0")
+
+
+def test_default_mix_encoder_holds_out_the_tail_and_keeps_the_best(data):
+    from tracker_core.encoder import MixEncoder, load_encoder
+
+    root, seq, det = data
+    assert _train(root, seq, det, "mix", *HOLD) == 0
+    enc = load_encoder(root / "mix" / "encoder.safetensors")
+    assert isinstance(enc, MixEncoder) and enc.meta.features == "spp+s8+pixels2"
+    assert enc.meta.tap_channels == {"32": 256, "8": 64, "1": 12} and enc.meta.blocks == (
+        "raw",
+        "color",
+        "learned",
+    )
+    recs = _records(root / "mix" / "train_log.jsonl")
+    start = recs[0]
+    assert start["type"] == "start" and start["num_samples"] == 6  # 12 frames, the last 6 held out
+    before = [r for r in recs if r["type"] == "holdout"]
+    assert len(before) == 1 and before[0]["epoch"] == -1  # the untrained encoder is scored first
+    epochs = [r for r in recs if r["type"] == "epoch"]
+    assert all("holdout_score" in e and "block_weights" in e["holdout"] for e in epochs)
+    scores = {-1: before[0]["score"], **{e["epoch"]: e["holdout_score"] for e in epochs}}
+    best = enc.meta.training["best_epoch"]
+    assert enc.meta.training["holdout_score"] == pytest.approx(max(scores.values()))
+    assert scores[best] == max(scores.values())
+    held = enc.meta.training["holdout"]
+    assert {"encoder", "raw_features", "color_histogram", "center_distance"} <= set(held["1"])
+    assert held["1"]["encoder"]["num_valid"] > 0
+
+
 def test_resume_continues_from_saved_step(data):
     root, seq, det = data
-    assert _train(root, seq, det, "resumed", "--stop-after-epochs", "1") == 0
+    assert _train(root, seq, det, "resumed", *HOLD, "--stop-after-epochs", "1") == 0
     first = _records(root / "resumed" / "train_log.jsonl")
-    assert [r["step"] for r in first if r["type"] == "epoch"] == [3]
-    assert _train(root, seq, det, "resumed") == 0
+    assert [r["step"] for r in first if r["type"] == "epoch"] == [2]
+    assert _train(root, seq, det, "resumed", *HOLD) == 0
     recs = _records(root / "resumed" / "train_log.jsonl")
-    assert [r["step"] for r in recs if r["type"] == "step"] == list(range(1, 7))
+    assert [r["step"] for r in recs if r["type"] == "step"] == list(range(1, 5))
     assert [r["epoch"] for r in recs if r["type"] == "epoch"] == [0, 1]
     # one epoch + resume gives exactly the weights of two straight epochs
-    if not (root / "straight" / "encoder.safetensors").exists():
-        assert _train(root, seq, det, "straight") == 0
-    a = load_file(str(root / "straight" / "encoder.safetensors"))
+    if not (root / "mix" / "encoder.safetensors").exists():
+        assert _train(root, seq, det, "mix", *HOLD) == 0
+    a = load_file(str(root / "mix" / "encoder.safetensors"))
     b = load_file(str(root / "resumed" / "encoder.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
@@ -178,3 +213,30 @@ def test_train_reads_det_scores_by_the_one_explicit_rule(data, tmp_path, capsys)
     assert by_100 is not None and by_max is not None
     assert by_100[1][1].tolist() == pytest.approx([0.80, 0.85, 0.90])
     assert by_max[1][1].tolist() == pytest.approx([80 / 90, 85 / 90, 1.0])
+
+
+def test_trains_from_a_sequence_and_a_video_file_together(data):
+    import cv2
+
+    from training.cache import load_cache
+    from training.sources import count_frames, open_source
+
+    root, seq, det = data
+    frames = sorted((seq / "img1").glob("*.jpg"))
+    first = cv2.imread(str(frames[0]))
+    video = root / "clip.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 7.0, (first.shape[1], first.shape[0]))
+    for f in frames:
+        vw.write(cv2.imread(str(f)))
+    vw.release()
+    src = open_source(video)
+    assert src.kind == "video" and count_frames(src) == len(frames)
+    out = root / "two"
+    assert _train(root, seq, det, "two", *HOLD, "--data", str(video), "--epochs", "1") == 0
+    caches = sorted(d for d in (root / "cache").iterdir() if d.name.startswith("clip-"))
+    assert caches, "the video got its own stage-1 cache"
+    cached = load_cache(caches[0], (32,))
+    assert len(cached) == len(frames)  # every decoded frame (boxes: the random detector's own, maybe none)
+    with_boxes = sum(1 for b in cached.boxes[: len(frames) // 2] if len(b))
+    recs = _records(out / "train_log.jsonl")
+    assert recs[0]["num_samples"] == 6 + with_boxes  # the training halves of both inputs

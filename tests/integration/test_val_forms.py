@@ -44,7 +44,7 @@ def test_mot_and_pairs_forms_agree(setup, capsys):
     mot = _val(capsys, "--mot", str(seq), "--gap", "4", "--stride", "3", *common)
     pairs = write_pairs_dir(root / "pairs", seq, [(1, 5), (4, 8), (7, 11)])
     via_dir = _val(capsys, "--pairs", str(pairs), *common)
-    assert set(mot) == {"encoder", "raw_features", "center_distance"}
+    assert set(mot) == {"encoder", "raw_features", "center_distance", "color_histogram"}
     for method, m in mot.items():
         assert set(m) == {"pooled", "per_pair", "num_queries", "num_valid", "num_pairs"}
         assert set(m["pooled"]) == set(m["per_pair"]) == KEYS

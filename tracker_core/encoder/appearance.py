@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracker_core.encoder.checkpoint import DetectorInfo, EncoderMeta, load_encoder
-from tracker_core.encoder.model import RoiEncoder
+from tracker_core.encoder.checkpoint import DetectorInfo, Encoder, EncoderMeta, load_encoder
 from tracker_core.errors import WeightsError
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec, RoiFeatureExtractor
 from tracker_core.letterbox import LetterboxTransform
@@ -30,7 +29,7 @@ class Appearance:
     Returns ``[sum Ni, embed_dim]`` float32, unit L2 norm, rows in frame then box order.
     """
 
-    def __init__(self, encoder: RoiEncoder, spec: FeatureSpec, tap_channels: Mapping[int, int] | None = None):
+    def __init__(self, encoder: Encoder, spec: FeatureSpec, tap_channels: Mapping[int, int] | None = None):
         self.encoder = encoder.eval()
         self.spec = spec
         self.extractor = RoiFeatureExtractor(spec)
@@ -74,7 +73,7 @@ class Appearance:
             maps[PIXEL_STRIDE] = x
         if self.tap_channels is not None:
             for s, t in maps.items():
-                if s in self.tap_channels and t.shape[1] != self.tap_channels[s]:
+                if s in self.tap_channels and s != PIXEL_STRIDE and t.shape[1] != self.tap_channels[s]:
                     raise WeightsError(
                         f"stride-{s} map has {t.shape[1]} channels; the encoder was trained on {self.tap_channels[s]}"
                     )

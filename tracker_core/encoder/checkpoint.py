@@ -16,12 +16,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from tracker_core.encoder.mix import BLOCKS, MixEncoder
 from tracker_core.encoder.model import RoiEncoder
 from tracker_core.errors import InvalidInputError, WeightsError
-from tracker_core.features import ROI_SIZE, FeatureSpec, parse_feature_spec
+from tracker_core.features import HIST_BINS, ROI_SIZE, FeatureSpec, parse_feature_spec
 
 FORMAT = "roitrack-encoder"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: the conv-only RoiEncoder (no ``arch``/``blocks`` fields)
+ARCHS = ("conv", "mix")
 META_KEY = "roitrack"
 
 
@@ -47,8 +50,23 @@ class EncoderMeta:
     hidden: int = 256
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    arch: str = "conv"  # "conv": RoiEncoder; "mix": MixEncoder (pooled input + colour histogram + learned)
+    blocks: tuple[str, ...] = ()  # MixEncoder blocks, e.g. ("raw", "color", "learned")
+    hist_bins: tuple[int, ...] = HIST_BINS
+    color_stripes: int = 2
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise WeightsError(
+                f"encoder architecture {self.arch!r} is unknown to this build (known: {ARCHS})"
+            )
+        object.__setattr__(self, "blocks", tuple(str(b) for b in self.blocks))
+        object.__setattr__(self, "hist_bins", tuple(int(b) for b in self.hist_bins))
+        if self.arch == "mix":
+            if not self.blocks or set(self.blocks) - set(BLOCKS):
+                raise WeightsError(f"encoder metadata: blocks {self.blocks} must be a subset of {BLOCKS}")
+            if "color" in self.blocks and "pixels" not in self.features:
+                raise WeightsError("encoder metadata: the color block needs the pixels tap")
         spec = parse_feature_spec(self.features)
         if sorted(int(k) for k in self.tap_channels) != sorted(spec.strides):
             raise WeightsError(
@@ -67,6 +85,11 @@ class EncoderMeta:
     def in_channels(self) -> int:
         return sum(int(c) for c in self.tap_channels.values())
 
+    @property
+    def inputs(self) -> str:
+        """What the encoder reads, for messages: e.g. ``spp+s8+pixels (raw+color+learned)``."""
+        return self.features + (f" ({'+'.join(self.blocks)})" if self.arch == "mix" else "")
+
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}, sort_keys=True)
 
@@ -80,9 +103,9 @@ class EncoderMeta:
             raise WeightsError("encoder metadata JSON is nested too deeply") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise WeightsError("not a roitrack encoder checkpoint (metadata format missing)")
-        if d.get("version") != VERSION:
+        if d.get("version") not in READABLE_VERSIONS:
             raise WeightsError(
-                f"encoder checkpoint version {d.get('version')} is not supported (want {VERSION})"
+                f"encoder checkpoint version {d.get('version')} is not supported (want one of {READABLE_VERSIONS})"
             )
         d.pop("format")
         d.pop("version")
@@ -104,14 +127,34 @@ class EncoderMeta:
             raise WeightsError("encoder was trained on another detector: " + "; ".join(problems))
 
 
-def build_encoder(meta: EncoderMeta) -> RoiEncoder:
+Encoder = RoiEncoder | MixEncoder
+
+
+def build_encoder(meta: EncoderMeta) -> Encoder:
+    """A fresh (untrained) encoder of ``meta``'s architecture. ``meta.embed_dim`` is the learned head's size."""
+    if meta.arch == "mix":
+        taps = [(int(s), int(c)) for s, c in meta.tap_channels.items()]
+        return MixEncoder(
+            taps,
+            blocks=meta.blocks,
+            head_dim=meta.embed_dim,
+            width=meta.width,
+            hidden=meta.hidden,
+            hist_bins=meta.hist_bins,
+            color_stripes=meta.color_stripes,
+        )
     return RoiEncoder(meta.in_channels, embed_dim=meta.embed_dim, width=meta.width, hidden=meta.hidden)
 
 
-def save_encoder(path: str | Path, model: RoiEncoder, meta: EncoderMeta) -> None:
+def save_encoder(path: str | Path, model: Encoder, meta: EncoderMeta) -> None:
     """Write ``model``'s tensors and ``meta`` to ``path`` (.safetensors), atomically."""
-    if model.in_channels != meta.in_channels or model.embed_dim != meta.embed_dim:
+    head = model.head_dim if isinstance(model, MixEncoder) else model.embed_dim
+    if model.in_channels != meta.in_channels or head != meta.embed_dim:
         raise WeightsError("encoder model and metadata disagree on channels or embedding size")
+    if (meta.arch == "mix") != isinstance(model, MixEncoder):
+        raise WeightsError(
+            f"encoder metadata says arch {meta.arch!r} but the model is {type(model).__name__}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -139,7 +182,7 @@ def read_meta(path: str | Path) -> EncoderMeta:
 
 def load_encoder(
     path: str | Path, detector: DetectorInfo | None = None, device: str | torch.device = "cpu"
-) -> RoiEncoder:
+) -> Encoder:
     """Load an encoder in eval mode (its metadata as ``.meta``); refuse a mismatched ``detector`` (``WeightsError``)."""
     meta = read_meta(path)
     if detector is not None:
@@ -154,6 +197,8 @@ def load_encoder(
         state = load_file(str(path), device="cpu")
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
-        raise WeightsError(f"encoder tensors in {path} do not match its metadata: {exc}") from exc
+        raise WeightsError(
+            f"encoder tensors in {path} do not match its metadata ({meta.arch}, reads {meta.inputs}): {exc}"
+        ) from exc
     model.meta = meta
     return model.to(device).eval()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tracker_core.errors import InvalidInputError
-from tracker_core.features.roi_align import ROI_SIZE, roi_features
+from tracker_core.features.roi_align import PIXEL_STRIDE, ROI_SIZE, roi_features
 from tracker_core.features.spec import FeatureSpec
 from tracker_core.letterbox import LetterboxTransform
 
@@ -34,14 +34,27 @@ class RoiFeatureExtractor(nn.Module):
         boxes: Sequence[np.ndarray],
         transforms: Sequence[LetterboxTransform],
     ) -> torch.Tensor:
-        parts = []
-        for s in self.spec.strides:
-            if s not in taps:
-                raise InvalidInputError(
-                    f"feature spec {self.spec.name} needs the stride-{s} map; got {sorted(taps)}"
-                )
-            tap = taps[s]
-            if tap.dtype != torch.float32:
-                tap = tap.float()
-            parts.append(roi_features(tap, boxes, transforms, stride=s, output_size=self.output_size))
-        return torch.cat(parts, dim=1)
+        return spec_roi_features(self.spec, taps, boxes, transforms, self.output_size)
+
+
+def spec_roi_features(
+    spec: FeatureSpec,
+    taps: Mapping[int, torch.Tensor],
+    boxes: Sequence[np.ndarray],
+    transforms: Sequence[LetterboxTransform],
+    output_size: int = ROI_SIZE,
+) -> torch.Tensor:
+    """The encoder input of ``spec``: every map's ROI features concatenated along channels ``[N, sum C, 10, 10]``
+    (the pixels tap of ``pixels2`` cut at 20x20 and folded into 12 channels). The one place that cuts them, for
+    serving, eval-mot, training and validation alike."""
+    parts = []
+    for s in spec.strides:
+        if s not in taps:
+            raise InvalidInputError(f"feature spec {spec.name} needs the stride-{s} map; got {sorted(taps)}")
+        tap = taps[s]
+        if tap.dtype != torch.float32:
+            tap = tap.float()
+        k = spec.pixel_scale if s == PIXEL_STRIDE else 1
+        f = roi_features(tap, boxes, transforms, stride=s, output_size=output_size * k)
+        parts.append(torch.nn.functional.pixel_unshuffle(f, k) if k > 1 else f)
+    return torch.cat(parts, dim=1)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from tracker_core.errors import ConfigError
 
-TAP_NAMES: dict[str, int] = {"spp": 32, "s16": 16, "s8": 8, "pixels": 1}
+TAP_NAMES: dict[str, int] = {"spp": 32, "s16": 16, "s8": 8, "pixels": 1, "pixels2": 1}
 """Name -> stride. ``spp`` is the SPP-CSPC tap, ``s16``/``s8`` the finer backbone maps, ``pixels`` the
-letterboxed frame itself (values in [0,1])."""
+letterboxed frame itself (values in [0,1]) cut at 10x10 (3 channels), ``pixels2`` the same cut at 20x20 and
+folded into 12 channels at 10x10 (``pixel_unshuffle``: channels ``3c + ...`` hold colour ``c``'s 4 sub-pixels)."""
 
-_STRIDE_NAMES = {v: k for k, v in TAP_NAMES.items()}
+_STRIDE_NAMES = {v: k for k, v in TAP_NAMES.items() if k != "pixels2"}
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,13 @@ class FeatureSpec:
     """
 
     strides: tuple[int, ...] = (32,)
+    pixel_scale: int = (
+        1  # pixels tap sampled at pixel_scale x ROI_SIZE, folded into pixel_scale^2 x 3 channels
+    )
 
     def __post_init__(self) -> None:
+        if self.pixel_scale not in (1, 2):
+            raise ConfigError(f"pixel scale must be 1 or 2, got {self.pixel_scale}")
         if not self.strides or self.strides[0] != 32:
             raise ConfigError(
                 f"feature spec must start with the SPP-CSPC tap (stride 32), got {self.strides}"
@@ -39,7 +45,12 @@ class FeatureSpec:
     @property
     def name(self) -> str:
         """Canonical text form, e.g. ``spp+s8+pixels``."""
-        return "+".join(_STRIDE_NAMES[s] for s in self.strides)
+        names = [_STRIDE_NAMES[s] for s in self.strides]
+        return "+".join("pixels2" if n == "pixels" and self.pixel_scale == 2 else n for n in names)
+
+    def channels(self, stride: int, map_channels: int) -> int:
+        """Channels of the ROI features cut from a ``map_channels`` map at ``stride`` (pixels2: 4x)."""
+        return map_channels * (self.pixel_scale**2 if stride == 1 else 1)
 
     @property
     def detector_strides(self) -> tuple[int, ...]:
@@ -53,8 +64,11 @@ def parse_feature_spec(text: str) -> FeatureSpec:
     unknown = [n for n in names if n not in TAP_NAMES]
     if unknown:
         raise ConfigError(f"unknown feature tap(s) {unknown} in {text!r}; known: {sorted(TAP_NAMES)}")
+    if "pixels" in names and "pixels2" in names:
+        raise ConfigError("choose one pixels tap: pixels or pixels2")
     strides = [TAP_NAMES[n] for n in names]
     if 32 in strides:
         strides.remove(32)
     order = {16: 1, 8: 1, 1: 2}
-    return FeatureSpec(strides=(32, *sorted(strides, key=lambda s: order[s])))
+    scale = 2 if "pixels2" in names else 1
+    return FeatureSpec(strides=(32, *sorted(strides, key=lambda s: order[s])), pixel_scale=scale)

@@ -1,0 +1,190 @@
+"""``roitrack bench appearance``: does appearance help tracking on frames the encoder never saw?
+
+One command, end to end, each step through the real commands (child processes):
+
+1. time split: ``roitrack slice-seq SEQ --frames 1-250`` (train) and ``251-400`` (test), unless ``--train`` and
+   ``--test`` are given;
+2. ``roitrack train --data TRAIN --weights W`` with the defaults (unless ``--encoder``), timed;
+3. ``roitrack val --mot TEST --gap G`` for every ``--gaps`` (encoder vs raw features, colour histogram, centre
+   distance);
+4. tracking TEST with its public detections (``--score-scale``) with appearance off and on, through
+   ``roitrack eval-mot`` and through a real ``roitrack serve`` + ``roitrack stream --detections auto``; both
+   scored by TrackEval (HOTA, MOTA, IDF1, IDSW).
+
+Writes ``<out>/appearance.md`` (and prints one JSON object with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tracker_core.errors import InvalidInputError, UnavailableError
+
+METRICS = ("HOTA", "MOTA", "IDF1", "IDSW")
+VAL_METHODS = ("encoder", "raw_features", "color_histogram", "center_distance")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="detector .safetensors (e.g. converted yolov7-tiny)")
+    p.add_argument("--seq", default="../shared/data/PETS09-S2L1-dev", help="sequence to split in time")
+    p.add_argument("--split", default="1-250:251-400", help="TRAIN:TEST frame ranges of --seq")
+    p.add_argument("--train", help="training sequence/video (instead of splitting --seq)")
+    p.add_argument("--test", help="test MOTChallenge sequence with gt/ and det/ (instead of splitting --seq)")
+    p.add_argument("--encoder", help="use this encoder instead of training one")
+    p.add_argument("--work", default="runs/bench-appearance", help="folder for the splits, encoder, results")
+    p.add_argument("--train-args", default="", help="extra arguments for roitrack train (quoted)")
+    p.add_argument("--score-scale", default="100", help="detection scores are divided by this (PETS: 100)")
+    p.add_argument(
+        "--score-clip",
+        action="store_true",
+        help="clip scaled detection scores to [0, 1] (PETS09's reach 138.9 / 100); else out of range = error",
+    )
+    p.add_argument("--gaps", default="5,10,25,50", help="roitrack val gaps")
+    p.add_argument("--no-serve", action="store_true", help="skip the serve + stream path")
+    p.add_argument("--out", default="docs/bench", help="folder for appearance.md (default docs/bench)")
+    p.add_argument("--no-write", action="store_true", help="do not write the Markdown table")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cli(*args: str, timeout: float = 3600) -> str:
+    from benchmarks.service import child_env
+
+    cmd = [sys.executable, "-m", "roitrack_cli.main", *args]
+    r = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise UnavailableError(f"{' '.join(cmd[2:])} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    return dict(json.loads(text.strip().splitlines()[-1]))
+
+
+def _splits(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
+    if args.train and args.test:
+        return Path(args.train), Path(args.test)
+    if args.train or args.test:
+        raise InvalidInputError("give both --train and --test, or neither (then --seq is split)")
+    try:
+        tr, te = args.split.split(":")
+    except ValueError:
+        raise InvalidInputError(f"--split must be TRAIN:TEST frame ranges, got {args.split!r}") from None
+    out = []
+    for name, rng in (("train", tr), ("test", te)):
+        d = work / f"{Path(args.seq).name}-{name}-{rng}"
+        if not (d / "seqinfo.ini").is_file():
+            _cli("slice-seq", args.seq, "--frames", rng, "--out", str(d))
+        out.append(d)
+    return out[0], out[1]
+
+
+def _score_args(args: argparse.Namespace) -> list[str]:
+    """The one score rule (issue 12), the same for train, eval-mot and stream."""
+    return ["--score-scale", str(args.score_scale), *(["--score-clip"] if args.score_clip else [])]
+
+
+def _eval_mot(test: Path, args: argparse.Namespace, encoder: Path | None, res: Path) -> dict[str, Any]:
+    cmd = ["eval-mot", "--seq", str(test), "--det", str(test / "det" / "det.txt")]
+    cmd += [*_score_args(args), "--out", str(res), "--json"]
+    if encoder is not None:
+        cmd += ["--appearance", "on", "--weights", args.weights, "--encoder", str(encoder)]
+    r = _last_json(_cli(*cmd))
+    return {k: r[k] for k in METRICS}
+
+
+def _served(test: Path, args: argparse.Namespace, encoder: Path, work: Path) -> dict[str, dict[str, Any]]:
+    from benchmarks.service import ServerProcess
+    from tracker_core.evaluation import evaluate_results
+
+    files = {"off": work / "served_off.txt", "on": work / "served_on.txt"}
+    with ServerProcess(
+        {"weights": args.weights, "encoder": str(encoder)}, log_path=str(work / "serve.log")
+    ) as srv:
+        for mode, path in files.items():
+            cmd = ["stream", "--server", srv.address, "--source", str(test), "--detections", "auto"]
+            cmd += [*_score_args(args), "--stream-id", f"bench-{mode}", "--mot-out", str(path), "--quiet"]
+            _cli(*cmd, *(["--no-appearance"] if mode == "off" else []))
+    scores = evaluate_results(test, {m: str(p) for m, p in files.items()})
+    return {m: {k: scores[m][k] for k in METRICS} for m in files}
+
+
+def run_cli(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    train, test = _splits(args, work)
+    result: dict[str, Any] = {"train": str(train), "test": str(test), "weights": args.weights}
+    if args.encoder:
+        encoder = Path(args.encoder)
+    else:
+        t0 = time.monotonic()
+        out = work / "encoder"
+        _cli("train", "--data", str(train), "--weights", args.weights, "--out", str(out), "--no-progress",
+             *_score_args(args), *args.train_args.split())  # fmt: skip
+        result["train_seconds"] = round(time.monotonic() - t0, 1)
+        encoder = out / "encoder.safetensors"
+    result["encoder"] = str(encoder)
+    val: dict[str, Any] = {}
+    for g in (int(x) for x in args.gaps.split(",") if x):
+        r = _last_json(_cli("val", "--mot", str(test), "--gap", str(g), "--stride", "10",
+                            "--weights", args.weights, "--encoder", str(encoder), "--json"))  # fmt: skip
+        val[str(g)] = {m: {k: r[m]["pooled"][k] for k in ("top1", "mrr")} for m in VAL_METHODS if m in r}
+    result["val"] = val
+    tracking = {
+        "eval-mot": {
+            "off": _eval_mot(test, args, None, work / "evalmot_off.txt"),
+            "on": _eval_mot(test, args, encoder, work / "evalmot_on.txt"),
+        }
+    }
+    if not args.no_serve:
+        tracking["serve+stream"] = _served(test, args, encoder, work)
+    result["tracking"] = tracking
+    result["targets"] = {
+        path: {
+            "idf1_gain": round(r["on"]["IDF1"] - r["off"]["IDF1"], 2),
+            "idsw_change": int(r["on"]["IDSW"] - r["off"]["IDSW"]),
+            "met": bool(r["on"]["IDF1"] >= r["off"]["IDF1"] + 2 and r["on"]["IDSW"] <= r["off"]["IDSW"]),
+        }
+        for path, r in tracking.items()
+    }
+    return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# Appearance on unseen frames",
+        "",
+        f"Train: `{r['train']}`; test: `{r['test']}`; encoder `{r['encoder']}`"
+        + (f" (trained in {r['train_seconds']} s)" if "train_seconds" in r else ""),
+        "",
+        "## Cross-frame matching on the test frames (`roitrack val`, pooled Top-1 / MRR)",
+        "",
+        "| gap | " + " | ".join(VAL_METHODS) + " |",
+        "| --- |" + " --- |" * len(VAL_METHODS),
+    ]
+    for g, v in r["val"].items():
+        cells = [f"{v[m]['top1']:.3f} / {v[m]['mrr']:.3f}" if m in v else "n/a" for m in VAL_METHODS]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    lines += ["", "## Tracking the test frames (public detections)", ""]
+    lines += [
+        "| path | appearance | " + " | ".join(METRICS) + " |",
+        "| --- | --- |" + " --- |" * len(METRICS),
+    ]
+    for path, modes in r["tracking"].items():
+        for mode, m in modes.items():
+            lines.append(f"| {path} | {mode} | " + " | ".join(f"{m[k]:g}" for k in METRICS) + " |")
+    lines += [
+        "",
+        "| path | IDF1 on - off | IDSW on - off | target (IDF1 +2, no more IDSW) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for path, t in r["targets"].items():
+        lines.append(
+            f"| {path} | {t['idf1_gain']:+.2f} | {t['idsw_change']:+d} | {'met' if t['met'] else 'not met'} |"
+        )
+    return "\n".join(lines)
