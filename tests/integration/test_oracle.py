@@ -17,7 +17,7 @@ from tracker_core.evaluation.mot_slice import slice_sequence
 
 @pytest.fixture(scope="module")
 def pets_head(pets_sequence: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return slice_sequence(pets_sequence, 1, 100, tmp_path_factory.mktemp("oracle") / "head")
+    return slice_sequence(pets_sequence, 1, 250, tmp_path_factory.mktemp("oracle") / "head")
 
 
 def test_oracle_embeddings_follow_identities_noise_and_wrong_rate(pets_head: Path):

@@ -206,7 +206,9 @@ async def test_a_frame_that_breaks_the_forward_fails_alone(monkeypatch: pytest.M
         good, bad = Lockstep(s), Lockstep(s)
         await good.send(open_req("good"))
         await bad.send(open_req("odd"))
-        together = 0  # rounds where the two frames shared a batch (the batcher may miss one on a busy machine)
+        together = (
+            0  # rounds where the two frames shared a batch (the batcher may miss one on a busy machine)
+        )
         for i in range(1, 7):
             await asyncio.gather(good.send(frame_req(i)), bad.send(frame_req(i, encoded=odd)))
             rg, rb = await asyncio.gather(good.recv(), bad.recv())

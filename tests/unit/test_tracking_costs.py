@@ -283,3 +283,34 @@ def test_switch_veto_needs_a_streak_a_far_memory_and_a_repeated_other_object():
     # detection 2 like its own memory; track 1 has no streak
     assert veto.tolist() == [[True, False, False], [False, False, False]]
     assert not costs.switch_veto(np.full((2, 3), np.nan), alt, np.ones(2, bool), 0.2, 0.35).any()
+
+
+def test_confusion_counts_rank1_mistakes_on_sure_pairs_only():
+    from tracker_core.tracking.costs import confusion_counts
+
+    motion = np.array([[0.1, 0.9, 0.9], [0.9, 0.1, 0.9]])
+    # track 0's sure partner (det 0) is farther in appearance than det 2: confused; track 1 is fine
+    app = np.array([[0.10, 0.30, 0.05], [0.40, 0.02, 0.30]])
+    before = app.copy()
+    assert confusion_counts(app, motion, 0.3, 0.35) == (1, 2)
+    np.testing.assert_array_equal(app, before)  # inputs untouched
+    # a sure pair whose own distance disagrees (a false detection) is not judged here
+    app2 = app.copy()
+    app2[0, 0] = 0.6
+    assert confusion_counts(app2, motion, 0.3, 0.35) == (0, 1)
+    # nothing sure: nothing judged
+    assert confusion_counts(app, np.full((2, 3), 0.9), 0.3, 0.35) == (0, 0)
+
+
+def test_distinct_enough_needs_a_gap_over_every_rival():
+    from tracker_core.tracking.costs import distinct_enough
+
+    cost = np.array([[0.02, 0.30], [0.40, 0.28]])  # candidates x new tracks
+    others = np.array([0.5, 0.5])  # nearest visible object per new track
+    ok = distinct_enough(cost, others, 0.1)
+    # new track 0: candidate 0 at 0.02 beats candidate 1 (0.40) and the visible 0.5 by > 0.1
+    # new track 1: its two candidates are look-alikes (0.30 vs 0.28): nobody qualifies
+    np.testing.assert_array_equal(ok, [[True, False], [False, False]])
+    # a visible look-alike blocks an otherwise clear candidate
+    assert not distinct_enough(cost, np.array([0.05, 0.5]), 0.1)[0, 0]
+    assert distinct_enough(np.zeros((0, 2)), others, 0.1).shape == (0, 2)

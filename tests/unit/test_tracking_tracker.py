@@ -313,7 +313,7 @@ def test_uninformative_embeddings_change_nothing(kind):
 
 def test_identity_embeddings_are_recognised_as_informative():
     tr = Tracker()
-    for t, boxes, scores, _ids, emb in synthetic_stream(seed=6)[:50]:
+    for t, boxes, scores, _ids, emb in synthetic_stream(seed=6)[:60]:
         tr.update(boxes, scores, t, embeddings=emb)
     assert tr.appearance_informative and tr.appearance_margin > 0.2
 

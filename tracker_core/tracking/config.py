@@ -75,6 +75,10 @@ class TrackerConfig:
             smoothed share of sure matches that disagree (``costs.veto_error_rate``) scales the weight down
             (``costs.reliability``) to 0 at ``appearance_max_error``.
         appearance_max_error: disagreement rate at which appearance is switched off (e.g. 30 % wrong identities).
+        appearance_max_confusion: smoothed rank-1 confusion rate (``costs.confusion_rate``: on sure motion
+            matches, another object looks more alike than the true partner) at which appearance is switched off;
+            the weight, crossing decisions and re-identification all scale down with it. It catches embeddings
+            that are self-consistent but cannot tell look-alikes apart.
         appearance_veto_max_error: when > 0, a *lost* track may not take a detection whose distance exceeds
             ``appearance_gate`` (unless motion is sure and unambiguous) while the disagreement rate is at most
             this; 0 (default): no veto (on the PETS09 oracle, 0.05 changes no result and 0.1 adds 2 ID
@@ -108,6 +112,9 @@ class TrackerConfig:
         reid_max_error: re-identification needs the smoothed disagreement rate at most this (and the margin at
             least half of ``appearance_margin_ref``); the new track's memory *and* its latest observation must
             both be within ``gallery_max_dist`` of the candidate.
+        reid_min_gap: a candidate must be closer in appearance than every rival (the other candidates and every
+            object visible now) by at least this cosine distance (``costs.distinct_enough``): among look-alikes
+            nobody is re-identified.
         reid_max_speed / reid_min_radius: a candidate last seen at box B, ``dt`` seconds ago, qualifies only if
             the new track's centre is within ``reid_min_radius + reid_max_speed * dt`` box heights of B's.
         gallery_size: maximum removed tracks kept for re-identification.
@@ -159,6 +166,7 @@ class TrackerConfig:
     memory_keep_dist: float = 1.0
     appearance_switch_streak: int = 0
     appearance_max_error: float = 0.3
+    appearance_max_confusion: float = 0.15
     appearance_error_ema: float = 0.95
     ema_alpha: float = 0.9
     bank_size: int = 0
@@ -170,6 +178,7 @@ class TrackerConfig:
     reid_max_error: float = 0.15
     reid_max_speed: float = 1.0
     reid_min_radius: float = 1.0
+    reid_min_gap: float = 0.1
 
     output_lost: bool = False
     output_lost_max_s: float = 0.5

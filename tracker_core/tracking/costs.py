@@ -251,6 +251,57 @@ def veto_error_rate(
     return float((a[sure] > max_dist).mean())
 
 
+def confusion_counts(
+    appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float, max_dist: float
+) -> tuple[int, int]:
+    """``(confused, judged)``: how often appearance would pick the wrong partner. Judged are the pairs motion is
+    sure about (``sure_pairs``) whose own appearance distance agrees (``<= max_dist``; disagreeing ones, e.g. false
+    detections, are ``veto_error_rate``'s) and that have at least one rival (a finite distance to another
+    detection or track); confused are those where a rival looks more alike than the sure partner (rank-1
+    confusion). About none confused for embeddings that tell look-alikes apart, most for random ones, and many for
+    embeddings that find every pedestrian in dark clothes alike even when each object's own observations agree
+    (which ``veto_error_rate`` alone cannot see)."""
+    a = np.asarray(appearance, dtype=np.float64)
+    sure = sure_pairs(motion, confident) & np.isfinite(a) & (a <= max_dist)
+    if not sure.any():
+        return 0, 0
+    t_idx, n_idx = sure.nonzero()
+    own = a[t_idx, n_idx]
+    row = a[t_idx].copy()  # other detections for the sure pair's track
+    row[np.arange(t_idx.size), n_idx] = np.nan
+    col = a[:, n_idx].T.copy()  # other tracks for the sure pair's detection
+    col[np.arange(n_idx.size), t_idx] = np.nan
+    rivals = np.concatenate([row, col], axis=1)
+    judged = np.isfinite(rivals).any(axis=1)
+    if not judged.any():
+        return 0, 0
+    closest = np.min(np.where(np.isfinite(rivals[judged]), rivals[judged], np.inf), axis=1)
+    return int((closest < own[judged]).sum()), int(judged.sum())
+
+
+def distinct_enough(
+    cost: NDArray[np.floating], others: NDArray[np.floating], gap: float
+) -> NDArray[np.bool_]:
+    """Allowed mask ``[C,R]`` for re-identification: candidate ``c`` may take new track ``r`` only when its
+    appearance distance ``cost[c, r]`` beats, by at least ``gap``, every rival: the other candidates
+    (``cost[c', r]``) and the objects visible right now (``others[r]``: the new track's smallest distance to the
+    memory of any live track). A look-alike world (everyone within a small distance of everyone) re-identifies
+    nobody; perfect embeddings pass easily. ``cost`` may hold ``inf``; ``others`` is ``inf`` when nothing else is
+    visible."""
+    c = np.asarray(cost, dtype=np.float64)
+    o = np.asarray(others, dtype=np.float64).reshape(-1)
+    if c.size == 0:
+        return np.zeros(c.shape, dtype=bool)
+    if c.shape[0] > 1:
+        part = np.sort(c, axis=0)
+        first, second = part[0], part[1]
+        rival = np.where(c <= first[None, :], second[None, :], first[None, :])  # best other candidate
+    else:
+        rival = np.full(c.shape, np.inf)
+    rival = np.minimum(rival, o[None, :])
+    return c <= rival - gap
+
+
 def motion_plausible(
     last_boxes: NDArray[np.floating],
     last_seen: NDArray[np.floating],

@@ -81,6 +81,10 @@ class Tracker:
         self._veto_error = (
             1.0  # smoothed share of sure motion matches an appearance veto would cut (1: veto off)
         )
+        # rank-1 confusion on sure matches: discounted counts, rate = (confused + 1) / (judged + 2) (prior 1/2)
+        self._conf_bad = 0.0
+        self._conf_n = 0.0
+        self._confusion = 0.5
         self._decisive_ok = False
         self._last_time: float | None = None
         self.frame_count = 0
@@ -99,7 +103,11 @@ class Tracker:
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
         cfg = self.config
-        return self._app_margin >= 0.5 * cfg.appearance_margin_ref and self._veto_error <= cfg.reid_max_error
+        return (
+            self._app_margin >= 0.5 * cfg.appearance_margin_ref
+            and self._veto_error <= cfg.reid_max_error
+            and self._confusion <= 0.5 * cfg.appearance_max_confusion
+        )
 
     @property
     def gallery_size(self) -> int:
@@ -307,12 +315,18 @@ class Tracker:
             if margin is not None:
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
             err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
+            ke = cfg.appearance_error_ema
             if err is not None:
-                ke = cfg.appearance_error_ema
                 self._veto_error = ke * self._veto_error + (1.0 - ke) * err
+            bad, judged = costs.confusion_counts(
+                app, cost, cfg.appearance_confident_cost, cfg.appearance_gate
+            )
+            self._conf_bad = ke * self._conf_bad + bad
+            self._conf_n = ke * self._conf_n + judged
+            self._confusion = (self._conf_bad + 1.0) / (self._conf_n + 2.0)
             w_margin = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
-            )
+            ) * costs.reliability(self._confusion, cfg.appearance_max_confusion)
             w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
             self._decisive_ok = w_margin > 0
             if w_margin > 0 and cfg.appearance_decisive_dist > 0:
@@ -413,6 +427,13 @@ class Tracker:
         allowed = costs.motion_plausible(
             last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
         )
+        live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
+        others = (
+            costs.cosine_distance(tr.emb[live], tr.emb[rows]).min(axis=0)
+            if live.size
+            else np.full(rows.size, np.inf)
+        )
+        allowed &= costs.distinct_enough(cost, others, cfg.reid_min_gap)
         if cfg.class_aware:
             allowed &= cls[:, None] == tr.class_id[rows][None, :]
         cost = costs.gate(cost, ~allowed)
