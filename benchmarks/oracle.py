@@ -325,19 +325,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main_args(args: argparse.Namespace) -> int:
-    from tracker_core.errors import ConfigError, InvalidInputError
+    from tracker_core.errors import InvalidInputError
     from tracker_core.tracking import DEFAULT_CONFIG, TrackerConfig
 
     if args.seeds < 1 or args.dim < 2:
         raise InvalidInputError("--seeds must be >= 1 and --dim >= 2")
     if any(v < 0 for v in args.noise) or any(not 0 <= v <= 1 for v in args.wrong):
         raise InvalidInputError("--noise must be >= 0 and --wrong in [0, 1]")
-    config = DEFAULT_CONFIG
-    if args.config:
-        try:
-            config = TrackerConfig.from_dict(json.loads(Path(args.config).read_text()))
-        except (OSError, json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"--config {args.config}: {exc}") from None
+    config = TrackerConfig.from_json_file(args.config) if args.config else DEFAULT_CONFIG
     result = run(
         args.seq,
         args.frames,

@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracker_core.errors import ConfigError, InvalidInputError
+    from tracker_core.errors import InvalidInputError
     from tracker_core.evaluation import (
         METRIC_KEYS,
         evaluate_results,
@@ -69,12 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--appearance on needs --weights (detector) and --encoder (ROI encoder)")
     if not args.det and not args.weights:
         raise InvalidInputError("give --det (a detections file) or --weights (run the detector)")
-    config = DEFAULT_CONFIG
-    if args.config:
-        try:
-            config = TrackerConfig.from_dict(json.loads(Path(args.config).read_text()))
-        except (OSError, json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"--config {args.config}: {exc}") from None
+    config = TrackerConfig.from_json_file(args.config) if args.config else DEFAULT_CONFIG
 
     frames = (
         read_detections(args.det, info.seq_length, args.score_scale, args.min_score, args.score_clip)

@@ -229,5 +229,19 @@ class TrackerConfig:
         """Build from a mapping (e.g. parsed JSON), rejecting unknown keys."""
         return DEFAULT_CONFIG.replace(**data)
 
+    @classmethod
+    def from_json_file(cls, path: str) -> TrackerConfig:
+        """The defaults with the overrides of a JSON file (``--config``); ``ConfigError`` naming the file."""
+        import json
+        from pathlib import Path
+
+        try:
+            data = json.loads(Path(path).read_text())
+            if not isinstance(data, dict):
+                raise TypeError("expected a JSON object of TrackerConfig fields")
+            return cls.from_dict(data)
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"--config {path}: {exc}") from None
+
 
 DEFAULT_CONFIG = TrackerConfig()
