@@ -47,7 +47,7 @@ def test_eval_mot_and_server_embeddings_are_identical(tmp_path: Path):
     det_path = make_detector_file(tmp_path / "det.safetensors")
     enc_path = _mix_encoder_file(tmp_path / "enc.safetensors", det_path)
     info = read_seqinfo(seq)
-    dets = read_detections(seq / "det" / "det.txt", info.seq_length)
+    dets = read_detections(seq / "det" / "det.txt", info.seq_length, 100)
     size = 160
     frames, emb = frames_from_images(seq, info, det_path, enc_path, detections=dets, size=size)
     assert emb is not None and all(len(e) == len(f.boxes) for e, f in zip(emb, frames, strict=True))
@@ -90,7 +90,7 @@ def test_bench_appearance_runs_both_paths_end_to_end(tmp_path: Path, capsys):
     det_path = make_detector_file(tmp_path / "det.safetensors")
     enc_path = _mix_encoder_file(tmp_path / "enc.safetensors", det_path)
     args = ["bench", "appearance", "--weights", str(det_path), "--train", str(seq), "--test", str(seq)]
-    args += ["--encoder", str(enc_path), "--gaps", "3", "--score-scale", "1", "--work", str(tmp_path / "w")]
+    args += ["--encoder", str(enc_path), "--gaps", "3", "--score-scale", "100", "--work", str(tmp_path / "w")]
     args += ["--out", str(tmp_path / "md"), "--json"]
     assert main(args) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
