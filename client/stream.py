@@ -380,9 +380,9 @@ class StreamClient:
                         await asyncio.sleep(delay)
                     next_t = max(next_t + 1.0 / cfg.fps, time.perf_counter() - 1.0 / cfg.fps)
                 pending[frame.index] = (frame, time.perf_counter())
-                self._carry = None  # from here on it is this call's: answered, dropped or counted lost
+                self._carry = None  # from here on it is this call's: answered, dropped, re-sent or lost
+                self.stats.sent += 1  # each source frame once, whether this write or a re-send delivers it
                 await call.write(req)
-                self.stats.sent += 1
             await call.done_writing()
 
         wtask = loop.create_task(writer())
