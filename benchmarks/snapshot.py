@@ -1,8 +1,9 @@
 """``roitrack bench snapshot``: durable stream state cost: snapshot size, write and load time for 10, 100 and 1000
 tracks, and what the default snapshot interval costs per frame, as a share of frame time measured in the same run.
 
-Each tracker is fed until every track is confirmed with a full embedding bank (128-d, bank 8) and the gallery is
-full (64 removed tracks): the largest state a stream of that many tracks holds. ``write`` = encode the session +
+Each tracker (default config: no bank, memory + last observation per track) is fed until every track is confirmed
+with embeddings of the default mix encoder's size for yolov7-tiny (592-d) and the gallery is full (64 removed
+tracks): the largest state a stream of that many tracks holds. ``write`` = encode the session +
 ``SET`` to a real redis-server on loopback (started for the run; ``--source`` may name one as redis://HOST:PORT/DB
 instead); ``load`` = ``GET`` + decode + checks. The encode runs under the stream's tracking lock, so
 ``encode_ms`` is also how long one snapshot can hold that stream's next tracker update.
@@ -28,12 +29,13 @@ import numpy as np
 from benchmarks.common import BenchOptions, detector_for, machine, md_table, median_ms, on_worker_thread
 
 TRACK_COUNTS = (10, 100, 1000)
-EMBED_DIM = 128
+EMBED_DIM = 592  # the default mix encoder's embedding size on yolov7-tiny
 FPS = 10.0
 
 
 def rich_tracker(n: int, seed: int = 0) -> tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
-    """A tracker holding ``n`` confirmed tracks with full banks and a full gallery, and the frames that follow."""
+    """A tracker holding ``n`` confirmed tracks (banks full when the config has one) and a full gallery, and the
+    frames that follow."""
     from tracker_core.tracking import DEFAULT_CONFIG, Tracker
 
     cfg = DEFAULT_CONFIG.replace(output_lost=True, max_tracks=max(1024, 2 * n))
@@ -214,7 +216,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     m = r["machine"]
     head = (
-        f"Stream snapshots ({r['embed_dim']}-d embeddings, bank 8, gallery 64; Redis on loopback; "
+        f"Stream snapshots ({r['embed_dim']}-d embeddings, default tracker config, gallery 64; Redis on loopback; "
         f"median of {r['reps']}) on {m.get('gpu') or m['cpu']}. Per-frame cost at the default interval "
         f"({r['interval_s']:g} s) for a {r['fps']:g} fps camera; frame time = the {r['arch']} pipeline at "
         f"{r['size']} on {r['device']}, {r['pipeline_frame_ms']:.1f} ms, measured in the same run.\n\n"
