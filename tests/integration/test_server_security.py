@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from client.sources import SourceFrame
 from client.stream import StreamClient, StreamConfig
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pbg
+from tests.integration.cert_harness import make_certs
 from tests.integration.server_harness import (
     Lockstep,
     channel,
@@ -103,25 +103,10 @@ async def test_stream_cli_exits_nonzero_with_status_name(tmp_path: Path) -> None
             await holder.finish()
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not available to make test certificates")
-    d = tmp_path_factory.mktemp("certs")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "2", "-subj", "/CN=roitrack-test-ca", cwd=d)  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=d)  # fmt: skip
-    return d
+    return make_certs(tmp_path_factory.mktemp("certs"), ("server", "client"))
 
 
 async def _tls_frames(port: int, certs: Path, client_cert: bool) -> int:

@@ -9,7 +9,6 @@ wiped) them; /metrics showed every stream id to anyone, one series per stream id
 from __future__ import annotations
 
 import asyncio
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pbg
+from tests.integration.cert_harness import make_certs
 from tests.integration.server_harness import (
     Lockstep,
     channel,
@@ -103,27 +103,10 @@ async def test_single_token_config_still_shares_one_namespace() -> None:
         assert await a.finish() == grpc.StatusCode.OK
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    import subprocess
-
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def two_client_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate for 127.0.0.1 and client certificates for CN=cam-a and CN=cam-b."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not available to make test certificates")
-    d = tmp_path_factory.mktemp("tenant-certs")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "2", "-subj", "/CN=roitrack-test-ca", cwd=d)  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "cam-a", "cam-b"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=d)  # fmt: skip
-    return d
+    return make_certs(tmp_path_factory.mktemp("tenant-certs"), ("server", "cam-a", "cam-b"))
 
 
 async def test_mtls_subject_owns_its_streams(two_client_certs: Path) -> None:
