@@ -79,6 +79,17 @@ def stream_cmd(servers: str, seq: Path, stream_id: str, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def stop_all(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM every server still running; kill one that does not exit within 30 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def read_mot(path: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
     rows: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
     for line in path.read_text().splitlines():
@@ -132,13 +143,7 @@ def test_sigterm_mid_stream_fails_over_to_another_replica(pets_sequence: Path, t
             summary = json.loads(out.decode().strip().splitlines()[-1])
             mb_text = metrics(mb)
         finally:
-            for p in (a, b):
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(30)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+            stop_all(a, b)
     n_frames = 400
     assert summary["sent"] == n_frames and summary["reconnects"] >= 1
     reported = summary["answered"] + summary["dropped"] + summary["errors"] + summary["lost"]
@@ -190,13 +195,7 @@ def test_crashed_replica_lease_expires_and_the_stream_continues_from_its_last_in
             summary = json.loads(out.decode().strip().splitlines()[-1])
             mb_text = metrics(mb)
         finally:
-            for p in (a, b):
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(30)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+            stop_all(a, b)
     assert summary["sent"] == 400 and summary["reconnects"] >= 2, summary  # refused while the lease lived
     assert summary["answered"] + summary["dropped"] + summary["errors"] + summary["lost"] >= summary["sent"]
     assert sample(mb_text, 'roitrack_stream_resumes_total{origin="other_replica"}') == 1
