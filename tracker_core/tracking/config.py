@@ -75,7 +75,7 @@ class TrackerConfig:
             smoothed share of sure matches that disagree (``costs.veto_error_rate``) scales the weight down
             (``costs.reliability``) to 0 at ``appearance_max_error``.
         appearance_max_error: disagreement rate at which appearance is switched off (e.g. 30 % wrong identities).
-        appearance_max_confusion: smoothed rank-1 confusion rate (``costs.confusion_rate``: on sure motion
+        appearance_max_confusion: smoothed rank-1 confusion rate (``costs.confusion_counts``: on sure motion
             matches, another object looks more alike than the true partner) at which appearance is switched off;
             the weight, crossing decisions and re-identification all scale down with it. It catches embeddings
             that are self-consistent but cannot tell look-alikes apart.

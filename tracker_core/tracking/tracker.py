@@ -84,7 +84,6 @@ class Tracker:
         # rank-1 confusion on sure matches: discounted counts, rate = (confused + 1) / (judged + 2) (prior 1/2)
         self._conf_bad = 0.0
         self._conf_n = 0.0
-        self._confusion = 0.5
         self._decisive_ok = False
         self._last_time: float | None = None
         self.frame_count = 0
@@ -100,13 +99,19 @@ class Tracker:
         return self._app_margin
 
     @property
+    def appearance_confusion(self) -> float:
+        """Rank-1 confusion rate on sure matches, ``(confused + 1) / (judged + 2)`` of the discounted counts
+        (1/2 before any evidence; see ``costs.confusion_counts``)."""
+        return (self._conf_bad + 1.0) / (self._conf_n + 2.0)
+
+    @property
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
         cfg = self.config
         return (
             self._app_margin >= 0.5 * cfg.appearance_margin_ref
             and self._veto_error <= cfg.reid_max_error
-            and self._confusion <= 0.5 * cfg.appearance_max_confusion
+            and self.appearance_confusion <= 0.5 * cfg.appearance_max_confusion
         )
 
     @property
@@ -323,10 +328,9 @@ class Tracker:
             )
             self._conf_bad = ke * self._conf_bad + bad
             self._conf_n = ke * self._conf_n + judged
-            self._confusion = (self._conf_bad + 1.0) / (self._conf_n + 2.0)
             w_margin = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
-            ) * costs.reliability(self._confusion, cfg.appearance_max_confusion)
+            ) * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
             w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
             self._decisive_ok = w_margin > 0
             if w_margin > 0 and cfg.appearance_decisive_dist > 0:
