@@ -70,6 +70,11 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     # the identity ceiling (motion-only boxes with their ground-truth IDs) bounds what association can add
     ceiling = result["id_ceiling"]
     assert ceiling["IDSW"] == 0 and ceiling["IDF1"] >= motion["IDF1"]
+    # the detection ceiling (every kept detection with its ID, false positives dropped) bounds any tracker that
+    # outputs these detections: above the identity ceiling and every run, with no ID switch
+    det = result["det_ceiling"]
+    assert det["IDSW"] == 0 and det["IDF1"] >= ceiling["IDF1"]
+    assert all(r["IDF1"] <= det["IDF1"] for r in result["rows"])
 
 
 def test_bench_oracle_cli_writes_json_and_table(pets_sequence: Path, tmp_path: Path, capsys):
