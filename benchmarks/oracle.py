@@ -163,6 +163,57 @@ def detection_ceiling(
     return out
 
 
+def motion_breakdown(
+    lines: Sequence[str],
+    frames: Sequence[FrameDetections],
+    ids: Sequence[NDArray[np.int64]],
+    min_score: float,
+    weak_below: float,
+) -> dict[str, int]:
+    """Where a run stands against the detection ceiling, in boxes.
+
+    ``output_off_gt``: output boxes that are a detection matching no ground truth (``ids < 0``), and how many of
+    them sit on *ghost* tracks (tracks most of whose boxes match no ground truth) rather than on tracks following a
+    real person (loose or duplicate boxes). ``gt_detections_left_out``: detections scoring at least ``min_score``
+    that match ground truth but were not output, and how many of those score below ``weak_below``. An output box
+    is the detection it equals (IoU >= 0.99), as with the default ``output_filtered_box = False``."""
+    from tracker_core.tracking.costs import iou_matrix
+
+    by_frame: dict[int, list[tuple[int, list[float]]]] = {}
+    for ln in lines:
+        v = ln.split(",")
+        x, y, w, h = (float(t) for t in v[2:6])
+        by_frame.setdefault(int(v[0]), []).append((int(v[1]), [x, y, x + w, y + h]))
+    track_gt: dict[int, list[bool]] = {}
+    off: list[int] = []  # track of each output box off ground truth
+    left_out = weak = total = 0
+    for i, (det, f_ids) in enumerate(zip(frames, ids, strict=True)):
+        out = by_frame.get(i + 1, [])
+        used = np.zeros(det.boxes.shape[0], bool)
+        if out and det.boxes.shape[0]:
+            iou = iou_matrix(np.array([b for _, b in out], np.float32), det.boxes)
+            for (tid, _), row in zip(out, iou, strict=True):
+                k = int(row.argmax())
+                if row[k] >= 0.99:
+                    used[k] = True
+                    track_gt.setdefault(tid, []).append(bool(f_ids[k] >= 0))
+                    if f_ids[k] < 0:
+                        off.append(tid)
+        want = (f_ids >= 0) & (det.scores >= min_score)
+        total += int(want.sum())
+        miss = want & ~used
+        left_out += int(miss.sum())
+        weak += int((miss & (det.scores < weak_below)).sum())
+    ghost = {t for t, v in track_gt.items() if np.mean(v) < 0.5}
+    return {
+        "output_off_gt": len(off),
+        "output_off_gt_on_ghost_tracks": sum(t in ghost for t in off),
+        "gt_detections": total,
+        "gt_detections_left_out": left_out,
+        "gt_detections_left_out_weak": weak,
+    }
+
+
 def default_specs(noises: Sequence[float], wrongs: Sequence[float]) -> list[EmbeddingSpec]:
     specs = [EmbeddingSpec("motion"), EmbeddingSpec("oracle")]
     specs += [EmbeddingSpec("oracle", noise=float(s)) for s in noises]
@@ -221,6 +272,11 @@ def run_sequence(
     if motion_key is not None:
         lines["ceiling"] = relabel_with_gt(lines[motion_key], read_gt(seq / "gt" / "gt.txt"), match_iou)
     lines["det_ceiling"] = detection_ceiling(frames, ids, config.low_score)
+    breakdown = (
+        motion_breakdown(lines[motion_key], frames, ids, config.low_score, config.high_score)
+        if motion_key is not None
+        else None
+    )
     with tempfile.TemporaryDirectory(prefix="roitrack-oracle-") as tmp:
         paths = {}
         for key, ls in lines.items():
@@ -251,6 +307,7 @@ def run_sequence(
         "rows": rows,
         "id_ceiling": ceiling,
         "det_ceiling": det_ceiling,
+        "motion_breakdown": breakdown,
     }
 
 
@@ -328,6 +385,15 @@ def markdown(result: dict[str, Any]) -> str:
                 out.append(
                     f"| {title} | - | " + " | ".join(vals) + f" | {ceil['IDF1'] - motion['IDF1']:+.1f} | |"
                 )
+        bd = seq.get("motion_breakdown")
+        if bd:
+            out.append(
+                f"\nMotion only against the detection ceiling: {bd['output_off_gt']} output boxes match no ground "
+                f"truth ({bd['output_off_gt_on_ghost_tracks']} of them on ghost tracks, the rest loose or duplicate "
+                f"boxes on tracks that follow a real person); {bd['gt_detections_left_out']} of "
+                f"{bd['gt_detections']} detections that match ground truth were left out "
+                f"({bd['gt_detections_left_out_weak']} of them below high_score)."
+            )
         out.append("")
     return "\n".join(out)
 

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.oracle import EmbeddingSpec, gt_identities, oracle_embeddings, run_sequence
 from roitrack_cli.main import main
-from tracker_core.evaluation import read_detections, read_gt, read_seqinfo
+from tracker_core.evaluation import read_detections, read_gt, read_seqinfo, track_sequence
 from tracker_core.evaluation.mot_slice import slice_sequence
 
 
@@ -75,6 +75,16 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     det = result["det_ceiling"]
     assert det["IDSW"] == 0 and det["IDF1"] >= ceiling["IDF1"]
     assert all(r["IDF1"] <= det["IDF1"] for r in result["rows"])
+    bd = result["motion_breakdown"]
+    assert 0 < bd["gt_detections_left_out"] < bd["gt_detections"]
+    assert bd["gt_detections_left_out_weak"] <= bd["gt_detections_left_out"]
+    assert 0 <= bd["output_off_gt_on_ghost_tracks"] <= bd["output_off_gt"]
+    # the motion-only output is made of the detections: what it keeps on ground truth plus what it leaves out
+    # is every ground-truth detection it could keep
+    info = read_seqinfo(pets_head)
+    frames = read_detections(pets_head / "det" / "det.txt", info.seq_length, 100, score_clip=True)
+    kept = len(track_sequence(frames, info.frame_rate).lines)
+    assert kept == bd["gt_detections"] - bd["gt_detections_left_out"] + bd["output_off_gt"]
 
 
 def test_bench_oracle_cli_writes_json_and_table(pets_sequence: Path, tmp_path: Path, capsys):
