@@ -11,7 +11,8 @@ One command, end to end, each step through the real commands (child processes):
    ``roitrack eval-mot`` and through a real ``roitrack serve`` + ``roitrack stream --detections auto``; both
    scored by TrackEval (HOTA, MOTA, IDF1, IDSW).
 
-Writes ``<out>/appearance.md`` (and prints one JSON object with ``--json``).
+Writes ``<out>/<name>.md`` and ``<out>/<name>.json`` (``--name``, default ``appearance``); prints one JSON object
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--gaps", default="5,10,25,50", help="roitrack val gaps")
     p.add_argument("--no-serve", action="store_true", help="skip the serve + stream path")
-    p.add_argument("--out", default="docs/bench", help="folder for appearance.md (default docs/bench)")
-    p.add_argument("--no-write", action="store_true", help="do not write the Markdown table")
+    p.add_argument("--out", default="docs/bench", help="folder for <name>.md / .json (default docs/bench)")
+    p.add_argument("--name", default="appearance", help="file name stem (default appearance)")
+    p.add_argument("--no-write", action="store_true", help="do not write the Markdown table and JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

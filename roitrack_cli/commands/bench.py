@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+from pathlib import Path
 
 HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance"
 
@@ -122,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
 
         result = appearance.run_cli(args)
         opts = BenchOptions(out=args.out, write=not args.no_write)
-        finish("appearance", result, appearance.markdown, opts, args.json)
+        finish(args.name, result, appearance.markdown, opts, args.json)
+        if opts.write:
+            (Path(args.out) / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
         return 0
     if args.device.startswith("cuda"):
         import torch

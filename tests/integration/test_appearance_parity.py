@@ -91,7 +91,7 @@ def test_bench_appearance_runs_both_paths_end_to_end(tmp_path: Path, capsys):
     enc_path = _mix_encoder_file(tmp_path / "enc.safetensors", det_path)
     args = ["bench", "appearance", "--weights", str(det_path), "--train", str(seq), "--test", str(seq)]
     args += ["--encoder", str(enc_path), "--gaps", "3", "--score-scale", "100", "--work", str(tmp_path / "w")]
-    args += ["--out", str(tmp_path / "md"), "--json"]
+    args += ["--out", str(tmp_path / "md"), "--name", "split", "--json"]
     assert main(args) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(r["val"]["3"]) == {"encoder", "raw_features", "color_histogram", "center_distance"}
@@ -101,4 +101,5 @@ def test_bench_appearance_runs_both_paths_end_to_end(tmp_path: Path, capsys):
             assert r["tracking"][path][mode]["MOTA"] > 0
     assert r["tracking"]["eval-mot"] == r["tracking"]["serve+stream"]
     assert "met" in r["targets"]["eval-mot"]
-    assert (tmp_path / "md" / "appearance.md").read_text().startswith("# Appearance on unseen frames")
+    assert (tmp_path / "md" / "split.md").read_text().startswith("# Appearance on unseen frames")
+    assert json.loads((tmp_path / "md" / "split.json").read_text())["tracking"] == r["tracking"]

@@ -318,6 +318,37 @@ def test_identity_embeddings_are_recognised_as_informative():
     assert tr.appearance_informative and tr.appearance_margin > 0.2
 
 
+def test_look_alike_embeddings_earn_a_small_weight_and_never_re_identify():
+    """Embeddings each track agrees with but that find everybody alike (what a real encoder gives pedestrians in
+    dark clothes: margin ~0.13) must not re-link D after its 12 s absence, and get only a small weight."""
+    from tracker_core.tracking import costs
+
+    frames = synthetic_stream()
+    rng = np.random.default_rng(3)
+    common = costs_normalize(rng.standard_normal((1, 64)))[0]
+    own = costs_normalize(rng.standard_normal((4, 64)))
+
+    def alike(ids: list[int]) -> np.ndarray:
+        # cosine distance (1 - cos) / 2 between two identities ~0.13; observations of one identity ~0.005 apart
+        v = [common + 0.59 * own[i] if i >= 0 else rng.standard_normal(64) for i in ids]
+        return costs_normalize(np.array(v).reshape(len(ids), 64) + rng.normal(0, 0.02, (len(ids), 64)))
+
+    tr = Tracker()
+    seen: dict[int, set[int]] = defaultdict(set)
+    for t, boxes, scores, ids, _emb in frames:
+        for o in tr.update(boxes, scores, t, embeddings=alike(ids)):
+            if ids[o.det_index] >= 0:
+                seen[ids[o.det_index]].add(o.track_id)
+    assert 0.05 < tr.appearance_margin < 0.2, tr.appearance_margin
+    assert not tr.appearance_informative
+    assert len(seen[3]) == 2, seen  # D's return is a new track: look-alikes re-identify nobody
+    cfg = DEFAULT_CONFIG
+    w = costs.appearance_weight(
+        tr.appearance_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
+    )
+    assert 0 < w <= 0.2, w  # some re-ranking, far from the full 0.5 that strongly separated embeddings earn
+
+
 def test_track_memory_consistency_proves_itself_and_falls_with_mixed_observations():
     from tracker_core.tracking.track import TrackTable
 
