@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -116,11 +117,30 @@ def _served(test: Path, args: argparse.Namespace, encoder: Path, work: Path) -> 
     return {m: {k: scores[m][k] for k in METRICS} for m in files}
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The ``roitrack bench appearance`` command that reproduces this run (its data, encoder and files)."""
+    parts = ["--weights", args.weights, "--score-scale", str(args.score_scale)]
+    parts += ["--score-clip"] if args.score_clip else []
+    if args.train or args.test:
+        parts += ["--train", str(args.train), "--test", str(args.test)]
+    else:
+        parts += ["--seq", args.seq, "--split", args.split]
+    parts += ["--encoder", args.encoder] if args.encoder else []
+    parts += ["--train-args", args.train_args] if args.train_args else []
+    parts += ["--gaps", args.gaps, "--work", args.work, "--name", args.name]
+    return "roitrack bench appearance " + shlex.join(parts)
+
+
 def run_cli(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     train, test = _splits(args, work)
-    result: dict[str, Any] = {"train": str(train), "test": str(test), "weights": args.weights}
+    result: dict[str, Any] = {
+        "command": command_line(args),
+        "train": str(train),
+        "test": str(test),
+        "weights": args.weights,
+    }
     if args.encoder:
         encoder = Path(args.encoder)
     else:
@@ -160,6 +180,8 @@ def run_cli(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         "# Appearance on unseen frames",
+        "",
+        f"Command: `{r['command']}`",
         "",
         f"Train: `{r['train']}`; test: `{r['test']}`; encoder `{r['encoder']}`"
         + (f" (trained in {r['train_seconds']} s)" if "train_seconds" in r else ""),
