@@ -117,6 +117,11 @@ def oracle_embeddings(
     return out
 
 
+def _result_array(lines: Sequence[str]) -> NDArray[np.float64]:
+    """MOTChallenge result lines as ``[R,7]``: frame, id, left, top, width, height, score."""
+    return np.array([[float(v) for v in ln.split(",")[:7]] for ln in lines]).reshape(-1, 7)
+
+
 def relabel_with_gt(lines: Sequence[str], gt: NDArray[np.float64], match_iou: float = 0.5) -> list[str]:
     """The identity ceiling of a result file: each output box that overlaps a ground-truth box (IoU >=
     ``match_iou``, Hungarian per frame) takes that box's identity; the others keep a track ID of their own.
@@ -125,7 +130,7 @@ def relabel_with_gt(lines: Sequence[str], gt: NDArray[np.float64], match_iou: fl
     them, so a gain beyond it cannot come from association."""
     if not lines:
         return []
-    rows = np.array([[float(v) for v in ln.split(",")[:7]] for ln in lines])
+    rows = _result_array(lines)
     frames = [int(f) for f in np.unique(rows[:, 0])]
     per_frame = []
     for f in frames:
@@ -179,26 +184,25 @@ def motion_breakdown(
     is the detection it equals (IoU >= 0.99), as with the default ``output_filtered_box = False``."""
     from tracker_core.tracking.costs import iou_matrix
 
-    by_frame: dict[int, list[tuple[int, list[float]]]] = {}
-    for ln in lines:
-        v = ln.split(",")
-        x, y, w, h = (float(t) for t in v[2:6])
-        by_frame.setdefault(int(v[0]), []).append((int(v[1]), [x, y, x + w, y + h]))
+    rows = _result_array(lines)
     track_gt: dict[int, list[bool]] = {}
     off: list[int] = []  # track of each output box off ground truth
     left_out = weak = total = 0
     for i, (det, f_ids) in enumerate(zip(frames, ids, strict=True)):
-        out = by_frame.get(i + 1, [])
+        r = rows[rows[:, 0] == i + 1]
         used = np.zeros(det.boxes.shape[0], bool)
-        if out and det.boxes.shape[0]:
-            iou = iou_matrix(np.array([b for _, b in out], np.float32), det.boxes)
-            for (tid, _), row in zip(out, iou, strict=True):
-                k = int(row.argmax())
-                if row[k] >= 0.99:
-                    used[k] = True
-                    track_gt.setdefault(tid, []).append(bool(f_ids[k] >= 0))
-                    if f_ids[k] < 0:
-                        off.append(tid)
+        if r.shape[0] and det.boxes.shape[0]:
+            out_boxes = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], axis=1)
+            iou = iou_matrix(out_boxes, det.boxes)
+            k = iou.argmax(axis=1)
+            same = iou[np.arange(k.size), k] >= 0.99
+            used[k[same]] = True
+            for tid, on_gt in zip(
+                r[same, 1].astype(int).tolist(), (f_ids[k[same]] >= 0).tolist(), strict=True
+            ):
+                track_gt.setdefault(tid, []).append(on_gt)
+                if not on_gt:
+                    off.append(tid)
         want = (f_ids >= 0) & (det.scores >= min_score)
         total += int(want.sum())
         miss = want & ~used
