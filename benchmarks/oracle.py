@@ -377,7 +377,7 @@ def markdown(result: dict[str, Any]) -> str:
             out.append(
                 f"| {r['label']} | {r['seeds']} | "
                 + " | ".join(vals)
-                + f" | {r['IDF1'] - motion['IDF1']:+.1f} | {same} |"
+                + f" | {round(r['IDF1'] - motion['IDF1'], 9) + 0.0:+.1f} | {same} |"  # + 0.0: no "-0.0"
             )
         for key, title in (
             ("id_ceiling", "*identity ceiling* (motion-only boxes, ground-truth IDs)"),

@@ -105,8 +105,8 @@ class TrackerConfig:
         appearance_switch_streak: when > 0 (with ``memory_keep_dist`` < 1), a track with that streak may not take
             a detection that again looks like the other object and not like its memory (``costs.switch_veto``),
             even where motion is sure. Off by default: on the frames 1-250 oracle it lifts perfect embeddings
-            from +3.9 to +11.4 IDF1 over motion only (with ``reid_max_error = 1``), but 10 % wrong identities then
-            do worse than 20 % and 50 % cost 2.8 points (see docs/tracking.md).
+            from +2.6 to +9.8 IDF1 over motion only (with ``reid_max_error = 1``), but wrong identities then cost
+            up to 8.8 points (see docs/tracking.md).
         ema_alpha: embedding memory EMA factor (new = alpha * old + (1 - alpha) * observed).
         bank_size: optional per-track bank of recent embeddings (distance = min over EMA and bank); 0 by
             default: a bank lets one stray observation make a track look like another object.
