@@ -262,6 +262,7 @@ def run_sequence(
     )
     ids = gt_identities(frames, read_gt(seq / "gt" / "gt.txt"), match_iou)
     lines: dict[str, list[str]] = {}
+    margins: dict[str, float | None] = {}
     runs: list[tuple[EmbeddingSpec, list[str]]] = []
     for k, spec in enumerate(specs):
         spec_seeds = [0] if spec.mode in ("motion", "constant") else list(seeds)
@@ -269,7 +270,9 @@ def run_sequence(
         for seed in spec_seeds:
             emb = oracle_embeddings(ids, spec, seed, dim)
             key = f"r{k}s{seed}"
-            lines[key] = track_sequence(frames, info.frame_rate, config, emb).lines
+            tracked = track_sequence(frames, info.frame_rate, config, emb)
+            lines[key] = tracked.lines
+            margins[key] = tracked.appearance_margin
             keys.append(key)
         runs.append((spec, keys))
     motion_key = next((keys[0] for spec, keys in runs if spec.mode == "motion"), None)
@@ -301,6 +304,8 @@ def run_sequence(
                 **{m: float(np.mean(v)) for m, v in per_seed.items()},
                 "per_seed": per_seed,
                 "equals_motion": motion_lines is not None and all(lines[k] == motion_lines for k in keys),
+                # the tracker's smoothed appearance margin at the end of the run (None: motion only)
+                "final_margin": None if spec.mode == "motion" else [margins[k] for k in keys],
             }
         )
     ceiling = {m: float(scores["ceiling"][m]) for m in METRIC_KEYS} if "ceiling" in scores else None

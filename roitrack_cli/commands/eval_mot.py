@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
             "appearance": args.appearance,
             "detections": args.det or f"detector {args.weights}",
             "image_pipeline_s": image_s,
+            # how informative the tracker judged the embeddings at the end (docs/tracking.md, look-alikes)
+            "appearance_margin": run_.appearance_margin,
+            "appearance_informative": run_.appearance_informative,
         }
     )
     if args.out:

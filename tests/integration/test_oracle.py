@@ -61,6 +61,10 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     for label in ("random", "constant"):
         assert rows[label]["equals_motion"], label
         assert rows[label]["IDF1"] == motion["IDF1"] and rows[label]["IDSW"] == motion["IDSW"]
+    # the tracker's own measure of how informative they were: wide for perfect, none for the inert controls
+    assert motion["final_margin"] is None
+    assert min(perfect["final_margin"]) > 0.2 > 0.05 > max(rows["random"]["final_margin"])
+    assert rows["constant"]["final_margin"] == [0.0]
     # perfect embeddings help; IDF1 never rises as noise or the wrong-identity rate rise
     assert perfect["IDF1"] > motion["IDF1"] + 1.0 and perfect["IDSW"] <= motion["IDSW"]
     idf1 = {k: v["IDF1"] for k, v in rows.items()}

@@ -15,11 +15,15 @@ from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
 
 @dataclass(frozen=True)
 class TrackingRun:
-    """Result lines plus the time spent inside ``Tracker.update`` (seconds, all frames)."""
+    """Result lines plus the time spent inside ``Tracker.update`` (seconds, all frames) and, with embeddings, how
+    informative the tracker judged them at the end (``Tracker.appearance_margin`` / ``appearance_informative``;
+    ``None`` without embeddings)."""
 
     lines: list[str]
     frames: int
     update_seconds: float
+    appearance_margin: float | None = None
+    appearance_informative: bool | None = None
 
     @property
     def ms_per_frame(self) -> float:
@@ -49,4 +53,11 @@ def track_sequence(
                 np.stack([o.box for o in outs]),
                 [o.score for o in outs],
             )
-    return TrackingRun(lines, len(frames), spent)
+    with_emb = embeddings is not None
+    return TrackingRun(
+        lines,
+        len(frames),
+        spent,
+        tracker.appearance_margin if with_emb else None,
+        tracker.appearance_informative if with_emb else None,
+    )
