@@ -262,7 +262,7 @@ def run_sequence(
     )
     ids = gt_identities(frames, read_gt(seq / "gt" / "gt.txt"), match_iou)
     lines: dict[str, list[str]] = {}
-    margins: dict[str, float | None] = {}
+    margins: dict[str, tuple[float | None, float | None]] = {}
     runs: list[tuple[EmbeddingSpec, list[str]]] = []
     for k, spec in enumerate(specs):
         spec_seeds = [0] if spec.mode in ("motion", "constant") else list(seeds)
@@ -272,7 +272,7 @@ def run_sequence(
             key = f"r{k}s{seed}"
             tracked = track_sequence(frames, info.frame_rate, config, emb)
             lines[key] = tracked.lines
-            margins[key] = tracked.appearance_margin
+            margins[key] = (tracked.appearance_margin, tracked.appearance_confusion)
             keys.append(key)
         runs.append((spec, keys))
     motion_key = next((keys[0] for spec, keys in runs if spec.mode == "motion"), None)
@@ -304,8 +304,9 @@ def run_sequence(
                 **{m: float(np.mean(v)) for m, v in per_seed.items()},
                 "per_seed": per_seed,
                 "equals_motion": motion_lines is not None and all(lines[k] == motion_lines for k in keys),
-                # the tracker's smoothed appearance margin at the end of the run (None: motion only)
-                "final_margin": None if spec.mode == "motion" else [margins[k] for k in keys],
+                # the tracker's smoothed appearance margin and rank-1 confusion rate at the end of each run
+                "final_margin": None if spec.mode == "motion" else [margins[k][0] for k in keys],
+                "final_confusion": None if spec.mode == "motion" else [margins[k][1] for k in keys],
             }
         )
     ceiling = {m: float(scores["ceiling"][m]) for m in METRIC_KEYS} if "ceiling" in scores else None

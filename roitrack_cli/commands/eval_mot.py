@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             "image_pipeline_s": image_s,
             # how informative the tracker judged the embeddings at the end (docs/tracking.md, look-alikes)
             "appearance_margin": run_.appearance_margin,
+            "appearance_confusion": run_.appearance_confusion,
             "appearance_informative": run_.appearance_informative,
         }
     )

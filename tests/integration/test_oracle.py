@@ -65,6 +65,7 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     assert motion["final_margin"] is None
     assert min(perfect["final_margin"]) > 0.2 > 0.05 > max(rows["random"]["final_margin"])
     assert rows["constant"]["final_margin"] == [0.0]
+    assert all(0 < c < 1 for c in perfect["final_confusion"]) and motion["final_confusion"] is None
     # perfect embeddings help; IDF1 never rises as noise or the wrong-identity rate rise
     assert perfect["IDF1"] > motion["IDF1"] + 1.0 and perfect["IDSW"] <= motion["IDSW"]
     idf1 = {k: v["IDF1"] for k, v in rows.items()}

@@ -16,13 +16,14 @@ from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
 @dataclass(frozen=True)
 class TrackingRun:
     """Result lines plus the time spent inside ``Tracker.update`` (seconds, all frames) and, with embeddings, how
-    informative the tracker judged them at the end (``Tracker.appearance_margin`` / ``appearance_informative``;
-    ``None`` without embeddings)."""
+    informative the tracker judged them at the end (``Tracker.appearance_margin``, ``appearance_confusion``,
+    ``appearance_informative``; ``None`` without embeddings)."""
 
     lines: list[str]
     frames: int
     update_seconds: float
     appearance_margin: float | None = None
+    appearance_confusion: float | None = None
     appearance_informative: bool | None = None
 
     @property
@@ -59,5 +60,6 @@ def track_sequence(
         len(frames),
         spent,
         tracker.appearance_margin if with_emb else None,
+        tracker.appearance_confusion if with_emb else None,
         tracker.appearance_informative if with_emb else None,
     )

@@ -81,9 +81,9 @@ class TrackerConfig:
         appearance_max_confusion: smoothed rank-1 confusion rate (``costs.confusion_counts``: on sure motion
             matches, another object looks more alike than the true partner) at which appearance is switched off;
             the weight, crossing decisions and re-identification all scale down with it. 1 (default): off. On
-            PETS09 frames 1-250 a real encoder's rate (0.02-0.14) stays *below* that of ground-truth embeddings
-            (0.01-0.17, raised by people standing in a group), so it cannot tell them apart; the stricter
-            ``appearance_margin_ref`` does (margin 0.13 vs 0.36-0.46), see docs/tracking.md.
+            PETS09 it does not tell a real encoder that finds pedestrians alike (0.025 at the end of frames 1-250)
+            from ground-truth embeddings (0.011), and rose higher for the latter where people stand in a group;
+            the stricter ``appearance_margin_ref`` does (margin 0.13 vs 0.44-0.52), see docs/tracking.md.
         appearance_veto_max_error: when > 0, a *lost* track may not take a detection whose distance exceeds
             ``appearance_gate`` (unless motion is sure and unambiguous) while the disagreement rate is at most
             this; 0 (default): no veto (on the PETS09 oracle, 0.05 changes no result and 0.1 adds 2 ID
