@@ -259,7 +259,7 @@ def finish(
     as_json: bool,
     plot: Callable[[dict[str, Any], Path], None] | None = None,
 ) -> None:
-    """Write ``<out>/<name>.md`` (+ ``.png``), then print the JSON object or the table."""
+    """Write ``<out>/<name>.md`` and ``<out>/<name>.json`` (+ ``.png``), then print the JSON object or the table."""
     md = markdown(result)
     if opts.write:
         out = Path(opts.out)
@@ -269,6 +269,7 @@ def finish(
             plot(result, out / f"{name}.png")
             result["plot"] = str(out / f"{name}.png")
         result["table"] = str(out / f"{name}.md")
+        (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
     if as_json:
         print(json.dumps(result, default=_json_default))
     else:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-from pathlib import Path
 
 HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance"
 
@@ -125,8 +123,6 @@ def run(args: argparse.Namespace) -> int:
         result = appearance.run_cli(args)
         opts = BenchOptions(out=args.out, write=not args.no_write)
         finish(args.name, result, appearance.markdown, opts, args.json)
-        if opts.write:
-            (Path(args.out) / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
         return 0
     if args.device.startswith("cuda"):
         import torch
