@@ -72,7 +72,8 @@ def test_finish_writes_table_and_plot_and_prints_json(tmp_path, capsys):
     assert (tmp_path / "bench" / "demo.md").read_text().startswith("| x |")
     assert plotted == [tmp_path / "bench" / "demo.png"]
     assert out["plot"].endswith("demo.png") and out["table"].endswith("demo.md")
-    assert json.loads((tmp_path / "bench" / "demo.json").read_text()) == out  # the same object, numpy included
+    # the same object written beside the table, numpy values included
+    assert json.loads((tmp_path / "bench" / "demo.json").read_text()) == out
 
 
 def test_finish_without_json_prints_the_table_and_no_write_writes_nothing(tmp_path, capsys):
