@@ -13,12 +13,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--frames", required=True, help="FIRST-LAST, 1-based and inclusive (e.g. 251-400)")
     a("--out", required=True, help="new sequence folder (must not exist or be empty)")
     a("--copy", action="store_true", help="copy the images instead of linking to them")
+    a(
+        "--step",
+        type=int,
+        default=1,
+        help="keep every STEP-th frame (frame rate / STEP): the scene as a lower-frame-rate camera sees it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
 
     first, last = parse_frame_range(args.frames)
-    out = slice_sequence(args.seq, first, last, args.out, copy_images=args.copy)
-    print(f"wrote {out}: frames {first}-{last} of {args.seq} as 1-{last - first + 1}")
+    out = slice_sequence(args.seq, first, last, args.out, copy_images=args.copy, step=args.step)
+    n = len(range(first, last + 1, max(args.step, 1)))
+    every = f", every {args.step}th frame," if args.step > 1 else ""
+    print(f"wrote {out}: frames {first}-{last} of {args.seq}{every} as 1-{n}")
     return 0

@@ -82,3 +82,26 @@ def test_pets_split_feeds_eval(pets_sequence: Path, tmp_path: Path) -> None:
     full = read_gt(pets_sequence / "gt" / "gt.txt")
     assert len(gt) == int((full[:, 0] >= 251).sum())
     assert gt[:, 0].min() == 1 and gt[:, 0].max() <= 150
+
+
+def test_step_keeps_every_nth_frame_at_a_lower_frame_rate(tmp_path: Path) -> None:
+    seq = _make_seq(tmp_path, n=7)
+    out = slice_sequence(seq, 2, 7, tmp_path / "s2", step=2)  # source frames 2, 4, 6
+    info = read_seqinfo(out)
+    assert (info.seq_length, info.frame_rate, info.name) == (3, 3.5, "SEQ-f2-7-s2")
+    for k, frame in enumerate((2, 4, 6), 1):
+        assert (out / "img1" / f"{k:06d}.jpg").read_bytes() == bytes([frame]) * 10
+    assert not (out / "img1" / "000004.jpg").exists()
+    gt = read_gt(out / "gt" / "gt.txt")
+    np.testing.assert_array_equal(gt[:, 0], [1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(gt[:, 2], [2, 2, 4, 4, 6, 6])  # left = source frame number
+    dets = read_detections(out / "det" / "det.txt", 3, score_scale=100)
+    assert [float(d.boxes[0, 0]) for d in dets] == [2.0, 4.0, 6.0]
+
+
+@pytest.mark.parametrize("step", [0, -1])
+def test_bad_step_exits_2(tmp_path: Path, step: int, capsys: pytest.CaptureFixture[str]) -> None:
+    seq = _make_seq(tmp_path)
+    args = ["slice-seq", str(seq), "--frames", "1-6", "--step", str(step), "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "--step" in capsys.readouterr().err

@@ -91,10 +91,11 @@ class TrackerConfig:
         appearance_decisive_dist / appearance_decisive_gap: per-pair decisions in crossings
             (``costs.decisive_veto``): where motion finds several candidates plausible for one detection (or one
             track), and the closest in appearance is within ``appearance_decisive_dist``, candidates farther than
-            it by more than ``appearance_decisive_gap`` are ruled out; applies once the margin says embeddings are
-            informative, whatever the disagreement rate (a wrong embedding agrees with nobody, so it decides
-            nothing), and only through tracks whose memory has proven consistent (``app_dev`` <=
-            ``appearance_consistent_dev``). ``appearance_decisive_dist = 0`` disables it.
+            it by more than ``appearance_decisive_gap`` are ruled out; applies only while the re-ranking weight is
+            above 0 (a wide enough margin *and* a disagreement rate under ``appearance_max_error``: a wrong
+            identity agrees with the person it names, who may be the rival), and only through tracks whose memory
+            has proven consistent (``app_dev`` <= ``appearance_consistent_dev``). ``appearance_decisive_dist = 0``
+            disables it.
         appearance_consistent_dev / appearance_consistency_ema: each track smooths (factor
             ``appearance_consistency_ema`` per match) the cosine distance of its observations to its memory,
             starting at 1 (unproven); it may decide a crossing once that is <= ``appearance_consistent_dev``:

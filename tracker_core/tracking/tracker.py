@@ -339,11 +339,14 @@ class Tracker:
                 if gates:
                     plausible &= ~np.logical_or.reduce(gates)
                 trusted = tr.app_dev[rows] <= cfg.appearance_consistent_dev
-                gates.append(
-                    costs.decisive_veto(
-                        app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
+                if w > 0:
+                    # crossings need what re-ranking needs: informative embeddings (margin) that also agree with
+                    # the matches motion is sure about (reliability); often-wrong ones leave crossings to motion
+                    gates.append(
+                        costs.decisive_veto(
+                            app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
+                        )
                     )
-                )
                 if cfg.appearance_switch_streak > 0:
                     alt_d = costs.cosine_distance(tr.alt_emb[rows], e[det_idx])
                     suspicious = tr.alt_streak[rows] >= cfg.appearance_switch_streak
