@@ -262,7 +262,7 @@ def run_sequence(
     )
     ids = gt_identities(frames, read_gt(seq / "gt" / "gt.txt"), match_iou)
     lines: dict[str, list[str]] = {}
-    margins: dict[str, tuple[float | None, float | None]] = {}
+    margins: dict[str, tuple[float | None, float | None, float | None]] = {}
     runs: list[tuple[EmbeddingSpec, list[str]]] = []
     for k, spec in enumerate(specs):
         spec_seeds = [0] if spec.mode in ("motion", "constant") else list(seeds)
@@ -272,7 +272,11 @@ def run_sequence(
             key = f"r{k}s{seed}"
             tracked = track_sequence(frames, info.frame_rate, config, emb)
             lines[key] = tracked.lines
-            margins[key] = (tracked.appearance_margin, tracked.appearance_confusion)
+            margins[key] = (
+                tracked.appearance_margin,
+                tracked.appearance_confusion,
+                tracked.appearance_misleading,
+            )
             keys.append(key)
         runs.append((spec, keys))
     motion_key = next((keys[0] for spec, keys in runs if spec.mode == "motion"), None)
@@ -307,6 +311,7 @@ def run_sequence(
                 # the tracker's smoothed appearance margin and rank-1 confusion rate at the end of each run
                 "final_margin": None if spec.mode == "motion" else [margins[k][0] for k in keys],
                 "final_confusion": None if spec.mode == "motion" else [margins[k][1] for k in keys],
+                "final_misleading": None if spec.mode == "motion" else [margins[k][2] for k in keys],
             }
         )
     ceiling = {m: float(scores["ceiling"][m]) for m in METRIC_KEYS} if "ceiling" in scores else None

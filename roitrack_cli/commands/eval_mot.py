@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "appearance_margin": run_.appearance_margin,
             "appearance_confusion": run_.appearance_confusion,
             "appearance_informative": run_.appearance_informative,
+            "appearance_misleading": run_.appearance_misleading,
         }
     )
     if args.out:

@@ -185,8 +185,9 @@ def test_appearance_and_detector_modes_run_end_to_end(tmp_path: Path, capsys):
     assert on["appearance"] == "on" and on["frames"] == 12
     # the margin the tracker measured: a number with embeddings, None without
     assert isinstance(on["appearance_margin"], float) and isinstance(on["appearance_informative"], bool)
-    assert 0 < on["appearance_confusion"] < 1
+    assert 0 < on["appearance_confusion"] < 1 and 0 < on["appearance_misleading"] < 1
     assert off["appearance_margin"] is None and off["appearance_informative"] is None
+    assert off["appearance_misleading"] is None
     # three clean, well separated objects: motion alone tracks them perfectly, and random (uninformative)
     # embeddings must not make it worse
     assert off["IDSW"] == 0 and off["MOTA"] > 80.0

@@ -54,7 +54,7 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
         EmbeddingSpec("random"),
         EmbeddingSpec("constant"),
     ]
-    result = run_sequence(pets_head, specs, [0, 1], score_clip=True)
+    result = run_sequence(pets_head, specs, [0, 1, 2], score_clip=True)
     rows = {r["label"]: r for r in result["rows"]}
     motion, perfect = rows["motion"], rows["perfect"]
     # random and constant embeddings: the very same result files as motion alone
@@ -66,6 +66,11 @@ def test_oracle_properties_on_a_short_slice(pets_head: Path):
     assert min(perfect["final_margin"]) > 0.2 > 0.05 > max(rows["random"]["final_margin"])
     assert rows["constant"]["final_margin"] == [0.0]
     assert all(0 < c < 1 for c in perfect["final_confusion"]) and motion["final_confusion"] is None
+    # misleading sure matches (the embedding names someone else): rare for perfect embeddings, whose only
+    # disagreements are false-positive boxes resembling nobody; common with 30 % wrong identities
+    wrong = rows["oracle noise=0 wrong=0.3"]
+    assert max(perfect["final_misleading"]) < 0.05 < min(wrong["final_misleading"])
+    assert motion["final_misleading"] is None
     # perfect embeddings help; IDF1 never rises as noise or the wrong-identity rate rise
     assert perfect["IDF1"] > motion["IDF1"] + 1.0 and perfect["IDSW"] <= motion["IDSW"]
     idf1 = {k: v["IDF1"] for k, v in rows.items()}
@@ -116,21 +121,24 @@ def test_bench_oracle_cli_writes_json_and_table(pets_sequence: Path, tmp_path: P
     assert main(["bench", "oracle", "--seq", str(pets_sequence), "--wrong", "2"]) == 2
 
 
-def test_often_wrong_identities_leave_a_low_frame_rate_camera_to_motion(
+def test_at_a_low_frame_rate_perfect_embeddings_help_and_wrong_ones_cost_nothing(
     pets_sequence: Path, tmp_path: Path
 ) -> None:
-    """Every third frame of PETS09 (2.3 fps: long jumps, several plausible candidates per track): embeddings that
-    name the wrong person 20-50 % of the time must neither decide crossings nor re-rank, so they cost nothing,
-    while perfect ones still help. (Crossing decisions once needed only the margin, which wrong identities keep
-    high: 30 % wrong cost 1.2 IDF1 here over 10 seeds, 11.7 on one.)"""
+    """Every third frame of PETS09 (2.3 fps: long jumps, several plausible candidates per track, where motion
+    leaves most to appearance). Perfect embeddings must add at least 8 IDF1 (they added 5.4 while the plain
+    disagreement rate, which counts PETS09's loose false-positive boxes against them, decided their weight), and
+    embeddings naming the wrong person 20-50 % of the time must cost nothing (30 % cost 1.2 over 10 seeds, 11.7 on
+    seed 4, while the margin alone enabled crossing decisions; 20 % cost seed 4 4.1 before a decision had to
+    respect a clear motion preference)."""
     seq = slice_sequence(pets_sequence, 1, 400, tmp_path / "s3", step=3)
     specs = [EmbeddingSpec("motion"), EmbeddingSpec("oracle")]
     specs += [EmbeddingSpec("oracle", wrong=w) for w in (0.2, 0.3, 0.5)]
-    result = run_sequence(seq, specs, [3, 4, 5], score_clip=True)  # seed 4 cost 11.7 IDF1 at 30 % before
+    result = run_sequence(seq, specs, [3, 4, 5], score_clip=True)
     rows = {r["label"]: r for r in result["rows"]}
     motion = rows["motion"]
-    assert rows["perfect"]["IDF1"] > motion["IDF1"] + 3.0
+    assert rows["perfect"]["IDF1"] >= motion["IDF1"] + 8.0
+    assert rows["perfect"]["IDSW"] < motion["IDSW"]
     for w in (0.2, 0.3, 0.5):
         row = rows[f"oracle noise=0 wrong={w:g}"]
-        assert abs(row["IDF1"] - motion["IDF1"]) <= 0.2, (w, row["IDF1"], motion["IDF1"])
+        assert min(row["per_seed"]["IDF1"]) >= motion["IDF1"] - 0.2, (w, row["per_seed"], motion["IDF1"])
         assert row["IDSW"] <= motion["IDSW"], (w, row["IDSW"], motion["IDSW"])

@@ -275,6 +275,41 @@ def test_decisive_veto_needs_a_trusted_decider():
     np.testing.assert_array_equal(app, before)  # pure: inputs are not modified
 
 
+def test_decisive_veto_never_overrules_a_clear_motion_preference():
+    # both tracks may take detection 0 (detection 1 is elsewhere); detection 0 overlaps track 1 far better
+    # (motion cost 0.1) than track 0 (0.7), yet its embedding names track 0: one wrong embedding must not hand
+    # track 0 the detection by ruling track 1 out
+    plausible = np.array([[True, False], [True, False]])
+    app = np.array([[0.05, 0.5], [0.5, 0.5]])
+    motion = np.array([[0.7, 0.9], [0.1, 0.9]])
+    assert costs.decisive_veto(app, plausible, 0.2, 0.2).tolist() == [[False, False], [True, False]]
+    gated = costs.decisive_veto(app, plausible, 0.2, 0.2, motion=motion, motion_gap=0.4)
+    assert not gated.any()  # 0.1 < 0.7 - 0.4: motion clearly prefers (1, 0), it stays
+    # an ambiguous crossing (similar motion costs) is still settled by appearance
+    even = np.array([[0.3, 0.9], [0.35, 0.9]])
+    gated = costs.decisive_veto(app, plausible, 0.2, 0.2, motion=even, motion_gap=0.4)
+    assert gated.tolist() == [[False, False], [True, False]]
+
+
+def test_misleading_counts_only_embeddings_that_name_a_rival():
+    from tracker_core.tracking.costs import misleading_counts
+
+    motion = np.array([[0.1, 0.9, 0.9], [0.9, 0.1, 0.9]])  # sure pairs: (0, 0) and (1, 1)
+    # (0, 0) disagrees (0.9) and detection 0 looks like track 1 (0.05): misleading; (1, 1) agrees
+    app = np.array([[0.9, 0.5, 0.5], [0.05, 0.02, 0.5]])
+    before = app.copy()
+    assert misleading_counts(app, motion, 0.3, 0.35) == (1, 2)
+    np.testing.assert_array_equal(app, before)  # inputs untouched
+    # a disagreeing embedding that resembles nobody (a false-positive box, heavy noise) is not misleading
+    nobody = np.array([[0.9, 0.5, 0.5], [0.5, 0.02, 0.5]])
+    assert misleading_counts(nobody, motion, 0.3, 0.35) == (0, 2)
+    # ... though the plain disagreement rate counts it against the embeddings
+    assert costs.veto_error_rate(nobody, motion, 0.3, 0.35) == 0.5
+    # nothing sure, or no rival at all: nothing judged
+    assert misleading_counts(app, np.full((2, 3), 0.9), 0.3, 0.35) == (0, 0)
+    assert misleading_counts(np.array([[0.9]]), np.array([[0.1]]), 0.3, 0.35) == (0, 0)
+
+
 def test_switch_veto_needs_a_streak_a_far_memory_and_a_repeated_other_object():
     app = np.array([[0.5, 0.5, 0.02], [0.5, 0.5, 0.5]])  # distance of each detection to each track's memory
     alt = np.array([[0.01, 0.5, 0.5], [0.01, 0.5, 0.5]])  # ... and to the other object each track was fed

@@ -17,7 +17,7 @@ from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
 class TrackingRun:
     """Result lines plus the time spent inside ``Tracker.update`` (seconds, all frames) and, with embeddings, how
     informative the tracker judged them at the end (``Tracker.appearance_margin``, ``appearance_confusion``,
-    ``appearance_informative``; ``None`` without embeddings)."""
+    ``appearance_informative``, ``appearance_misleading``; ``None`` without embeddings)."""
 
     lines: list[str]
     frames: int
@@ -25,6 +25,7 @@ class TrackingRun:
     appearance_margin: float | None = None
     appearance_confusion: float | None = None
     appearance_informative: bool | None = None
+    appearance_misleading: float | None = None
 
     @property
     def ms_per_frame(self) -> float:
@@ -62,4 +63,5 @@ def track_sequence(
         tracker.appearance_margin if with_emb else None,
         tracker.appearance_confusion if with_emb else None,
         tracker.appearance_informative if with_emb else None,
+        tracker.appearance_misleading if with_emb else None,
     )

@@ -174,9 +174,10 @@ def appearance_weight(margin: float, max_weight: float, margin_ref: float, min_m
 
 
 def reliability(disagreement: float, max_disagreement: float) -> float:
-    """Factor in [0, 1] on the appearance weight: 1 when embeddings never disagree with the matches motion is
-    sure about, falling linearly to 0 at ``max_disagreement`` (the share of sure matches whose appearance
-    distance exceeds the gate, ``veto_error_rate``): embeddings that are often wrong leave motion alone."""
+    """Factor in [0, 1] on the appearance weight: 1 when embeddings never mislead on the matches motion is sure
+    about, falling linearly to 0 at ``max_disagreement`` (a smoothed rate of bad evidence, e.g. the misleading
+    rate of ``misleading_counts``): embeddings that are often wrong leave motion alone. ``max_disagreement <=
+    0``: always 1."""
     if max_disagreement <= 0:
         return 1.0
     return float(min(1.0, max(0.0, 1.0 - disagreement / max_disagreement)))
@@ -262,21 +263,45 @@ def confusion_counts(
     embeddings that find every pedestrian in dark clothes alike even when each object's own observations agree
     (which ``veto_error_rate`` alone cannot see)."""
     a = np.asarray(appearance, dtype=np.float64)
-    sure = sure_pairs(motion, confident) & np.isfinite(a) & (a <= max_dist)
-    if not sure.any():
-        return 0, 0
-    t_idx, n_idx = sure.nonzero()
+    own, closest = _own_and_closest_rival(a, sure_pairs(motion, confident) & np.isfinite(a) & (a <= max_dist))
+    return int((closest < own).sum()), int(own.size)
+
+
+def misleading_counts(
+    appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float, max_dist: float
+) -> tuple[int, int]:
+    """``(misleading, judged)``: how often an embedding names *someone else* on a match motion is sure about.
+
+    Judged are the pairs motion is sure about (``sure_pairs``) with a finite appearance distance and at least one
+    rival (a finite distance to another detection of the track or another track of the detection); misleading
+    are those whose own distance exceeds ``max_dist`` while a rival is within it: the embedding disagrees with
+    its partner *and* agrees with another object, which is what pulls association onto the wrong person (a wrong
+    identity naming a visible rival). A false-positive or loose box whose embedding resembles nobody, noise that
+    leaves every distance large, and look-alikes that agree with their partner are not misleading: spread over
+    all candidates alike, they cannot pull a match anywhere (``veto_error_rate`` counts the first two, so on
+    detections with many loose boxes it judges even perfect embeddings unreliable)."""
+    a = np.asarray(appearance, dtype=np.float64)
+    own, closest = _own_and_closest_rival(a, sure_pairs(motion, confident) & np.isfinite(a))
+    return int(((own > max_dist) & (closest <= max_dist)).sum()), int(own.size)
+
+
+def _own_and_closest_rival(
+    a: NDArray[np.float64], pairs: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """For each of ``pairs [T,N]`` that has a rival (a finite distance to another detection of its track or to
+    another track of its detection): its own distance and the closest rival's, each ``[J]``."""
+    if not pairs.any():
+        return np.zeros(0), np.zeros(0)
+    t_idx, n_idx = pairs.nonzero()
     own = a[t_idx, n_idx]
-    row = a[t_idx].copy()  # other detections for the sure pair's track
+    row = a[t_idx].copy()  # other detections for the pair's track
     row[np.arange(t_idx.size), n_idx] = np.nan
-    col = a[:, n_idx].T.copy()  # other tracks for the sure pair's detection
+    col = a[:, n_idx].T.copy()  # other tracks for the pair's detection
     col[np.arange(n_idx.size), t_idx] = np.nan
     rivals = np.concatenate([row, col], axis=1)
     judged = np.isfinite(rivals).any(axis=1)
-    if not judged.any():
-        return 0, 0
     closest = np.min(np.where(np.isfinite(rivals[judged]), rivals[judged], np.inf), axis=1)
-    return int((closest < own[judged]).sum()), int(judged.sum())
+    return own[judged], closest
 
 
 def distinct_enough(
@@ -365,6 +390,8 @@ def decisive_veto(
     accept: float,
     gap: float,
     trusted: NDArray[np.bool_] | None = None,
+    motion: NDArray[np.floating] | None = None,
+    motion_gap: float = np.inf,
 ) -> NDArray[np.bool_]:
     """Forbidden mask ``[T,N]``: per-pair appearance decisions where motion finds several candidates plausible.
 
@@ -375,7 +402,10 @@ def decisive_veto(
     that agrees with nobody (a wrong or uninformative one, distance ~0.5) decides nothing. A row or column with a
     plausible NaN distance (a track without memory) decides nothing. With ``trusted [T]``, only trusted tracks
     decide: a detection's closest track, or a track choosing among its detections, must be trusted (e.g. a
-    track whose memory has proven consistent). ``accept <= 0`` disables it."""
+    track whose memory has proven consistent). With ``motion [T,N]``, a candidate whose motion cost is lower than
+    the decided pair's by more than ``motion_gap`` is never forbidden: appearance settles what motion leaves open,
+    it does not overrule what motion clearly prefers (one wrong embedding naming a nearby rival would otherwise
+    swap two people). ``accept <= 0`` disables it."""
     a = np.asarray(appearance, dtype=np.float64)
     p = np.asarray(plausible, dtype=bool)
     out = np.zeros(p.shape, dtype=bool)
@@ -391,7 +421,12 @@ def decisive_veto(
         decider = d.argmin(axis=axis)
         ok = trust[decider, 0][None, :] if axis == 0 else trust
         decides = (count >= 2) & complete & (best <= accept) & ok
-        out |= decides & p & (d > best + gap)
+        veto = decides & p & (d > best + gap)
+        if motion is not None:
+            m = np.asarray(motion, dtype=np.float64)
+            decided = np.take_along_axis(m, np.expand_dims(decider, axis), axis=axis)
+            veto &= ~(m < decided - motion_gap)
+        out |= veto
     return out
 
 

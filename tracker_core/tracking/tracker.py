@@ -84,6 +84,9 @@ class Tracker:
         # rank-1 confusion on sure matches: discounted counts, rate = (confused + 1) / (judged + 2) (prior 1/2)
         self._conf_bad = 0.0
         self._conf_n = 0.0
+        # misleading sure matches (embedding names a rival): discounted counts, rate with prior 1/2
+        self._mis_bad = 0.0
+        self._mis_n = 0.0
         self._decisive_ok = False
         self._last_time: float | None = None
         self.frame_count = 0
@@ -105,12 +108,18 @@ class Tracker:
         return (self._conf_bad + 1.0) / (self._conf_n + 2.0)
 
     @property
+    def appearance_misleading(self) -> float:
+        """Rate of misleading sure matches, ``(misleading + 1) / (judged + 2)`` of the discounted counts (1/2
+        before any evidence; see ``costs.misleading_counts``)."""
+        return (self._mis_bad + 1.0) / (self._mis_n + 2.0)
+
+    @property
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
         cfg = self.config
         return (
             self._app_margin >= 0.5 * cfg.appearance_margin_ref
-            and self._veto_error <= cfg.reid_max_error
+            and self.appearance_misleading <= cfg.reid_max_misleading
             and self.appearance_confusion <= 0.5 * cfg.appearance_max_confusion
         )
 
@@ -328,10 +337,15 @@ class Tracker:
             )
             self._conf_bad = ke * self._conf_bad + bad
             self._conf_n = ke * self._conf_n + judged
+            bad, judged = costs.misleading_counts(
+                app, cost, cfg.appearance_confident_cost, cfg.appearance_gate
+            )
+            self._mis_bad = ke * self._mis_bad + bad
+            self._mis_n = ke * self._mis_n + judged
             w_margin = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
             ) * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
-            w = w_margin * costs.reliability(self._veto_error, cfg.appearance_max_error)
+            w = w_margin * costs.reliability(self.appearance_misleading, cfg.appearance_max_misleading)
             self._decisive_ok = w_margin > 0
             if w_margin > 0 and cfg.appearance_decisive_dist > 0:
                 # crossings: among the candidates motion finds plausible, a decisive appearance gap settles it
@@ -344,7 +358,13 @@ class Tracker:
                     # the matches motion is sure about (reliability); often-wrong ones leave crossings to motion
                     gates.append(
                         costs.decisive_veto(
-                            app, plausible, cfg.appearance_decisive_dist, cfg.appearance_decisive_gap, trusted
+                            app,
+                            plausible,
+                            cfg.appearance_decisive_dist,
+                            cfg.appearance_decisive_gap,
+                            trusted,
+                            cost,
+                            cfg.appearance_decisive_motion_gap,
                         )
                     )
                 if cfg.appearance_switch_streak > 0:
