@@ -414,6 +414,7 @@ def decisive_veto(
     known = np.isfinite(a)
     d = np.where(p & known, a, np.inf)
     trust = np.ones((p.shape[0], 1), bool) if trusted is None else np.asarray(trusted, bool)[:, None]
+    m = None if motion is None else np.asarray(motion, dtype=np.float64)
     for axis in (0, 1):  # 0: per detection (column) over its tracks; 1: per track (row) over its detections
         count = p.sum(axis=axis, keepdims=True)
         complete = (p & ~known).sum(axis=axis, keepdims=True) == 0
@@ -422,8 +423,7 @@ def decisive_veto(
         ok = trust[decider, 0][None, :] if axis == 0 else trust
         decides = (count >= 2) & complete & (best <= accept) & ok
         veto = decides & p & (d > best + gap)
-        if motion is not None:
-            m = np.asarray(motion, dtype=np.float64)
+        if m is not None:
             decided = np.take_along_axis(m, np.expand_dims(decider, axis), axis=axis)
             veto &= ~(m < decided - motion_gap)
         out |= veto
