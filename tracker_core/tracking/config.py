@@ -81,8 +81,9 @@ class TrackerConfig:
             agrees with a rival, e.g. a wrong identity naming a visible person), ``(misleading + 1) / (judged +
             2)`` of the discounted counts, so 1/2 before any evidence: appearance earns its weight on each stream.
             0.15: 30-50 % wrong identities leave motion alone (20 % still gains a little); false-positive boxes
-            with embeddings like nobody's do not count against perfect ones (the former rule, the share of sure matches that merely disagree,
-            held perfect embeddings on PETS09's loose public boxes to +4.0-5.2 instead of +11.9 IDF1 at 3.5 fps).
+            with embeddings like nobody's do not count against perfect ones (the former rule, the share of sure
+            matches that merely disagree, held perfect embeddings on PETS09's loose public boxes to +4.0-5.2
+            instead of +11.9 IDF1 at 3.5 fps).
         appearance_max_confusion: smoothed rank-1 confusion rate (``costs.confusion_counts``: on sure motion
             matches, another object looks more alike than the true partner) at which appearance is switched off;
             the weight, crossing decisions and re-identification all scale down with it. 1 (default): off. On
