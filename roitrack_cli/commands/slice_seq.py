@@ -22,11 +22,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracker_core.evaluation import read_seqinfo
     from tracker_core.evaluation.mot_slice import parse_frame_range, slice_sequence
 
     first, last = parse_frame_range(args.frames)
     out = slice_sequence(args.seq, first, last, args.out, copy_images=args.copy, step=args.step)
-    n = len(range(first, last + 1, max(args.step, 1)))
-    every = f", every {args.step}th frame," if args.step > 1 else ""
-    print(f"wrote {out}: frames {first}-{last} of {args.seq}{every} as 1-{n}")
+    every = f", one frame in {args.step}," if args.step > 1 else ""
+    print(f"wrote {out}: frames {first}-{last} of {args.seq}{every} as 1-{read_seqinfo(out).seq_length}")
     return 0

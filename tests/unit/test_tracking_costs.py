@@ -349,3 +349,29 @@ def test_distinct_enough_needs_a_gap_over_every_rival():
     # a visible look-alike blocks an otherwise clear candidate
     assert not distinct_enough(cost, np.array([0.05, 0.5]), 0.1)[0, 0]
     assert distinct_enough(np.zeros((0, 2)), others, 0.1).shape == (0, 2)
+
+
+def test_sure_match_evidence_matches_a_per_pair_reference():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        t, n = rng.integers(1, 6, size=2)
+        motion = rng.uniform(0.0, 1.0, (t, n))
+        app = rng.uniform(0.0, 1.0, (t, n))
+        app[rng.random((t, n)) < 0.2] = np.nan
+        ev = costs.sure_match_evidence(app, motion, 0.5, 0.35)
+        want = [0] * 6
+        for i, j in zip(*costs.sure_pairs(motion, 0.5).nonzero(), strict=True):
+            own = app[i, j]
+            if np.isnan(own):
+                continue
+            rivals = [app[i, k] for k in range(n) if k != j] + [app[k, j] for k in range(t) if k != i]
+            rivals = [r for r in rivals if not np.isnan(r)]
+            want[0] += own > 0.35
+            want[1] += 1
+            if rivals:
+                want[5] += 1
+                want[4] += own > 0.35 and min(rivals) <= 0.35
+                if own <= 0.35:
+                    want[3] += 1
+                    want[2] += min(rivals) < own
+        assert tuple(ev) == tuple(int(w) for w in want)

@@ -5,6 +5,8 @@ Boxes are ``xyxy`` float pixels. Costs are in ``[0, 1]`` (``inf`` = forbidden pa
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -239,17 +241,59 @@ def appearance_veto(
     return ~sure & (np.nan_to_num(a, nan=0.0) > max_dist)
 
 
+class SureMatchEvidence(NamedTuple):
+    """What the appearance distances say about the pairs motion is sure about (``sure_pairs``), in counts.
+
+    ``disagree`` of ``sure``: sure pairs with an appearance distance, and those beyond the gate (an appearance
+    veto would cut them). ``confused`` of ``confusion_judged``: of the sure pairs that agree and have a rival, those
+    a rival looks more alike than the partner. ``misleading`` of ``misleading_judged``: of the sure pairs with a
+    rival, those that disagree with the partner *and* agree with a rival."""
+
+    disagree: int
+    sure: int
+    confused: int
+    confusion_judged: int
+    misleading: int
+    misleading_judged: int
+
+
+def sure_match_evidence(
+    appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float, max_dist: float
+) -> SureMatchEvidence:
+    """Every per-frame appearance statistic of the tracker in one pass over the sure pairs: see
+    ``SureMatchEvidence``, ``veto_error_rate``, ``confusion_counts`` and ``misleading_counts``. A rival is a finite
+    distance to another detection of the pair's track or to another track of the pair's detection."""
+    a = np.asarray(appearance, dtype=np.float64)
+    pairs = sure_pairs(motion, confident) & np.isfinite(a)
+    t_idx, n_idx = pairs.nonzero()
+    own = a[t_idx, n_idx]
+    row = a[t_idx].copy()  # other detections for the pair's track
+    row[np.arange(t_idx.size), n_idx] = np.nan
+    col = a[:, n_idx].T.copy()  # other tracks for the pair's detection
+    col[np.arange(n_idx.size), t_idx] = np.nan
+    rivals = np.concatenate([row, col], axis=1)
+    closest = np.min(np.where(np.isfinite(rivals), rivals, np.inf), axis=1, initial=np.inf)
+    has_rival = np.isfinite(closest)
+    far = own > max_dist
+    agreeing = has_rival & ~far
+    return SureMatchEvidence(
+        disagree=int(far.sum()),
+        sure=int(own.size),
+        confused=int((agreeing & (closest < own)).sum()),
+        confusion_judged=int(agreeing.sum()),
+        misleading=int((has_rival & far & (closest <= max_dist)).sum()),
+        misleading_judged=int(has_rival.sum()),
+    )
+
+
 def veto_error_rate(
     appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float, max_dist: float
 ) -> float | None:
     """Fraction of the pairs motion is sure about (``sure_pairs``) that an appearance veto at ``max_dist`` would
     have forbidden: how often the veto would cut a true match on this stream. ``None`` when nothing can be
     judged (no sure pair with an appearance distance)."""
-    a = np.asarray(appearance, dtype=np.float64)
-    sure = sure_pairs(motion, confident) & np.isfinite(a)
-    if not sure.any():
-        return None
-    return float((a[sure] > max_dist).mean())
+    ev = sure_match_evidence(appearance, motion, confident, max_dist)
+    return ev.disagree / ev.sure if ev.sure else None
 
 
 def confusion_counts(
@@ -262,9 +306,8 @@ def confusion_counts(
     confusion). About none confused for embeddings that tell look-alikes apart, most for random ones, and many for
     embeddings that find every pedestrian in dark clothes alike even when each object's own observations agree
     (which ``veto_error_rate`` alone cannot see)."""
-    a = np.asarray(appearance, dtype=np.float64)
-    own, closest = _own_and_closest_rival(a, sure_pairs(motion, confident) & np.isfinite(a) & (a <= max_dist))
-    return int((closest < own).sum()), int(own.size)
+    ev = sure_match_evidence(appearance, motion, confident, max_dist)
+    return ev.confused, ev.confusion_judged
 
 
 def misleading_counts(
@@ -280,28 +323,8 @@ def misleading_counts(
     leaves every distance large, and look-alikes that agree with their partner are not misleading: spread over
     all candidates alike, they cannot pull a match anywhere (``veto_error_rate`` counts the first two, so on
     detections with many loose boxes it judges even perfect embeddings unreliable)."""
-    a = np.asarray(appearance, dtype=np.float64)
-    own, closest = _own_and_closest_rival(a, sure_pairs(motion, confident) & np.isfinite(a))
-    return int(((own > max_dist) & (closest <= max_dist)).sum()), int(own.size)
-
-
-def _own_and_closest_rival(
-    a: NDArray[np.float64], pairs: NDArray[np.bool_]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """For each of ``pairs [T,N]`` that has a rival (a finite distance to another detection of its track or to
-    another track of its detection): its own distance and the closest rival's, each ``[J]``."""
-    if not pairs.any():
-        return np.zeros(0), np.zeros(0)
-    t_idx, n_idx = pairs.nonzero()
-    own = a[t_idx, n_idx]
-    row = a[t_idx].copy()  # other detections for the pair's track
-    row[np.arange(t_idx.size), n_idx] = np.nan
-    col = a[:, n_idx].T.copy()  # other tracks for the pair's detection
-    col[np.arange(n_idx.size), t_idx] = np.nan
-    rivals = np.concatenate([row, col], axis=1)
-    judged = np.isfinite(rivals).any(axis=1)
-    closest = np.min(np.where(np.isfinite(rivals[judged]), rivals[judged], np.inf), axis=1)
-    return own[judged], closest
+    ev = sure_match_evidence(appearance, motion, confident, max_dist)
+    return ev.misleading, ev.misleading_judged
 
 
 def distinct_enough(

@@ -328,20 +328,14 @@ class Tracker:
             k = cfg.appearance_margin_ema
             if margin is not None:
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
-            err = costs.veto_error_rate(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
+            ev = costs.sure_match_evidence(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
             ke = cfg.appearance_error_ema
-            if err is not None:
-                self._veto_error = ke * self._veto_error + (1.0 - ke) * err
-            bad, judged = costs.confusion_counts(
-                app, cost, cfg.appearance_confident_cost, cfg.appearance_gate
-            )
-            self._conf_bad = ke * self._conf_bad + bad
-            self._conf_n = ke * self._conf_n + judged
-            bad, judged = costs.misleading_counts(
-                app, cost, cfg.appearance_confident_cost, cfg.appearance_gate
-            )
-            self._mis_bad = ke * self._mis_bad + bad
-            self._mis_n = ke * self._mis_n + judged
+            if ev.sure:
+                self._veto_error = ke * self._veto_error + (1.0 - ke) * ev.disagree / ev.sure
+            self._conf_bad = ke * self._conf_bad + ev.confused
+            self._conf_n = ke * self._conf_n + ev.confusion_judged
+            self._mis_bad = ke * self._mis_bad + ev.misleading
+            self._mis_n = ke * self._mis_n + ev.misleading_judged
             w_margin = costs.appearance_weight(
                 self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
             ) * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
