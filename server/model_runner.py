@@ -55,6 +55,8 @@ class RunnerInfo:
     device: str
     input_size: int
     class_names: tuple[str, ...]
+    backend: str = "torch"  # the inference backend (tracker_core.inference) and its precision
+    precision: str = "fp32"
 
 
 DEFAULT_MAX_DETECTIONS = 1000
@@ -108,6 +110,9 @@ class ModelRunner:
     """Owns a detector (see ``tracker_core.detector.Detector``) and an optional embedder on the detector's device.
 
     ``input_size``: frames are letterboxed to ``input_size x input_size``, so a whole batch is one tensor.
+    ``backend``: the ``tracker_core.inference.InferenceBackend`` that runs the detector forward and the encoder
+    (``server.loading.build_runner`` picks it from the config); default the torch reference (fp32 on the CPU,
+    fp16 on CUDA). Letterbox, NMS and ROI Align are the same for every backend.
     """
 
     def __init__(
@@ -120,9 +125,11 @@ class ModelRunner:
         max_det: int = 300,
         device_preprocess: bool = True,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
+        backend: Any = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.backend = backend if backend is not None else reference_backend(detector, embedder)
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
@@ -134,9 +141,6 @@ class ModelRunner:
         self.roi_chunk: int | None = 1024 if detector.device.type == "cuda" else 64
         # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
         self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
-        self._finer = bool(
-            embedder is not None and any(s != detector.tap_stride for s in embedder.detector_strides)
-        )
         self.info = RunnerInfo(
             arch=str(detector.arch),
             weights_sha256=str(getattr(detector, "weights_sha256", "") or "random"),
@@ -144,6 +148,8 @@ class ModelRunner:
             device=str(detector.device),
             input_size=self.input_size,
             class_names=tuple(getattr(detector, "names", ()) or ()),
+            backend=str(self.backend.name),
+            precision=str(self.backend.precision),
         )
 
     @property
@@ -290,11 +296,7 @@ class ModelRunner:
         else:
             x, transforms = det.preprocess(frames, size)
         t = _timed(shared, "letterbox", t)
-        if self._finer:
-            taps, pred = det.forward_taps(x)
-        else:
-            tap, pred = det.forward_raw(x)
-            taps = {int(det.tap_stride): tap}
+        taps, pred = self.backend.forward_taps(x)
         if pred.device.type == "cuda":
             torch.cuda.synchronize(pred.device)
         t = _timed(shared, "inference", t)
@@ -340,9 +342,7 @@ class ModelRunner:
             t1 = time.perf_counter()
             roi_s += t1 - t
             if feats.shape[0]:
-                parts.append(
-                    self.embedder.encoder(feats).float().cpu().numpy().astype(np.float32, copy=False)
-                )
+                parts.append(self.backend.encode(feats))
             enc_s += time.perf_counter() - t1
         emb = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         shared["roi_align"] = shared.get("roi_align", 0.0) + roi_s
@@ -388,6 +388,16 @@ def _box_chunks(counts: Sequence[int], limit: int | None) -> list[list[tuple[int
     if cur:
         groups.append(cur)
     return groups
+
+
+def reference_backend(detector: Any, embedder: Embedder | None) -> Any:
+    """The torch backend at the detector's own precision (fp32 on the CPU, fp16 on CUDA): the reference."""
+    from tracker_core.inference import InferenceOptions, build_backend
+
+    precision = "fp16" if detector.device.type == "cuda" else "fp32"
+    return build_backend(
+        detector, embedder, InferenceOptions(backend="torch", precision=precision, verify=False)
+    )
 
 
 def pick_device(name: str) -> torch.device:

@@ -231,10 +231,19 @@ class IDetect(nn.Module):
         assert isinstance(grid, torch.Tensor)
         return grid
 
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def raw(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The head's convolutions only: per level ``[B, na*(5+nc), H_i, W_i]`` logits (before the decode)."""
+        return [
+            self.m[i](xs[i]) if self.fused else self.im[i](self.m[i](self.ia[i](xs[i])))
+            for i in range(self.nl)
+        ]
+
+    def decode(self, raws: list[torch.Tensor]) -> torch.Tensor:
+        """Per-level logits (:meth:`raw`) -> ``[B, A, 5+nc]`` as the official eval-mode output, in the logits'
+        dtype. Inference backends run :meth:`raw` in their precision and this decode in float32 (box centres
+        of several hundred pixels lose whole pixels in bfloat16)."""
         out = []
-        for i in range(self.nl):
-            p = self.m[i](xs[i]) if self.fused else self.im[i](self.m[i](self.ia[i](xs[i])))
+        for i, p in enumerate(raws):
             bs, _, ny, nx = p.shape
             p = p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
             y = p.sigmoid()
@@ -244,6 +253,9 @@ class IDetect(nn.Module):
             y = torch.cat((xy, wh, y[..., 4:]), -1)
             out.append(y.view(bs, -1, self.no))
         return torch.cat(out, 1)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.decode(self.raw(xs))
 
     @torch.no_grad()
     def fuse(self) -> None:

@@ -127,13 +127,24 @@ class YoloNet(nn.Module):
         self, x: torch.Tensor, taps: Sequence[int] = ()
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """``x`` ``[B,3,H,W]`` -> (``pred`` ``[B,A,5+nc]``, ``{layer index: output map}`` for ``taps``)."""
+        raws, maps = self.forward_head_raw(x, taps)
+        return self.head.decode(raws), maps
+
+    def forward_head_raw(
+        self, x: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """The network without the head's decode: (per-level head logits ``[B, na*(5+nc), H/s, W/s]`` for
+        :meth:`IDetect.decode`, ``{layer index: output map}`` for ``taps``). What inference backends export."""
         want = set(taps)
         keep = self._keep | want
         saved: dict[int, torch.Tensor] = {}
         prev = x
         for i, module in enumerate(self.model):
             srcs = self.sources[i]
-            if len(srcs) > 1 or isinstance(module, Concat | IDetect):
+            if isinstance(module, IDetect):
+                raws = module.raw([prev if s == i - 1 else saved[s] for s in srcs])
+                return raws, {t: saved[t] for t in taps}
+            if len(srcs) > 1 or isinstance(module, Concat):
                 inp: object = [prev if s == i - 1 else saved[s] for s in srcs]
             else:
                 s = srcs[0]
@@ -141,7 +152,7 @@ class YoloNet(nn.Module):
             prev = module(inp)
             if i in keep:
                 saved[i] = prev
-        return prev, {t: saved[t] for t in taps}
+        raise ValueError(f"{self.spec.name} has no detection head")  # pragma: no cover - every table ends in one
 
     @torch.no_grad()
     def fuse(self) -> YoloNet:
