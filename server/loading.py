@@ -27,6 +27,7 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     another detector) or ``ConfigError`` (no such device)."""
     from tracker_core.detector import build_detector, load_detector
     from tracker_core.encoder import Appearance
+    from tracker_core.inference import build_backend
 
     device = pick_device(cfg.device)
     if cfg.weights is not None:
@@ -49,6 +50,13 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         encoder_sha = "random"
     else:
         log.info("no encoder: appearance off, tracking by motion only")
+    backend = build_backend(
+        detector,
+        appearance,
+        inference_options(cfg),
+        input_size=cfg.input_size,
+    )
+    log.info("inference: %s", describe_backend(backend))
     runner = ModelRunner(
         detector,
         appearance,
@@ -57,10 +65,35 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         max_pixels=cfg.max_pixels,
         max_detections=cfg.max_detections,
         device_preprocess=cfg.device_preprocess,
+        backend=backend,
     )
     if cfg.weights is None:
         runner.info = dataclasses.replace(runner.info, weights_sha256="random")
     return runner
+
+
+def inference_options(cfg: ServerConfig) -> Any:
+    """The ``tracker_core.inference.InferenceOptions`` of ``cfg``."""
+    from tracker_core.inference import InferenceOptions
+
+    return InferenceOptions(
+        backend=cfg.backend,
+        precision=cfg.precision,
+        threads=cfg.inference_threads,
+        cache_dir=cfg.inference_cache,
+    )
+
+
+def describe_backend(backend: Any) -> str:
+    """One line: the backend and precision running, and (auto) what it was chosen over."""
+    from tracker_core.inference import describe_selection
+
+    sel = backend.selection or {}
+    how = sel.get("mode", "explicit")
+    line = f"{backend.label} ({backend.threads} threads) on {backend.device.type}, {how}"
+    if sel.get("verified"):
+        line += f": {describe_selection(sel)}"
+    return line
 
 
 def random_appearance(

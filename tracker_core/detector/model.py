@@ -152,7 +152,9 @@ class YoloNet(nn.Module):
             prev = module(inp)
             if i in keep:
                 saved[i] = prev
-        raise ValueError(f"{self.spec.name} has no detection head")  # pragma: no cover - every table ends in one
+        raise ValueError(
+            f"{self.spec.name} has no detection head"
+        )  # pragma: no cover - every table ends in one
 
     @torch.no_grad()
     def fuse(self) -> YoloNet:
