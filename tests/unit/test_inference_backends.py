@@ -97,11 +97,8 @@ def test_every_backend_matches_torch_fp32_on_the_calibration_frame(models, pair,
     assert got.pred.dtype == torch.float32 and got.pred.shape == want.pred.shape
     assert got.embeddings is not None and got.embeddings.shape == (len(boxes), app.embed_dim)
     np.testing.assert_allclose(np.linalg.norm(got.embeddings, axis=1), 1.0, atol=1e-5)
-    if pair != ("torch", "fp32"):
-        # not trivially equal: the reduced precision shows, within its tolerance
-        assert report.xy_px < TOLERANCES[pair[1]].xy_px
-        if pair[1] == "bf16":
-            assert max(report.map_rel.values()) > 1e-4
+    if pair[1] == "bf16":  # not trivially equal: the reduced precision shows, within its tolerance
+        assert max(report.maps.values()) > 1e-4
 
 
 @pytest.mark.parametrize("pair", _pairs(), ids=lambda p: "/".join(p))
@@ -127,8 +124,7 @@ def test_mix_encoder_finer_tap_and_dynamic_batch(mix_models, pair):
     cos = (emb * ref_emb).sum(1)
     assert cos.min() >= TOLERANCES[pair[1]].embed_cos
     one = backend.forward_taps(x[2:3])[1]
-    tol = TOLERANCES[pair[1]]
-    assert float((one - pred[2:3])[..., :2].abs().max()) <= tol.xy_px
+    assert float((one - pred[2:3]).norm() / pred[2:3].norm()) <= 1e-5  # batch 1 = row 2 of batch 3
     assert backend.encode(torch.zeros(0, app.encoder.in_channels, 10, 10)).shape == (0, app.embed_dim)
 
 
@@ -189,7 +185,7 @@ def test_auto_rejects_a_backend_that_fails_parity(models, monkeypatch, caplog):
     from tracker_core.inference import parity
 
     det, app = models
-    monkeypatch.setitem(parity.TOLERANCES, "bf16", parity.Tolerance(1e-9, 1e-9, 1e-9, 1e-9, 1.0))
+    monkeypatch.setitem(parity.TOLERANCES, "bf16", parity.Tolerance(1e-9, 1e-9, 1e-9, 1.0))
     with caplog.at_level(logging.WARNING, logger="tracker_core.inference.select"):
         backend = build_backend(det, app, InferenceOptions(), input_size=SIZE)
     assert backend.precision == "fp32"
@@ -203,7 +199,7 @@ def test_explicit_backend_is_verified_but_kept(models, monkeypatch, caplog):
     from tracker_core.inference import parity
 
     det, app = models
-    monkeypatch.setitem(parity.TOLERANCES, "fp32", parity.Tolerance(1e-12, 1e-12, 1e-12, 1e-12, 1.0))
+    monkeypatch.setitem(parity.TOLERANCES, "fp32", parity.Tolerance(1e-12, 1e-12, 1e-12, 1.0))
     with caplog.at_level(logging.WARNING, logger="tracker_core.inference.select"):
         backend = build_backend(det, app, InferenceOptions(backend="onnxruntime", precision="fp32"), input_size=SIZE)
     assert backend.label == "onnxruntime/fp32" and backend.selection["mode"] == "explicit"

@@ -18,27 +18,31 @@ import torch
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Largest differences from torch fp32 a backend may show at a precision.
+    """Largest differences from torch fp32 a backend may show at a precision, as relative L2 errors
+    ``||got - ref|| / ||ref||`` (robust to the few anchors that a rounding flips in a randomly initialised network)
+    and a cosine.
 
-    ``xy_px``: box centre, input pixels; ``wh_rel``: box width / height, ``|d| / (ref + 1 px)``; ``prob``:
-    objectness and class probabilities, absolute; ``map_rel``: ``||d|| / ||ref||`` of each feature map;
-    ``embed_cos``: the lowest cosine between an embedding and its reference."""
+    ``box``: the predicted boxes (centre x, y, width, height in input pixels); ``prob``: objectness and class
+    probabilities; ``maps``: each feature map the encoder reads; ``embed_cos``: the lowest cosine between an ROI
+    embedding and its reference."""
 
-    xy_px: float
-    wh_rel: float
+    box: float
     prob: float
-    map_rel: float
+    maps: float
     embed_cos: float
 
 
 TOLERANCES: dict[str, Tolerance] = {
-    # Another fp32 implementation (other kernels, other summation order): rounding only. The xy bound is that of
-    # the randomly initialised 106-layer yolov7, whose fp32 rounding floor is ~0.7 px (docs/detector.md).
-    "fp32": Tolerance(xy_px=1.0, wh_rel=2e-3, prob=1e-3, map_rel=1e-4, embed_cos=0.9999),
-    # bf16 keeps 8 mantissa bits: ~0.4 % per rounding, accumulating over the layers. The decode runs in fp32,
-    # so box centres stay within a pixel or two.
-    "bf16": Tolerance(xy_px=3.0, wh_rel=0.05, prob=0.02, map_rel=0.05, embed_cos=0.995),
-    "fp16": Tolerance(xy_px=2.0, wh_rel=0.02, prob=0.01, map_rel=0.02, embed_cos=0.998),
+    # Another fp32 implementation (other kernels, other summation order): rounding only (measured <= 4e-5 on the
+    # shared reference vectors, both arches).
+    "fp32": Tolerance(box=1e-4, prob=1e-4, maps=1e-4, embed_cos=0.9999),
+    # bf16 keeps 8 mantissa bits (~0.4 % per rounding, accumulating over the layers); the head's decode runs in
+    # fp32. Measured: yolov7-tiny (official random weights, PETS frames) box 0.007, prob 0.010, maps 0.075;
+    # random yolov7 (build_detector) 0.024 / 0.034 / 0.018. Other weights in the same network: maps ~1, prob
+    # 0.2-1. The official random yolov7 (maps 0.23) is chaotic: rounding its fp32 input to bf16 alone moves its
+    # maps by 0.08, so it fails here (docs/performance.md, "Parity").
+    "bf16": Tolerance(box=0.05, prob=0.08, maps=0.12, embed_cos=0.99),
+    "fp16": Tolerance(box=0.01, prob=0.02, maps=0.03, embed_cos=0.995),
 }
 
 
@@ -55,11 +59,11 @@ class ModelOutputs:
 class ParityReport:
     precision: str
     tolerance: Tolerance
-    xy_px: float
-    wh_rel: float
+    box: float
     prob: float
-    map_rel: dict[int, float]
+    maps: dict[int, float]
     embed_cos: float | None
+    xy_px_max: float  # the largest box-centre difference in input pixels (reported, not bounded)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -68,35 +72,38 @@ class ParityReport:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["map_rel"] = {str(k): v for k, v in self.map_rel.items()}
+        d["maps"] = {str(k): v for k, v in self.maps.items()}
         d["passed"] = self.passed
         return d
 
     def summary(self) -> str:
         emb = "-" if self.embed_cos is None else f"{self.embed_cos:.5f}"
-        worst_map = max(self.map_rel.values()) if self.map_rel else 0.0
+        worst_map = max(self.maps.values()) if self.maps else 0.0
         return (
-            f"xy {self.xy_px:.3g} px, wh {self.wh_rel:.3g}, prob {self.prob:.3g}, maps {worst_map:.3g}, "
-            f"embedding cos {emb}" + (f"; FAILS {', '.join(self.failures)}" if self.failures else "")
+            f"boxes {self.box:.3g}, probabilities {self.prob:.3g}, maps {worst_map:.3g} (relative L2), "
+            f"embedding cos {emb}, largest centre shift {self.xy_px_max:.3g} px"
+            + (f"; FAILS {', '.join(self.failures)}" if self.failures else "")
         )
+
+
+def rel_l2(got: torch.Tensor, ref: torch.Tensor) -> float:
+    """``||got - ref|| / ||ref||`` in float64 (0 for two empty tensors)."""
+    g, r = got.detach().double().cpu(), ref.detach().double().cpu()
+    if r.numel() == 0:
+        return 0.0
+    return float((g - r).norm() / r.norm().clamp_min(1e-30))
 
 
 def compare(ref: ModelOutputs, got: ModelOutputs, precision: str) -> ParityReport:
     """Differences of ``got`` from the reference ``ref`` and whether they are within ``TOLERANCES[precision]``."""
     tol = TOLERANCES[precision]
-    rp, gp = ref.pred.float().cpu(), got.pred.float().cpu()
-    if rp.shape != gp.shape:
+    rp, gp = ref.pred, got.pred
+    if tuple(rp.shape) != tuple(gp.shape):
         raise ValueError(f"prediction shapes differ: {tuple(gp.shape)} vs reference {tuple(rp.shape)}")
-    xy = float((gp[..., :2] - rp[..., :2]).abs().max()) if rp.numel() else 0.0
-    wh = (
-        float(((gp[..., 2:4] - rp[..., 2:4]).abs() / (rp[..., 2:4].abs() + 1.0)).max()) if rp.numel() else 0.0
-    )
-    prob = float((gp[..., 4:] - rp[..., 4:]).abs().max()) if rp.numel() else 0.0
-    maps = {}
-    for s, rm in ref.maps.items():
-        gm = got.maps[s].float().cpu()
-        rmf = rm.float().cpu()
-        maps[int(s)] = float((gm - rmf).norm() / rmf.norm().clamp_min(1e-12))
+    box = rel_l2(gp[..., :4], rp[..., :4])
+    prob = rel_l2(gp[..., 4:], rp[..., 4:])
+    xy = float((gp[..., :2].float().cpu() - rp[..., :2].float().cpu()).abs().max()) if rp.numel() else 0.0
+    maps = {int(s): rel_l2(got.maps[s], rm) for s, rm in ref.maps.items()}
     cos = None
     if ref.embeddings is not None and got.embeddings is not None and len(ref.embeddings):
         a, b = ref.embeddings.astype(np.float64), got.embeddings.astype(np.float64)
@@ -104,27 +111,25 @@ def compare(ref: ModelOutputs, got: ModelOutputs, precision: str) -> ParityRepor
             ((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).clip(1e-12)).min()
         )
     fails = []
-    if not xy <= tol.xy_px:
-        fails.append(f"box centres {xy:.3g} px > {tol.xy_px}")
-    if not wh <= tol.wh_rel:
-        fails.append(f"box sizes {wh:.3g} > {tol.wh_rel}")
+    if not box <= tol.box:
+        fails.append(f"boxes {box:.3g} > {tol.box}")
     if not prob <= tol.prob:
         fails.append(f"probabilities {prob:.3g} > {tol.prob}")
     for s, v in maps.items():
-        if not v <= tol.map_rel:
-            fails.append(f"stride-{s} map {v:.3g} > {tol.map_rel}")
+        if not v <= tol.maps:
+            fails.append(f"stride-{s} map {v:.3g} > {tol.maps}")
     if cos is not None and not cos >= tol.embed_cos:
         fails.append(f"embedding cosine {cos:.5f} < {tol.embed_cos}")
-    return ParityReport(precision, tol, xy, wh, prob, maps, cos, fails)
+    return ParityReport(precision, tol, box, prob, maps, cos, xy, fails)
 
 
 def run_outputs(
-    backend: Any, x: torch.Tensor, boxes: Sequence[np.ndarray] | None, transforms: Sequence[Any]
+    backend: Any, x: torch.Tensor, boxes: Sequence[np.ndarray] | None, transforms: Sequence[Any] | None
 ) -> ModelOutputs:
     """Run ``backend`` (an :class:`InferenceBackend`) on ``x``, and embed ``boxes`` when it has an encoder."""
     maps, pred = backend.forward_taps(x)
     emb = None
-    if backend.encoder is not None and boxes is not None:
+    if backend.encoder is not None and boxes is not None and transforms is not None:
         emb = backend.embed(maps, boxes, transforms, x)
     return ModelOutputs(maps, pred, emb)
 
