@@ -37,11 +37,11 @@ TOLERANCES: dict[str, Tolerance] = {
     # shared reference vectors, both arches).
     "fp32": Tolerance(box=1e-4, prob=1e-4, maps=1e-4, embed_cos=0.9999),
     # bf16 keeps 8 mantissa bits (~0.4 % per rounding, accumulating over the layers); the head's decode runs in
-    # fp32. Measured: yolov7-tiny (official random weights, PETS frames) box 0.007, prob 0.010, maps 0.075;
-    # random yolov7 (build_detector) 0.024 / 0.034 / 0.018. Other weights in the same network: maps ~1, prob
-    # 0.2-1. The official random yolov7 (maps 0.23) is chaotic: rounding its fp32 input to bf16 alone moves its
-    # maps by 0.08, so it fails here (docs/performance.md, "Parity").
-    "bf16": Tolerance(box=0.05, prob=0.08, maps=0.12, embed_cos=0.99),
+    # fp32. Measured: yolov7-tiny (official random weights, PETS frames) box 0.007, prob 0.010, maps 0.075
+    # (stride 32) / 0.125 (stride 8); random yolov7 (build_detector) 0.024 / 0.034 / 0.018. Other weights in the
+    # same network: maps ~1, prob 0.2-1. The official random yolov7 (maps 0.23) is chaotic: rounding its fp32
+    # input to bf16 alone moves its maps by 0.08, so it fails here (docs/performance.md, "Parity").
+    "bf16": Tolerance(box=0.05, prob=0.08, maps=0.2, embed_cos=0.99),
     "fp16": Tolerance(box=0.01, prob=0.02, maps=0.03, embed_cos=0.995),
 }
 
@@ -184,39 +184,40 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def match_detections(
     ref: tuple[np.ndarray, np.ndarray, np.ndarray],
     got: tuple[np.ndarray, np.ndarray, np.ndarray],
-    conf: float,
-    score_tol: float,
+    min_iou: float = 0.5,
 ) -> dict[str, Any]:
-    """Detections after NMS, ``(boxes, scores, classes)`` each, against the reference's.
+    """Detections after NMS, ``(boxes [N,4] xyxy, scores [N], classes [N])`` each, against the reference's.
 
-    A reference detection is *matched* by the unused detection of the same class with the highest IoU. Reference
-    detections within ``score_tol`` of the threshold ``conf`` may be absent (a rounding can move them across it);
-    so may the backend's. Returns the IoUs and score differences of the matches and the unmatched counts."""
+    Greedy in the reference's score order: each reference detection takes the unused detection of the same class
+    with the highest IoU (identical boxes, even empty ones, have IoU 1), if that IoU is at least ``min_iou``. Give
+    ``got`` a larger ``max_det`` than ``ref`` so that near-ties at the cut-off do not count as misses. Returns the
+    matched share, the IoUs (min, median) and score differences (max, median) of the matches."""
     rb, rs, rc = ref
     gb, gs, gc = got
+    iou = box_iou(rb, gb) if len(rb) and len(gb) else np.zeros((len(rb), len(gb)))
+    if len(rb) and len(gb):
+        same = np.abs(rb[:, None, :] - gb[None, :, :]).max(2) == 0
+        iou = np.where(same, 1.0, iou)
     used = np.zeros(len(gb), bool)
     ious, dscore = [], []
-    missing = 0
-    iou = box_iou(rb, gb) if len(rb) and len(gb) else np.zeros((len(rb), len(gb)))
-    for i in np.argsort(-rs):
+    for i in np.argsort(-rs, kind="stable"):
         cand = np.where(~used & (gc == rc[i]))[0]
-        if len(cand):
-            j = cand[np.argmax(iou[i, cand])]
-            if iou[i, j] > 0.5:
-                used[j] = True
-                ious.append(float(iou[i, j]))
-                dscore.append(float(abs(gs[j] - rs[i])))
-                continue
-        if rs[i] > conf + score_tol:
-            missing += 1
-    extra = int(sum(1 for j in np.where(~used)[0] if gs[j] > conf + score_tol))
+        if not len(cand):
+            continue
+        j = cand[np.argmax(iou[i, cand])]
+        if iou[i, j] >= min_iou:
+            used[j] = True
+            ious.append(float(iou[i, j]))
+            dscore.append(float(abs(gs[j] - rs[i])))
+    n = len(rb)
     return {
-        "reference": len(rb),
+        "reference": n,
         "matched": len(ious),
-        "missing": missing,
-        "extra": extra,
-        "min_iou": min(ious) if ious else 1.0,
-        "max_score_diff": max(dscore) if dscore else 0.0,
+        "matched_share": len(ious) / n if n else 1.0,
+        "min_iou": min(ious) if ious else float("nan"),
+        "median_iou": float(np.median(ious)) if ious else float("nan"),
+        "max_score_diff": max(dscore) if dscore else float("nan"),
+        "median_score_diff": float(np.median(dscore)) if dscore else float("nan"),
     }
 
 
