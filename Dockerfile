@@ -13,6 +13,10 @@
 # started with a GPU (compose: deploy.resources.reservations.devices; docker run: --gpus). CUDA 13.0 needs a host
 # driver >= 580. The same image runs on CPU (no GPU requested): torch falls back, device "auto" picks cpu.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Optional extras of pyproject.toml baked into the image. openvino: the inference backend that `--backend auto`
+# picks on CPU hosts (bf16 on AMX / AVX-512 BF16 CPUs: 5-7x the fp32 PyTorch forward; docs/performance.md). A GPU
+# host runs torch fp16 whatever is installed; a GPU-only image can drop it: --build-arg ROITRACK_EXTRAS=
+ARG ROITRACK_EXTRAS=openvino
 
 # ---------------------------------------------------------------------------------------------------- build
 FROM ${PYTHON_IMAGE} AS build
@@ -21,8 +25,12 @@ WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
 # Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml changes.
+# The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS.
+ARG ROITRACK_EXTRAS
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e for e in os.environ.get('ROITRACK_EXTRAS', '').split(',') if e.strip()]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e.strip()]]))" \
       > /tmp/requirements.txt \
  && /opt/roitrack/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
@@ -61,7 +69,10 @@ RUN groupadd --system --gid 10001 roitrack \
 
 COPY --from=build /opt/roitrack /opt/roitrack
 
+# OMP_WAIT_POLICY=PASSIVE: PyTorch's idle OpenMP workers sleep instead of spinning (`roitrack` sets it too): on a
+# CPU shared with other busy processes spinning workers made the forward many times slower (docs/performance.md).
 ENV PATH=/opt/roitrack/bin:${PATH} \
+    OMP_WAIT_POLICY=PASSIVE \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \

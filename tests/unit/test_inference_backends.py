@@ -175,7 +175,11 @@ def test_auto_keeps_the_fastest_candidate_that_passes_parity(models):
     timed = {k: r["ms"] for k, r in recs.items() if "ms" in r}
     assert all(r["parity"]["passed"] for r in recs.values())
     # the chosen one was measured fastest among those timed to the end
-    full = {k: v for k, v in timed.items() if recs[k]["timed_rounds"] == max(r["timed_rounds"] for r in recs.values())}
+    full = {
+        k: v
+        for k, v in timed.items()
+        if recs[k]["timed_rounds"] == max(r["timed_rounds"] for r in recs.values())
+    }
     assert backend.label in full and timed[backend.label] == min(full.values())
     assert sel["reference_ms"] == recs["torch/fp32"]["ms"]
 
@@ -201,7 +205,9 @@ def test_explicit_backend_is_verified_but_kept(models, monkeypatch, caplog):
     det, app = models
     monkeypatch.setitem(parity.TOLERANCES, "fp32", parity.Tolerance(1e-12, 1e-12, 1e-12, 1.0))
     with caplog.at_level(logging.WARNING, logger="tracker_core.inference.select"):
-        backend = build_backend(det, app, InferenceOptions(backend="onnxruntime", precision="fp32"), input_size=SIZE)
+        backend = build_backend(
+            det, app, InferenceOptions(backend="onnxruntime", precision="fp32"), input_size=SIZE
+        )
     assert backend.label == "onnxruntime/fp32" and backend.selection["mode"] == "explicit"
     assert "running it as asked" in caplog.text
     # the reference itself is not compared with itself

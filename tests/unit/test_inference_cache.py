@@ -3,6 +3,7 @@ never a folder other users can write."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,8 +38,8 @@ def test_entry_is_built_once_then_read_back_verified(tmp_path: Path):
     files2, hit2 = cache.get_or_build(FIELDS, build)
     assert hit2 and build.calls == 1 and files2 == files
     # files are named by their content hash; the manifest names them and the fields
-    for role, path in files.items():
-        assert path.parent == cache.root and path.stem == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    for path in files.values():
+        assert path.parent == cache.root and path.stem == hashlib.sha256(path.read_bytes()).hexdigest()
     doc = json.loads(cache.manifest_path(FIELDS).read_text())
     assert doc["fields"] == FIELDS and set(doc["files"]) == {"xml", "bin"}
     # the folder is private and no temporary build folders are left behind
