@@ -12,11 +12,12 @@ Every backend gives the outputs of the PyTorch models it was built from, in the 
 
 A subclass implements :meth:`_run_detector` (the exported graph: head logits + maps) and :meth:`_run_core` (the
 encoder's learned conv net); the head's box decode and a ``MixEncoder``'s fixed blocks run here in float32.
-Not thread-safe: one caller at a time (the server's model thread, eval-mot's loop).
+Meant for one caller at a time (the server's model thread, eval-mot's loop); concurrent calls are serialised.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,9 @@ class InferenceBackend:
         self.threads = int(threads)
         self.selection: dict[str, Any] | None = None
         self._mix = self.encoder is not None and graphs.core is not self.encoder
+        # Held across a compiled graph's run and the use of its outputs (a backend may hand out views of its
+        # output buffers to the decode): concurrent callers wait instead of reading each other's buffers.
+        self._lock = threading.RLock()
 
     # -------------------------------------------------------------------------------------------- facts
 
@@ -73,8 +77,9 @@ class InferenceBackend:
     def forward_taps(self, x: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """``x`` ``[B,3,H,W]`` -> (``{stride: map}`` for :attr:`strides`, ``pred`` ``[B,A,5+nc]`` float32)."""
         x = self.detector.check_input(x)
-        raws, maps = self._run_detector(x)
-        pred = self.detector.net.head.decode([r.float() for r in raws])
+        with self._lock:
+            raws, maps = self._run_detector(x)
+            pred = self.detector.net.head.decode([r.float() for r in raws])
         return {s: m if m.dtype == torch.float32 else m.float() for s, m in maps.items()}, pred
 
     def forward_raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +87,9 @@ class InferenceBackend:
         return maps[32], pred
 
     def _run_detector(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-        """(per-level head logits ``[B, na*(5+nc), H/s, W/s]``, ``{stride: map}``) for the checked input."""
+        """(per-level head logits ``[B, na*(5+nc), H/s, W/s]``, ``{stride: map}``) for the checked input. The
+        logits are only read by the decode, under the backend's lock (they may be views of output buffers); the
+        maps are the caller's to keep."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------- encoder
@@ -109,7 +116,7 @@ class InferenceBackend:
             )
         if feats.shape[0] == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._lock:
             if self._mix:
                 core = self._run_core if self.graphs.core is not None else None
                 z = self.encoder(feats.float(), learned=core)

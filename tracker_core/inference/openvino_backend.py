@@ -10,7 +10,6 @@ a shared CPU needs (docs/performance.md, "Shared CPU").
 from __future__ import annotations
 
 import functools
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,6 @@ class OpenVinoBackend(InferenceBackend):
         self.cache = cache or ExportCache()
         self.pinning = bool(pinning)
         self.cache_hits: list[bool] = []
-        self._lock = threading.Lock()  # an infer request serves one call at a time
         self._compiled: dict[tuple[int, int], Any] = {}
         self._core_request = self._request(graphs.core_fields(), graphs.core_onnx) if graphs.core else None
 
@@ -121,21 +119,23 @@ class OpenVinoBackend(InferenceBackend):
         return self._compiled[shape]
 
     def _infer(self, request: Any, x: np.ndarray) -> list[np.ndarray]:
+        """The request's outputs as views of its own buffers: valid until its next run (callers hold the lock)."""
         with self._lock:
-            res = request.infer({0: x}, share_inputs=True, share_outputs=False)
+            res = request.infer({0: x}, share_inputs=True, share_outputs=True)
             return [np.asarray(res[i]) for i in range(len(res))]
 
     def _run_detector(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
         req = self._detector_request((int(x.shape[2]), int(x.shape[3])))
         outs = self._infer(req, np.ascontiguousarray(x.numpy(), dtype=np.float32))
         nl = self.graphs.nl
-        raws = [torch.from_numpy(o) for o in outs[:nl]]
-        return raws, {s: torch.from_numpy(o) for s, o in zip(self.strides, outs[nl:], strict=True)}
+        raws = [torch.from_numpy(o) for o in outs[:nl]]  # decoded (copied) under the lock
+        maps = {s: torch.from_numpy(o.copy()) for s, o in zip(self.strides, outs[nl:], strict=True)}
+        return raws, maps
 
     def _run_core(self, feats: torch.Tensor) -> torch.Tensor:
         assert self._core_request is not None
         (out,) = self._infer(self._core_request, np.ascontiguousarray(feats.numpy(), dtype=np.float32))
-        return torch.from_numpy(out)
+        return torch.from_numpy(out.copy())
 
     def close(self) -> None:
         self._compiled.clear()
