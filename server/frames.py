@@ -94,6 +94,7 @@ class FrameInput:
     iou_threshold: float = 0.45
     classes: tuple[int, ...] | None = None  # None: all classes
     appearance: bool = True
+    embedding: str = "roi"  # with appearance: "roi" (ROI encoder) or "reid" (ReID model on image crops)
 
 
 @dataclass
@@ -101,7 +102,8 @@ class FrameOutput:
     """Detections of one frame (``boxes`` ``[N,4]`` xyxy original px), or the error that made it unusable.
 
     ``stage_s`` holds this frame's share of each batched stage (seconds): decode, letterbox, inference, nms,
-    roi_align, encoder.
+    roi_align, encoder, reid. ``embedding`` names what made ``embeddings`` (``roi`` | ``reid``; ``""``: none);
+    with ``reid``, ``reid_crops`` is this frame's crop count and ``reid_s_per_crop`` its batch's ReID time per crop.
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
@@ -117,3 +119,6 @@ class FrameOutput:
     t_batch_start: float = 0.0  # time.perf_counter() when its batch started running
     run_s: float = 0.0  # wall time of its batch in the model runner
     image_hw: tuple[int, int] = (0, 0)
+    embedding: str = ""
+    reid_crops: int = 0
+    reid_s_per_crop: float = 0.0

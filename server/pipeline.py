@@ -42,12 +42,21 @@ class Pipeline:
         conf_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         appearance: bool = True,
+        embedding: str | None = None,
     ) -> None:
+        """``embedding``: ``roi`` | ``reid`` | ``off`` (default: what a server would give a stream that does not
+        choose: ``roi`` when the runner has an encoder, else ``reid`` when it has a ReID model, else ``off``);
+        ``EmbeddingUnavailableError`` for one the runner has no model for. ``appearance=False`` = ``off``."""
+        from server.embedding import check_available, resolve_default
+
         self.runner = runner
         self.tracker = tracker_factory()
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
-        self.appearance = appearance and runner.appearance_available
+        available = runner.embeddings_available
+        chosen = "off" if not appearance else embedding or resolve_default("auto", available)
+        self.embedding = check_available(chosen, available)
+        self.appearance = self.embedding != "off"
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-pipeline-model")
 
     def process(
@@ -65,7 +74,9 @@ class Pipeline:
             dets = ClientDetections(
                 np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(c, np.int64)
             )
-        inp = FrameInput(img, dets, self.conf_threshold, self.iou_threshold, None, self.appearance)
+        inp = FrameInput(
+            img, dets, self.conf_threshold, self.iou_threshold, None, self.appearance, self.embedding
+        )
         (out,) = self._model_thread.submit(self.runner.run, [inp]).result()
         if out.error is not None:
             raise out.error

@@ -18,7 +18,7 @@ from server.metrics import ServerMetrics
 from server.session import PendingFrame, StreamSession
 from tracker_core.errors import InvalidInputError, RoitrackError
 
-MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder")
+MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder", "reid")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class FrameResult:
     batch_size: int = 0
     dropped: int = 0
     t_arrival: float = 0.0
+    embedding: str = ""  # the stream's embedding: off | roi | reid
 
 
 def track_frame(tracker: Any, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
@@ -62,7 +63,12 @@ class StreamProcessor:
         self.metrics = metrics
 
     async def process(self, session: StreamSession, pf: PendingFrame) -> FrameResult:
-        res = FrameResult(frame_id=pf.frame_id, timestamp=pf.timestamp, t_arrival=pf.t_arrival)
+        res = FrameResult(
+            frame_id=pf.frame_id,
+            timestamp=pf.timestamp,
+            t_arrival=pf.t_arrival,
+            embedding=session.options.embedding,
+        )
         try:
             out = await self.batcher.submit(pf.inp)
         except asyncio.CancelledError:
@@ -109,6 +115,10 @@ class StreamProcessor:
         for stage in MODEL_STAGES:
             if stage in out.stage_s:
                 m.stage_latency.labels(stage).observe(out.stage_s[stage])
+        if out.embedding == "reid":
+            m.reid_crops_per_frame.observe(out.reid_crops)
+            if out.reid_crops:
+                m.reid_crop_latency.observe(out.reid_s_per_crop)
         if res.error_reason:
             m.frames_failed.labels(res.error_reason).inc()
         else:

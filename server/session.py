@@ -19,15 +19,23 @@ from tracker_core.errors import InvalidInputError, RoitrackError
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Per-stream options (validated ranges; ``classes`` None means all classes)."""
+    """Per-stream options (validated ranges; ``classes`` None means all classes). ``embedding``: ``roi`` |
+    ``reid`` | ``off`` (server/embedding.py); ``appearance`` is false exactly when it is ``off``."""
 
     classes: tuple[int, ...] | None = None
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
     appearance: bool = True
     return_lost: bool = False
+    embedding: str = "roi"
 
     def __post_init__(self) -> None:
+        if self.embedding not in ("roi", "reid", "off"):
+            raise InvalidInputError(f"embedding must be roi, reid or off, got {self.embedding!r}")
+        if not self.appearance:
+            object.__setattr__(self, "embedding", "off")
+        elif self.embedding == "off":
+            object.__setattr__(self, "appearance", False)
         if not 0.01 <= self.conf_threshold <= 0.99:
             raise InvalidInputError(f"conf_threshold must be in [0.01, 0.99], got {self.conf_threshold}")
         if not 0.1 <= self.iou_threshold <= 0.95:

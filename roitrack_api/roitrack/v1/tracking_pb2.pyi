@@ -7,6 +7,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Embedding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBEDDING_UNSPECIFIED: _ClassVar[Embedding]
+    EMBEDDING_OFF: _ClassVar[Embedding]
+    EMBEDDING_ROI: _ClassVar[Embedding]
+    EMBEDDING_REID: _ClassVar[Embedding]
+
 class PixelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PIXEL_FORMAT_UNSPECIFIED: _ClassVar[PixelFormat]
@@ -29,6 +36,10 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_ERROR_CODE_INTERNAL: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INVALID_TIMESTAMP: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_TOO_MANY_DETECTIONS: _ClassVar[FrameErrorCode]
+EMBEDDING_UNSPECIFIED: Embedding
+EMBEDDING_OFF: Embedding
+EMBEDDING_ROI: Embedding
+EMBEDDING_REID: Embedding
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -63,18 +74,20 @@ class OpenStream(_message.Message):
     def __init__(self, stream_id: _Optional[str] = ..., resume: _Optional[bool] = ..., options: _Optional[_Union[StreamOptions, _Mapping]] = ...) -> None: ...
 
 class StreamOptions(_message.Message):
-    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost")
+    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost", "embedding")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     CONF_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     APPEARANCE_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOST_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[int]
     conf_threshold: float
     iou_threshold: float
     appearance: bool
     return_lost: bool
-    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ...) -> None: ...
+    embedding: Embedding
+    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "format", "data")
@@ -167,20 +180,22 @@ class FrameError(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TrackResponse(_message.Message):
-    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error")
+    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error", "embedding")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     timestamp: float
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
     timings: Timings
     dropped_frames: int
     error: FrameError
-    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ...) -> None: ...
+    embedding: Embedding
+    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ()
@@ -249,7 +264,7 @@ class Limits(_message.Message):
     def __init__(self, max_streams: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_wait_ms: _Optional[float] = ..., queue_size: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_detections: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("version", "detector_arch", "weights_sha256", "encoder_sha256", "device", "input_size", "appearance_available", "batching", "limits", "class_names")
+    __slots__ = ("version", "detector_arch", "weights_sha256", "encoder_sha256", "device", "input_size", "appearance_available", "batching", "limits", "class_names", "reid_model_sha256", "embeddings", "default_embedding")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DETECTOR_ARCH_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +275,9 @@ class GetInfoResponse(_message.Message):
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    REID_MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     version: str
     detector_arch: str
     weights_sha256: str
@@ -270,4 +288,7 @@ class GetInfoResponse(_message.Message):
     batching: bool
     limits: Limits
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., detector_arch: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., input_size: _Optional[int] = ..., appearance_available: _Optional[bool] = ..., batching: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    reid_model_sha256: str
+    embeddings: _containers.RepeatedScalarFieldContainer[Embedding]
+    default_embedding: Embedding
+    def __init__(self, version: _Optional[str] = ..., detector_arch: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., input_size: _Optional[int] = ..., appearance_available: _Optional[bool] = ..., batching: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., reid_model_sha256: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, str]]] = ..., default_embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
