@@ -149,7 +149,7 @@ class StreamStats:
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | str]:
         return {
             "sent": self.sent,
             "answered": self.answered,

@@ -8,7 +8,9 @@ from typing import Any
 REID_FLAGS = ("reid_size", "reid_channels", "reid_mean", "reid_std", "reid_pixel_scale", "reid_config")
 
 
-def add_reid_args(parser: argparse.ArgumentParser, model_help: str | None = None, repeat: bool = False) -> None:
+def add_reid_args(
+    parser: argparse.ArgumentParser, model_help: str | None = None, repeat: bool = False
+) -> None:
     """``--reid-model`` plus the input settings (each overrides the model's metadata / JSON sidecar)."""
     a = parser.add_argument
     a(
@@ -23,7 +25,11 @@ def add_reid_args(parser: argparse.ArgumentParser, model_help: str | None = None
     a("--reid-mean", metavar="R,G,B", help="ReID per-channel mean after pixel scaling (default ImageNet's)")
     a("--reid-std", metavar="R,G,B", help="ReID per-channel std after pixel scaling (default ImageNet's)")
     a("--reid-pixel-scale", type=float, help="pixels are divided by this first (default 255)")
-    a("--reid-config", metavar="FILE.json", help="ReID input settings as JSON (default: FILE.json beside the model)")
+    a(
+        "--reid-config",
+        metavar="FILE.json",
+        help="ReID input settings as JSON (default: FILE.json beside the model)",
+    )
 
 
 def reid_options(args: argparse.Namespace) -> Any:

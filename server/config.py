@@ -38,7 +38,9 @@ class ServerConfig:
     )
     # ONNX person-ReID model on image crops (docs/reid.md): streams may choose it instead of the ROI encoder.
     reid_model: str | None = None
-    reid_size: str | None = None  # HEIGHTxWIDTH, e.g. "256x128" (default: the model's input / metadata / sidecar)
+    reid_size: str | None = (
+        None  # HEIGHTxWIDTH, e.g. "256x128" (default: the model's input / metadata / sidecar)
+    )
     reid_channels: str | None = None  # rgb | bgr (default rgb)
     reid_mean: str | None = None  # "0.485,0.456,0.406" (default ImageNet's)
     reid_std: str | None = None  # "0.229,0.224,0.225" (default ImageNet's)
@@ -46,7 +48,9 @@ class ServerConfig:
     reid_config: str | None = None  # JSON sidecar of the above (default: FILE.json beside the model)
     reid_max_batch: int = 64  # crops per onnxruntime run at most
     reid_threads: int = 0  # onnxruntime intra-op threads (0: its default)
-    default_embedding: str = "auto"  # a stream that does not choose gets: auto (roi > reid > off) | roi | reid | off
+    default_embedding: str = (
+        "auto"  # a stream that does not choose gets: auto (roi > reid > off) | roi | reid | off
+    )
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     input_size: int = 640
     fuse: bool = True

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
-from server.frames import ClientDetections, EncodedImage, FrameInput, RawImageData
 from server.embedding import check_available
+from server.frames import ClientDetections, EncodedImage, FrameInput, RawImageData
 from server.session import StreamOptions
 from tracker_core.errors import InvalidInputError
 
@@ -41,7 +41,9 @@ def embedding_from_pb(msg: pb.StreamOptions, default: str, available: Sequence[s
         return "off" if legacy is False else default
     name = EMBEDDING_NAMES.get(msg.embedding)
     if name is None:
-        raise InvalidInputError(f"unknown embedding {msg.embedding}; use EMBEDDING_OFF, EMBEDDING_ROI or EMBEDDING_REID")
+        raise InvalidInputError(
+            f"unknown embedding {msg.embedding}; use EMBEDDING_OFF, EMBEDDING_ROI or EMBEDDING_REID"
+        )
     if legacy is not None and legacy != (name != "off"):
         raise InvalidInputError(
             f"options contradict each other: appearance {str(legacy).lower()} with embedding {name}"

@@ -55,7 +55,11 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         from tracker_core.reid import load_reid_model
 
         reid = load_reid_model(
-            cfg.reid_model, reid_options(cfg), device=device, max_batch=cfg.reid_max_batch, threads=cfg.reid_threads
+            cfg.reid_model,
+            reid_options(cfg),
+            device=device,
+            max_batch=cfg.reid_max_batch,
+            threads=cfg.reid_threads,
         )
     runner = ModelRunner(
         detector,

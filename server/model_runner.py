@@ -254,7 +254,10 @@ class ModelRunner:
             crops = [
                 i
                 for i, inp in enumerate(inputs)
-                if images[i] is not None and outs[i].error is None and inp.appearance and inp.embedding == "reid"
+                if images[i] is not None
+                and outs[i].error is None
+                and inp.appearance
+                and inp.embedding == "reid"
             ]
             if crops:
                 self._reid_isolated(images, outs, crops, shared)
@@ -303,7 +306,9 @@ class ModelRunner:
             if len(idx) == 1:
                 self._fail_reid(outs[idx[0]], exc)
             else:
-                log.warning("ReID on a batch of %d frames failed (%s): rerunning its frames one by one", len(idx), exc)
+                log.warning(
+                    "ReID on a batch of %d frames failed (%s): rerunning its frames one by one", len(idx), exc
+                )
                 for i in idx:
                     try:
                         self._reid(images, outs, [i])

@@ -74,10 +74,14 @@ def embedding_mode(args: argparse.Namespace) -> str:
 
     mode = {"on": "roi"}.get(args.appearance, args.appearance)
     if args.embeddings and (args.reid_model or args.encoder):
-        raise InvalidInputError("give --embeddings (precomputed) or a model (--reid-model / --encoder), not both")
+        raise InvalidInputError(
+            "give --embeddings (precomputed) or a model (--reid-model / --encoder), not both"
+        )
     if mode == "auto":
         if args.reid_model and args.encoder:
-            raise InvalidInputError("both --reid-model and --encoder given: choose with --appearance reid|roi")
+            raise InvalidInputError(
+                "both --reid-model and --encoder given: choose with --appearance reid|roi"
+            )
         if args.embeddings:
             return "file"
         return "reid" if args.reid_model else "roi" if args.encoder else "off"
@@ -88,7 +92,9 @@ def embedding_mode(args: argparse.Namespace) -> str:
     if args.embeddings:
         return "file"
     if mode == "roi" and not (args.weights and args.encoder):
-        raise InvalidInputError("--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)")
+        raise InvalidInputError(
+            "--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)"
+        )
     if mode == "reid" and not args.reid_model:
         raise InvalidInputError("--appearance reid needs --reid-model FILE.onnx (or --embeddings FILE.npz)")
     return mode
@@ -159,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     if args.save_embeddings:
         if embeddings is None:
             raise InvalidInputError("--save-embeddings: no embeddings were computed (give a model)")
-        save_embeddings(args.save_embeddings, frames, embeddings, _embedding_meta(args, mode, reid, info.name))
+        save_embeddings(
+            args.save_embeddings, frames, embeddings, _embedding_meta(args, mode, reid, info.name)
+        )
     run_ = track_sequence(frames, info.frame_rate, config, embeddings)
 
     with tempfile.TemporaryDirectory(prefix="roitrack-evalmot-") as tmp:
@@ -200,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame, embedding {kind}")
+        print(
+            f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame, embedding {kind}"
+        )
         for k in METRIC_KEYS:
             v = result[k]
             print(f"  {k:>5}: {v:.2f}" if isinstance(v, float) else f"  {k:>5}: {v}")

@@ -32,7 +32,16 @@ def test_reid_model_save_and_reuse_embeddings(tmp_path: Path, capsys):
     det = str(seq / "det" / "det.txt")
     base = ["--seq", str(seq), "--det", det, "--score-scale", "100"]
     npz = tmp_path / "emb.npz"
-    first = _run(capsys, *base, "--reid-model", str(model), "--save-embeddings", str(npz), "--out", str(tmp_path / "a.txt"))
+    first = _run(
+        capsys,
+        *base,
+        "--reid-model",
+        str(model),
+        "--save-embeddings",
+        str(npz),
+        "--out",
+        str(tmp_path / "a.txt"),
+    )
     assert first["embedding"] == "reid" and first["appearance"] == "on"
     assert first["appearance_margin"] is not None  # the tracker got embeddings
     ef = load_embeddings(npz)

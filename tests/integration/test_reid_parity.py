@@ -42,7 +42,14 @@ async def test_serve_and_stream_equal_eval_mot_with_reid(
     det = seq / "det" / "det.txt"
     npz = tmp_path / "emb.npz"
     args = ["eval-mot", "--seq", str(seq), "--det", str(det), "--score-scale", "100", "--score-clip"]
-    args += ["--reid-model", str(osnet_path), "--save-embeddings", str(npz), "--out", str(tmp_path / "eval.txt")]
+    args += [
+        "--reid-model",
+        str(osnet_path),
+        "--save-embeddings",
+        str(npz),
+        "--out",
+        str(tmp_path / "eval.txt"),
+    ]
     assert main([*args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["embedding"] == "reid" and result["appearance_margin"] is not None
@@ -65,9 +72,13 @@ async def test_serve_and_stream_equal_eval_mot_with_reid(
         assert out.embedding == "reid" and len(out.embeddings) == len(fd.boxes) > 2
         np.testing.assert_array_equal(out.embeddings, offline[i])
     async with running_server(runner=runner, reid_model=str(osnet_path)) as srv:
-        got = await _stream(srv.port, seq, tmp_path / "stream.txt", "--embedding", "reid", "--max-in-flight", "4")
+        got = await _stream(
+            srv.port, seq, tmp_path / "stream.txt", "--embedding", "reid", "--max-in-flight", "4"
+        )
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert summary["embedding"] == "reid" and summary["answered"] == FRAMES
         crops = srv.metrics.registry.get_sample_value("roitrack_reid_crops_per_frame_sum")
     _assert_same(got, ref)
-    assert crops == sum(len(d.boxes) for d in dets)  # every detection of every frame was embedded by the server
+    assert crops == sum(
+        len(d.boxes) for d in dets
+    )  # every detection of every frame was embedded by the server

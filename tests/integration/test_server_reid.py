@@ -46,27 +46,31 @@ def _metadata(md) -> dict[str, str]:
 
 
 async def test_each_stream_gets_the_embedding_it_chose(reid_model):
-    async with running_server(runner=_runner(reid_model)) as srv:
-        async with channel(srv) as ch:
-            info = await stub(ch).GetInfo(pb.GetInfoRequest())
-            assert list(info.embeddings) == [pb.EMBEDDING_OFF, pb.EMBEDDING_ROI, pb.EMBEDDING_REID]
-            assert info.default_embedding == pb.EMBEDDING_ROI and info.reid_model_sha256 == reid_model.sha256
-            choices = {"r": pb.EMBEDDING_REID, "o": pb.EMBEDDING_ROI, "x": pb.EMBEDDING_OFF, "d": None}
-            calls = {k: Lockstep(stub(ch)) for k in choices}
-            for k, c in choices.items():
-                opts = pb.StreamOptions() if c is None else pb.StreamOptions(embedding=c)
-                await calls[k].send(pb.TrackRequest(open=pb.OpenStream(stream_id=f"s-{k}", options=opts)))
-            used = {k: _metadata(await c.call.initial_metadata())["roitrack-embedding"] for k, c in calls.items()}
-            assert used == {"r": "reid", "o": "roi", "x": "off", "d": "roi"}
-            frames = 6
-            for i in range(1, frames + 1):  # every stream's frame i goes out together: one batch, mixed choices
-                await asyncio.gather(*(c.send(gt_frame_req(i)) for c in calls.values()))
-                resps = {k: await c.recv() for k, c in calls.items()}
-                assert all(not r.HasField("error") for r in resps.values())
-                want = {"r": pb.EMBEDDING_REID, "o": pb.EMBEDDING_ROI, "x": pb.EMBEDDING_OFF, "d": pb.EMBEDDING_ROI}
-                assert {k: r.embedding for k, r in resps.items()} == want
-            for c in calls.values():
-                assert await c.finish() == grpc.StatusCode.OK
+    async with running_server(runner=_runner(reid_model)) as srv, channel(srv) as ch:
+        info = await stub(ch).GetInfo(pb.GetInfoRequest())
+        assert list(info.embeddings) == [pb.EMBEDDING_OFF, pb.EMBEDDING_ROI, pb.EMBEDDING_REID]
+        assert info.default_embedding == pb.EMBEDDING_ROI and info.reid_model_sha256 == reid_model.sha256
+        choices = {"r": pb.EMBEDDING_REID, "o": pb.EMBEDDING_ROI, "x": pb.EMBEDDING_OFF, "d": None}
+        calls = {k: Lockstep(stub(ch)) for k in choices}
+        for k, c in choices.items():
+            opts = pb.StreamOptions() if c is None else pb.StreamOptions(embedding=c)
+            await calls[k].send(pb.TrackRequest(open=pb.OpenStream(stream_id=f"s-{k}", options=opts)))
+        used = {k: _metadata(await c.call.initial_metadata())["roitrack-embedding"] for k, c in calls.items()}
+        assert used == {"r": "reid", "o": "roi", "x": "off", "d": "roi"}
+        frames = 6
+        for i in range(1, frames + 1):  # every stream's frame i goes out together: one batch, mixed choices
+            await asyncio.gather(*(c.send(gt_frame_req(i)) for c in calls.values()))
+            resps = {k: await c.recv() for k, c in calls.items()}
+            assert all(not r.HasField("error") for r in resps.values())
+            want = {
+                "r": pb.EMBEDDING_REID,
+                "o": pb.EMBEDDING_ROI,
+                "x": pb.EMBEDDING_OFF,
+                "d": pb.EMBEDDING_ROI,
+            }
+            assert {k: r.embedding for k, r in resps.items()} == want
+        for c in calls.values():
+            assert await c.finish() == grpc.StatusCode.OK
     reg = srv.metrics.registry
     # only the reid stream's frames went through the ReID model: 2 boxes (crops) each
     assert reg.get_sample_value("roitrack_reid_crops_per_frame_count") == frames
@@ -75,20 +79,30 @@ async def test_each_stream_gets_the_embedding_it_chose(reid_model):
     assert reg.get_sample_value("roitrack_reid_crop_seconds_sum") > 0
     # the per-stage figure is a batch's share per frame, as for every batched stage
     assert reg.get_sample_value("roitrack_stage_latency_seconds_count", {"stage": "reid"}) >= frames
-    assert reg.get_sample_value("roitrack_model_info", {
-        "arch": "yolov7-tiny",
-        "weights_sha256": srv.runner.info.weights_sha256,
-        "encoder_sha256": srv.runner.info.encoder_sha256,
-        "device": "cpu",
-        "input_size": str(INPUT_SIZE),
-        "reid_sha256": reid_model.sha256,
-    }) == 1
+    assert (
+        reg.get_sample_value(
+            "roitrack_model_info",
+            {
+                "arch": "yolov7-tiny",
+                "weights_sha256": srv.runner.info.weights_sha256,
+                "encoder_sha256": srv.runner.info.encoder_sha256,
+                "device": "cpu",
+                "input_size": str(INPUT_SIZE),
+                "reid_sha256": reid_model.sha256,
+            },
+        )
+        == 1
+    )
 
 
 async def test_choices_the_server_cannot_serve_are_refused(reid_model):
     async with running_server(runner=tiny_runner(True)) as srv, channel(srv) as ch:  # no ReID model
         call = Lockstep(stub(ch))
-        await call.send(pb.TrackRequest(open=pb.OpenStream(stream_id="a", options=pb.StreamOptions(embedding=pb.EMBEDDING_REID))))
+        await call.send(
+            pb.TrackRequest(
+                open=pb.OpenStream(stream_id="a", options=pb.StreamOptions(embedding=pb.EMBEDDING_REID))
+            )
+        )
         code, details = await call.status()
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "--reid-model" in details
         # contradicting the legacy `appearance` flag
@@ -99,14 +113,20 @@ async def test_choices_the_server_cannot_serve_are_refused(reid_model):
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "contradict" in details
         # the legacy flag alone still works: appearance false = off
         call = Lockstep(stub(ch))
-        await call.send(pb.TrackRequest(open=pb.OpenStream(stream_id="c", options=pb.StreamOptions(appearance=False))))
+        await call.send(
+            pb.TrackRequest(open=pb.OpenStream(stream_id="c", options=pb.StreamOptions(appearance=False)))
+        )
         assert (await call.step(gt_frame_req(1))).embedding == pb.EMBEDDING_OFF
         assert await call.finish() == grpc.StatusCode.OK
     async with running_server(runner=_runner(reid_model, encoder=False)) as srv, channel(srv) as ch:
         info = await stub(ch).GetInfo(pb.GetInfoRequest())
         assert info.default_embedding == pb.EMBEDDING_REID  # auto: no encoder, a ReID model
         call = Lockstep(stub(ch))
-        await call.send(pb.TrackRequest(open=pb.OpenStream(stream_id="a", options=pb.StreamOptions(embedding=pb.EMBEDDING_ROI))))
+        await call.send(
+            pb.TrackRequest(
+                open=pb.OpenStream(stream_id="a", options=pb.StreamOptions(embedding=pb.EMBEDDING_ROI))
+            )
+        )
         code, details = await call.status()
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "--encoder" in details
         # a stream keeps its embedding: resuming with another one is refused, the same one resumes
@@ -144,7 +164,9 @@ def test_runner_reid_frames_skip_the_detector_and_batch_their_crops(reid_model):
     assert [o.embedding for o in outs] == ["roi", "reid", "reid"]
     assert outs[0].embeddings.shape[1] == runner.embedder.encoder.embed_dim and "inference" in outs[0].stage_s
     assert [o.reid_crops for o in outs] == [0, 3, 2]
-    np.testing.assert_array_equal(outs[2].embeddings, alone.embeddings)  # batched with another frame: the same
+    np.testing.assert_array_equal(
+        outs[2].embeddings, alone.embeddings
+    )  # batched with another frame: the same
     assert outs[1].reid_s_per_crop == outs[2].reid_s_per_crop > 0
 
 

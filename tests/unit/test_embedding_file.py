@@ -39,13 +39,13 @@ def test_mismatching_detections_are_refused(tmp_path: Path):
     frames, emb = _frames()
     save_embeddings(tmp_path / "e.npz", frames, emb, {"detections": "det.txt"})
     ef = load_embeddings(tmp_path / "e.npz")
-    with pytest.raises(InvalidInputError, match="hold 3 frames, but other.txt has 2"):
+    with pytest.raises(InvalidInputError, match=r"hold 3 frames, but other\.txt has 2"):
         check_matches(ef, frames[:2], "e.npz", "other.txt")
     moved = [frames[0], frames[1], FrameDetections(frames[2].boxes + 1, frames[2].scores)]
     with pytest.raises(InvalidInputError, match="frame 3"):
         check_matches(ef, moved, "e.npz", "other.txt")
     fewer = [frames[0], frames[1], FrameDetections(frames[2].boxes[:1], frames[2].scores[:1])]
-    with pytest.raises(InvalidInputError, match="computed for det.txt"):
+    with pytest.raises(InvalidInputError, match=r"computed for det\.txt"):
         check_matches(ef, fewer, "e.npz", "other.txt")
     with pytest.raises(InvalidInputError, match="2 boxes but 1 embeddings"):
         save_embeddings(tmp_path / "x.npz", frames, [emb[0], emb[1], emb[2][:1]], {})

@@ -171,8 +171,8 @@ def test_embeddings_are_the_models_output_l2_normalised(tmp_path: Path):
 def test_crops_of_several_frames_batch_together_and_in_runs(tmp_path: Path):
     path = colour_model(tmp_path / "m.onnx")
     frames = [_image() for _ in range(3)]
-    boxes = [RNG.uniform(0, 40, (n, 2)).repeat(2, axis=1) + [0, 0, 15, 20] for n in (5, 0, 7)]
-    boxes = [b.astype(np.float32) for b in boxes]
+    corners = [RNG.uniform(0, 40, (n, 2)) for n in (5, 0, 7)]
+    boxes = [np.c_[xy, xy + np.array([15.0, 20.0])].astype(np.float32) for xy in corners]
     one = load_reid_model(path)
     each = [one.embed_frame(f, b) for f, b in zip(frames, boxes, strict=True)]
     for max_batch in (1, 3, 64):

@@ -104,7 +104,9 @@ def load_embeddings(path: str | Path) -> EmbeddingFile:
         raise InvalidInputError(f"{p} is not a readable .npz embeddings file: {exc}") from None
     need = {"format", "embeddings", "boxes", "counts"}
     if not need <= set(data) or str(data["format"]) != FORMAT:
-        raise InvalidInputError(f"{p} is not a roitrack embeddings file ({FORMAT}: from eval-mot --save-embeddings)")
+        raise InvalidInputError(
+            f"{p} is not a roitrack embeddings file ({FORMAT}: from eval-mot --save-embeddings)"
+        )
     emb, boxes, counts = data["embeddings"], data["boxes"], data["counts"]
     ok = (
         emb.ndim == 2

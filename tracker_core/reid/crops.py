@@ -34,7 +34,9 @@ def crop_windows(boxes: NDArray[np.floating], width: int, height: int) -> NDArra
     return np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
 
 
-def crop_resize(image: NDArray[np.uint8], boxes: NDArray[np.floating], height: int, width: int) -> NDArray[np.uint8]:
+def crop_resize(
+    image: NDArray[np.uint8], boxes: NDArray[np.floating], height: int, width: int
+) -> NDArray[np.uint8]:
     """``HxWx3`` uint8 image + ``[N,4]`` xyxy boxes -> ``[N,height,width,3]`` uint8 crops (bilinear resize, OpenCV
     ``INTER_LINEAR``, the image's own channel order)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

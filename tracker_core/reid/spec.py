@@ -223,8 +223,12 @@ def resolve_spec(
         try:
             meta = json.loads(metadata[METADATA_KEY])
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"ReID model {model_path}: metadata {METADATA_KEY!r} is not JSON: {exc}") from None
-        layers.append(("model metadata", spec_fields(meta, f"ReID model {model_path} metadata {METADATA_KEY}")))
+            raise ConfigError(
+                f"ReID model {model_path}: metadata {METADATA_KEY!r} is not JSON: {exc}"
+            ) from None
+        layers.append(
+            ("model metadata", spec_fields(meta, f"ReID model {model_path} metadata {METADATA_KEY}"))
+        )
     side = sidecar_path(model_path, options.config)
     if side is not None:
         layers.append((f"config {side.name}", read_sidecar(side)))
