@@ -44,7 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "roitrack_cli.commands.slice_seq",
         "cut a frame range of a MOTChallenge sequence into a new sequence",
     ),
-    "bench": ("roitrack_cli.commands.bench", "benchmarks: stages, overhead, scaling, soak, floor, oracle"),
+    "bench": (
+        "roitrack_cli.commands.bench",
+        "benchmarks: stages, overhead, scaling, soak, floor, oracle, reid, ...",
+    ),
     "info": ("roitrack_cli.commands.info", "print versions, devices and the installed commands"),
 }
 
