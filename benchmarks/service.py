@@ -192,7 +192,11 @@ def make_items(n: int, dets: int, seed: int = 0) -> list[FrameItem]:
     items = []
     for _ in range(n):
         frame, boxes, scores, _ = scene.step(0.1)
-        items.append(FrameItem(encode_jpeg(frame), boxes, scores))
+        # a box that left the frame entirely is not a detection (the server fails such a frame as
+        # INVALID_DETECTIONS); boxes reaching past an edge are kept
+        h, w = frame.shape[:2]
+        inside = (boxes[:, 0] < w) & (boxes[:, 1] < h) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+        items.append(FrameItem(encode_jpeg(frame), boxes[inside], scores[inside]))
     return items
 
 
