@@ -10,6 +10,10 @@ The detector runs on the synthetic scene's frames; ROI Align, the encoder and th
 ``--dets`` boxes (default 50) rather than a random detector's output, so the tracker holds ~50 live tracks and
 the figures are those of a busy camera. Detector weights are random unless ``--weights`` is given: a random
 head passes a different number of candidates to NMS than a trained one (reported as ``nms_candidates``).
+
+With ``--reid-model FILE.onnx`` the same boxes are also embedded by the ONNX ReID model (``ReidModel.embed_frame``
+on the decoded frame: crops, resize, normalise, onnxruntime), timed apart from the chain: ``reid_ms``,
+``reid_ms_per_crop`` and ``reid_share``, its share of a frame that uses it instead of ROI Align + encoder.
 """
 
 from __future__ import annotations
@@ -65,8 +69,10 @@ def measure(
     seed: int = 0,
     warmup: int = 2,
     images: list[np.ndarray] | None = None,
+    reid: Any = None,
 ) -> dict[str, Any]:
-    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones)."""
+    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones); ``reid``: a
+    ``tracker_core.reid.ReidModel`` timed on the same boxes."""
     import torch
 
     from server.decode import decode_encoded
@@ -79,6 +85,8 @@ def measure(
     fps = 10.0
     stride = int(det.tap_stride)
     times: dict[str, list[float]] = {s: [] for s in STAGES}
+    reid_s: list[float] = []
+    crops: list[int] = []
     nms_candidates: list[int] = []
     live_tracks: list[int] = []
     frame_s: list[float] = []
@@ -125,6 +133,12 @@ def measure(
             data = tracks_to_proto(tracks, i, ts).SerializeToString()
             t8 = now()
             assert len(data) > 0
+            if reid is not None:
+                t9 = now()
+                reid.embed_frame(rgb, boxes)
+                if i >= warmup:
+                    reid_s.append(now() - t9)
+                    crops.append(len(boxes))
             if i < warmup:
                 continue
             for name, a, b in zip(
@@ -138,6 +152,14 @@ def measure(
 
     ms = {s: median_ms(times[s]) for s in STAGES}
     total = float(sum(ms.values()))
+    extra: dict[str, Any] = {}
+    if reid is not None:
+        r_ms = median_ms(reid_s)
+        extra = {
+            "reid_ms": r_ms,
+            "reid_ms_per_crop": r_ms / max(1.0, float(np.median(crops))),
+            "reid_share": r_ms / (total - ms["roi_align"] - ms["encoder"] + r_ms),
+        }
     return {
         "ms": ms,
         "total_ms": total,
@@ -150,6 +172,7 @@ def measure(
         "dets": dets,
         "tracks": int(np.median(live_tracks)) if live_tracks else 0,
         "nms_candidates": int(np.median(nms_candidates)) if nms_candidates else 0,
+        **extra,
     }
 
 
@@ -182,12 +205,17 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     else:
         archs = ARCHS
     images = image_frames(opts.source, frames + 2) if opts.source else None
+    reid = None
+    if opts.extra.get("reid_model"):
+        from tracker_core.reid import load_reid_model
+
+        reid = load_reid_model(str(opts.extra["reid_model"]), device=opts.device)
     rows = []
     for arch in archs:
         det = detector_for(opts, arch, fuse=True)
         for size in sizes:
             r = on_worker_thread(
-                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images
+                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images, reid=reid
             )
             rows.append({"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r})
         del det
@@ -200,6 +228,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "source": opts.source or "synthetic",
         "machine": machine(),
         "stages": list(STAGES),
+        "reid_model": str(opts.extra.get("reid_model") or ""),
         "results": rows,
         "tracking_share_max": max(r["tracking_share"] for r in rows),
         "target_tracking_share": 0.02,
@@ -207,7 +236,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    with_reid = bool(result.get("reid_model"))
     headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "tracks"]
+    headers += ["reid ms", "reid ms/crop", "reid share (instead of roi_align+encoder)"] if with_reid else []
     rows = [
         [
             r["arch"],
@@ -217,6 +248,7 @@ def markdown(result: dict[str, Any]) -> str:
             r["fps"],
             f"{100 * r['tracking_share']:.2f}%",
             r["tracks"],
+            *([r["reid_ms"], r["reid_ms_per_crop"], f"{100 * r['reid_share']:.1f}%"] if with_reid else []),
         ]
         for r in result["results"]
     ]

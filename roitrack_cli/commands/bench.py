@@ -84,11 +84,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
         if name in ("scaling", "soak", "reid"):
             p.add_argument("--max-batch", type=_positive_int, default=8, help="server max batch (default 8)")
-        if name == "reid":
+        if name in ("reid", "stages"):
             p.add_argument(
                 "--reid-model",
                 metavar="FILE.onnx",
-                help="the ONNX ReID model (default ../shared/models/osnet_x0_25_msmt17.onnx)",
+                help="the ONNX ReID model (reid: default ../shared/models/osnet_x0_25_msmt17.onnx; stages: also "
+                "time it on the same boxes)",
             )
         if name in ("scaling", "reid"):
             p.add_argument(
