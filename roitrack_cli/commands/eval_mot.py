@@ -74,7 +74,9 @@ def embedding_mode(args: argparse.Namespace) -> str:
 
     mode = {"on": "roi"}.get(args.appearance, args.appearance)
     if args.embeddings and (args.reid_model or args.encoder):
-        raise InvalidInputError("give --embeddings (precomputed) or a model (--reid-model / --encoder), not both")
+        raise InvalidInputError(
+            "give --embeddings (precomputed) or a model (--reid-model / --encoder), not both"
+        )
     if mode == "off":
         if args.embeddings or args.save_embeddings:
             raise InvalidInputError("--embeddings / --save-embeddings need appearance (not --appearance off)")
@@ -83,10 +85,14 @@ def embedding_mode(args: argparse.Namespace) -> str:
         return "file"
     if mode == "auto":
         if args.reid_model and args.encoder:
-            raise InvalidInputError("both --reid-model and --encoder given: choose with --appearance reid|roi")
+            raise InvalidInputError(
+                "both --reid-model and --encoder given: choose with --appearance reid|roi"
+            )
         mode = "reid" if args.reid_model else "roi" if args.encoder else "off"
     if mode == "roi" and not (args.weights and args.encoder):
-        raise InvalidInputError("--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)")
+        raise InvalidInputError(
+            "--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)"
+        )
     if mode == "reid" and not args.reid_model:
         raise InvalidInputError("--appearance reid needs --reid-model FILE.onnx (or --embeddings FILE.npz)")
     if mode == "off" and args.save_embeddings:
