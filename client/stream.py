@@ -91,6 +91,7 @@ class StreamConfig:
     iou_threshold: float | None = None
     appearance: bool | None = None
     return_lost: bool = False
+    camera_motion: str | None = None  # auto | on | off; None: the server's default
     resume: bool = False  # resume on the first connect too
     reconnect: bool = True
     max_retries: int = 6
@@ -172,6 +173,12 @@ def build_open(cfg: StreamConfig, resume: bool) -> pb.TrackRequest:
         opts.iou_threshold = cfg.iou_threshold
     if cfg.appearance is not None:
         opts.appearance = cfg.appearance
+    if cfg.camera_motion is not None:
+        opts.camera_motion = {
+            "auto": pb.CAMERA_MOTION_AUTO,
+            "on": pb.CAMERA_MOTION_ON,
+            "off": pb.CAMERA_MOTION_OFF,
+        }[cfg.camera_motion]
     return pb.TrackRequest(open=pb.OpenStream(stream_id=cfg.stream_id, resume=resume, options=opts))
 
 

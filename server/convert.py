@@ -25,14 +25,27 @@ FRAME_ERROR_CODES = {
 }
 
 
-def options_from_pb(msg: pb.StreamOptions, conf_default: float, iou_default: float) -> StreamOptions:
+_CAMERA_MOTION: dict[int, str] = {
+    int(pb.CAMERA_MOTION_AUTO): "auto",
+    int(pb.CAMERA_MOTION_ON): "on",
+    int(pb.CAMERA_MOTION_OFF): "off",
+}
+
+
+def options_from_pb(
+    msg: pb.StreamOptions, conf_default: float, iou_default: float, camera_motion_default: str = "auto"
+) -> StreamOptions:
     """Per-stream options; out-of-range values raise ``InvalidInputError``."""
+    cm = int(msg.camera_motion)
+    if cm != pb.CAMERA_MOTION_UNSPECIFIED and cm not in _CAMERA_MOTION:
+        raise InvalidInputError(f"unknown camera_motion {cm}; use CAMERA_MOTION_AUTO, _ON or _OFF")
     return StreamOptions(
         classes=tuple(int(c) for c in msg.classes) or None,
         conf_threshold=float(msg.conf_threshold) if msg.HasField("conf_threshold") else conf_default,
         iou_threshold=float(msg.iou_threshold) if msg.HasField("iou_threshold") else iou_default,
         appearance=bool(msg.appearance) if msg.HasField("appearance") else True,
         return_lost=bool(msg.return_lost),
+        camera_motion=_CAMERA_MOTION.get(cm, camera_motion_default),
     )
 
 
@@ -66,6 +79,7 @@ def frame_from_pb(msg: pb.Frame, options: StreamOptions) -> FrameInput:
         iou_threshold=options.iou_threshold,
         classes=options.classes,
         appearance=options.appearance,
+        camera_motion=options.camera_motion != "off",
     )
 
 

@@ -32,7 +32,18 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 # Stages a frame goes through; the values of the ``stage`` label of roitrack_stage_latency_seconds.
-STAGES = ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "queue",
+    "decode",
+    "letterbox",
+    "inference",
+    "nms",
+    "roi_align",
+    "encoder",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
 
 # Values of the ``reason`` label of roitrack_frames_failed_total.
 FAILURE_REASONS = (

@@ -75,6 +75,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
             tracking_ms=res.tracking_ms,
             total_ms=res.total_ms,
             batch_size=res.batch_size,
+            camera_motion_ms=res.camera_motion_ms,
         ),
         dropped_frames=res.dropped,
     )
@@ -129,7 +130,12 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 InvalidInputError("the first message of a Track call must be `open` (stream id, options)"),
             )
         try:
-            options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
+            options = options_from_pb(
+                first.open.options,
+                st.config.conf_threshold,
+                st.config.iou_threshold,
+                st.config.camera_motion,
+            )
             owner = st.identify(context)
             session, resumed = st.registry.open(
                 first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
