@@ -116,7 +116,10 @@ def test_bench_mot_groups_scores_and_caches(mot_dev: Path, tmp_path: Path, capsy
     assert set(groups) == {"MOT17-val", "TUD-Campus-cut"}
     assert groups["MOT17-val"]["protocol"] == "mot17" and groups["TUD-Campus-cut"]["protocol"] == "mot15"
     assert sorted(groups["MOT17-val"]["sequences"]) == ["MOT17-09-val", "MOT17-10-val"]
-    assert groups["MOT17-val"]["camera_motion_files"] == ["MOT17-09-val", "MOT17-10-val"]  # both bring gmc.txt
+    assert groups["MOT17-val"]["camera_motion_files"] == [
+        "MOT17-09-val",
+        "MOT17-10-val",
+    ]  # both bring gmc.txt
     assert any("/ 100" in s for s in groups["TUD-Campus-cut"]["score_rules"])  # 0-100 scores detected
     rows = groups["MOT17-val"]["rows"]
     assert [r["rank"] for r in rows] == [1, 2, 3] and {r["key"] for r in rows} == {
@@ -154,7 +157,7 @@ def test_bench_mot_groups_scores_and_caches(mot_dev: Path, tmp_path: Path, capsy
     assert [(r["key"], r["HOTA"], r["IDF1"]) for r in second["groups"][0]["rows"]] == [
         (r["key"], r["HOTA"], r["IDF1"]) for r in first["groups"][0]["rows"]
     ]
-    cached = [s["rows"] for s in second["sequences"] if s["sequence"] == "MOT17-10-val"][0]
+    cached = next(s["rows"] for s in second["sequences"] if s["sequence"] == "MOT17-10-val")
     peer_file = next(r["results"] for r in cached if r["key"] == "trackers_SORT")
     assert Path(peer_file).is_file() and str(cache) in peer_file
     scored = evaluate_sequences(

@@ -3,6 +3,7 @@ and the synthetic pan's true camera motion (tracker_core.evaluation.synthetic_pa
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -59,7 +60,7 @@ def test_estimator_recovers_pan_and_zoom_in_original_pixels() -> None:
     est = FlowEstimator()
     cams = [_cam(100, 80, 1.0), _cam(112.5, 74.0, 1.0), _cam(118.0, 70.0, 1.03), _cam(110.0, 77.0, 0.99)]
     assert est.estimate(downscale_gray(_view(bg, cams[0]))) is None  # no previous frame
-    for a, b in zip(cams, cams[1:], strict=False):
+    for a, b in itertools.pairwise(cams):
         warp = est.estimate(downscale_gray(_view(bg, b)))
         assert warp is not None
         assert _err_px(warp, _true_warp(a, b)) < 1.0  # within a pixel at the corners of a 640x480 frame
