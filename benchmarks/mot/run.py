@@ -72,7 +72,11 @@ def run_one(
         ids, boxes, scores = adapter.collect(raw)
         if ids:
             lines += results_rows(i + 1, ids, boxes, scores)
-    return lines, spent, adapter.name, adapter.note, bool(adapter.supports_warp and warps is not None)
+    used = bool(adapter.supports_warp and warps is not None)
+    note = adapter.note
+    if used and "gmc.txt" not in note:
+        note = f"{note}, CMC from gmc.txt" if note else "CMC from gmc.txt"
+    return lines, spent, adapter.name, note, used
 
 
 def _score_tag(entry: SeqEntry) -> str:
@@ -273,15 +277,15 @@ def _score(
                 {
                     "sequence": e.info.name,
                     "group": g,
-                    "path": str(e.path),
+                    "path": os.path.relpath(e.path),
                     "frames": e.info.seq_length,
                     "frame_rate": e.info.frame_rate,
                     "protocol": e.protocol.name,
-                    "detections": str(e.det),
+                    "detections": os.path.relpath(e.det),
                     "det_sha256": e.det_sha256,
                     "score_rule": e.score_rule.describe(),
                     "score_note": e.score_note,
-                    "camera_motion": str(e.gmc) if e.gmc is not None else None,
+                    "camera_motion": os.path.relpath(e.gmc) if e.gmc is not None else None,
                     "rows": srows,
                 }
             )
