@@ -4,7 +4,9 @@ Stages, in the order a frame goes through them: ``decode`` (JPEG -> RGB, the ser
 ``letterbox`` (``Detector.preprocess``: letterbox + HWC uint8 -> CHW float tensor on the device),
 ``forward`` (``Detector.forward_raw``), ``nms`` (``Detector.postprocess``), ``roi_align``
 (``roi_features`` of the frame's boxes on the tap), ``encoder`` (``RoiEncoder`` -> numpy embeddings),
-``tracking`` (``Tracker.update``) and ``serialize`` (``TrackResponse`` built and serialised).
+``camera_motion`` (the server's per-stream estimator, ``tracker_core.motion.CameraMotion`` in ``on`` mode so it runs
+every frame: grey downscale + corners + optical flow + RANSAC, the frame's boxes masked), ``tracking``
+(``Tracker.update`` with that warp) and ``serialize`` (``TrackResponse`` built and serialised).
 
 The detector runs on the synthetic scene's frames; ROI Align, the encoder and the tracker get the scene's
 ``--dets`` boxes (default 50) rather than a random detector's output, so the tracker holds ~50 live tracks and
@@ -35,7 +37,17 @@ from benchmarks.common import (
     sync,
 )
 
-STAGES = ("decode", "letterbox", "forward", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "decode",
+    "letterbox",
+    "forward",
+    "nms",
+    "roi_align",
+    "encoder",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
 ARCHS = ("yolov7-tiny", "yolov7")
 SIZES = (320, 640)
 TRACKER_WARMUP_FRAMES = 12
@@ -77,9 +89,11 @@ def measure(
 
     from server.decode import decode_encoded
     from tracker_core.features import roi_features
+    from tracker_core.motion import CameraMotion
     from tracker_core.tracking import Tracker
 
     encoder = make_encoder(det, device)
+    motion = CameraMotion("on")
     tracker = Tracker()
     scene = SyntheticScene(n=dets, seed=seed)
     fps = 10.0
@@ -128,7 +142,9 @@ def measure(
             t5 = now()
             emb = encoder(feats).float().cpu().numpy()
             t6 = now()
-            tracks = tracker.update(boxes, scores, ts, embeddings=emb)
+            warp = motion.update(rgb, boxes, ts)
+            t6b = now()
+            tracks = tracker.update(boxes, scores, ts, embeddings=emb, warp=warp)
             t7 = now()
             data = tracks_to_proto(tracks, i, ts).SerializeToString()
             t8 = now()
@@ -142,7 +158,10 @@ def measure(
             if i < warmup:
                 continue
             for name, a, b in zip(
-                STAGES, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8), strict=True
+                STAGES,
+                (t0, t1, t2, t3, t4, t5, t6, t6b, t7),
+                (t1, t2, t3, t4, t5, t6, t6b, t7, t8),
+                strict=True,
             ):
                 times[name].append(b - a)
             frame_s.append(t8 - t0)
@@ -166,6 +185,7 @@ def measure(
         "fps": 1000.0 / total if total > 0 else float("nan"),
         "share": {s: ms[s] / total for s in STAGES},
         "tracking_share": ms["tracking"] / total,
+        "camera_motion_share": ms["camera_motion"] / total,
         "frame_ms_median": median_ms(frame_s),
         "frame_ms_min": float(min(frame_s) * 1e3),
         "frames": frames,
@@ -232,12 +252,14 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "results": rows,
         "tracking_share_max": max(r["tracking_share"] for r in rows),
         "target_tracking_share": 0.02,
+        "camera_motion_share_max": max(r["camera_motion_share"] for r in rows),
+        "target_camera_motion_share": 0.10,
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
     with_reid = bool(result.get("reid_model"))
-    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "tracks"]
+    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "camera motion share", "tracks"]
     headers += ["reid ms", "reid ms/crop", "reid share (instead of roi_align+encoder)"] if with_reid else []
     rows = [
         [
@@ -247,6 +269,7 @@ def markdown(result: dict[str, Any]) -> str:
             r["total_ms"],
             r["fps"],
             f"{100 * r['tracking_share']:.2f}%",
+            f"{100 * r.get('camera_motion_share', 0.0):.2f}%",
             r["tracks"],
             *([r["reid_ms"], r["reid_ms_per_crop"], f"{100 * r['reid_share']:.1f}%"] if with_reid else []),
         ]

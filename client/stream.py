@@ -93,6 +93,7 @@ class StreamConfig:
     # off | roi | reid: the stream's appearance embedding (None: the server's default). See server/embedding.py.
     embedding: str | None = None
     return_lost: bool = False
+    camera_motion: str | None = None  # auto | on | off; None: the server's default
     resume: bool = False  # resume on the first connect too
     reconnect: bool = True
     max_retries: int = 6
@@ -182,6 +183,12 @@ def build_open(cfg: StreamConfig, resume: bool) -> pb.TrackRequest:
         opts.appearance = cfg.appearance
     if cfg.embedding is not None:
         opts.embedding = EMBEDDING_CODES[cfg.embedding]
+    if cfg.camera_motion is not None:
+        opts.camera_motion = {
+            "auto": pb.CAMERA_MOTION_AUTO,
+            "on": pb.CAMERA_MOTION_ON,
+            "off": pb.CAMERA_MOTION_OFF,
+        }[cfg.camera_motion]
     return pb.TrackRequest(open=pb.OpenStream(stream_id=cfg.stream_id, resume=resume, options=opts))
 
 

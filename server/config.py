@@ -83,6 +83,8 @@ class ServerConfig:
     max_detections: int = 1000  # client detections per frame; more fail that frame with TOO_MANY_DETECTIONS
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
+    # Camera motion compensation of streams that do not choose (StreamOptions.camera_motion): auto | on | off
+    camera_motion: str = "auto"
     tracking_threads: int = 4
     warmup: bool = True
     drain_timeout_s: float = 10.0
@@ -313,6 +315,10 @@ def validate(cfg: ServerConfig) -> None:
         f"max_detections must be 1..100000, got {cfg.max_detections}",
     )
     need(0 < cfg.conf_threshold < 1, f"conf_threshold must be in (0, 1), got {cfg.conf_threshold}")
+    need(
+        cfg.camera_motion in ("auto", "on", "off"),
+        f"camera_motion must be auto, on or off, got {cfg.camera_motion!r}",
+    )
     need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
     need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
     need(0 <= cfg.drain_timeout_s <= 3600, f"drain_timeout_s must be 0..3600, got {cfg.drain_timeout_s}")

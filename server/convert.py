@@ -51,10 +51,18 @@ def embedding_from_pb(msg: pb.StreamOptions, default: str, available: Sequence[s
     return check_available(name, available)
 
 
+_CAMERA_MOTION: dict[int, str] = {
+    int(pb.CAMERA_MOTION_AUTO): "auto",
+    int(pb.CAMERA_MOTION_ON): "on",
+    int(pb.CAMERA_MOTION_OFF): "off",
+}
+
+
 def options_from_pb(
     msg: pb.StreamOptions,
     conf_default: float,
     iou_default: float,
+    camera_motion_default: str = "auto",
     embedding_default: str = "roi",
     embeddings: Sequence[str] = ("off", "roi", "reid"),
 ) -> StreamOptions:
@@ -62,6 +70,9 @@ def options_from_pb(
     ``EmbeddingUnavailableError``. ``embedding_default``: the server's resolved default; ``embeddings``: what it
     serves."""
     embedding = embedding_from_pb(msg, embedding_default, embeddings)
+    cm = int(msg.camera_motion)
+    if cm != pb.CAMERA_MOTION_UNSPECIFIED and cm not in _CAMERA_MOTION:
+        raise InvalidInputError(f"unknown camera_motion {cm}; use CAMERA_MOTION_AUTO, _ON or _OFF")
     return StreamOptions(
         classes=tuple(int(c) for c in msg.classes) or None,
         conf_threshold=float(msg.conf_threshold) if msg.HasField("conf_threshold") else conf_default,
@@ -69,6 +80,7 @@ def options_from_pb(
         appearance=embedding != "off",
         return_lost=bool(msg.return_lost),
         embedding=embedding,
+        camera_motion=_CAMERA_MOTION.get(cm, camera_motion_default),
     )
 
 
@@ -103,6 +115,7 @@ def frame_from_pb(msg: pb.Frame, options: StreamOptions) -> FrameInput:
         classes=options.classes,
         appearance=options.appearance,
         embedding=options.embedding,
+        camera_motion=options.camera_motion != "off",
     )
 
 

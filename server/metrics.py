@@ -41,6 +41,7 @@ STAGES = (
     "roi_align",
     "encoder",
     "reid",
+    "camera_motion",
     "tracking",
     "serialize",
 )

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from server.frames import DecodedImage, EncodedImage, FrameInput, FrameOutput
+from server.motion_frames import gray_frame
 from server.tensor_preprocess import decode_to_device, letterbox_batch
 from tracker_core.errors import InvalidInputError, ResourceExhaustedError, RoitrackError
 from tracker_core.letterbox import LetterboxTransform
+from tracker_core.motion import DEFAULT_FLOW_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,9 @@ class ModelRunner:
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
         self.max_detections = int(max_detections)
+        self.motion_width = (
+            DEFAULT_FLOW_CONFIG.width
+        )  # grey frame width for camera motion (tracker_core.motion)
         # Decode + letterbox on the model's device (nvJPEG, torch resize) when it is a GPU; OpenCV on the CPU.
         self.tensor_preprocess = bool(device_preprocess and detector.device.type == "cuda")
         # Boxes per ROI Align + encoder call: cache-sized blocks on the CPU; on a GPU blocks that bound the
@@ -264,7 +269,23 @@ class ModelRunner:
         nb = max(1, n)
         for o in outs:
             o.stage_s = {k: v / nb for k, v in shared.items()}
+        self._motion_frames(inputs, images, outs)
         return outs
+
+    def _motion_frames(
+        self, inputs: Sequence[FrameInput], images: list[Any], outs: list[FrameOutput]
+    ) -> None:
+        """The grey frame of every decoded frame whose stream estimates camera motion (timed per frame as
+        ``camera_motion``)."""
+        for i, inp in enumerate(inputs):
+            if not inp.camera_motion or images[i] is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                outs[i].gray = gray_frame(images[i], self.motion_width)
+            except Exception as exc:  # never fail a frame over it: this frame is then tracked without motion
+                log.warning("camera-motion grey frame failed: %r", exc)
+            outs[i].stage_s["camera_motion"] = time.perf_counter() - t0
 
     def _forward_isolated(
         self,

@@ -87,6 +87,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
             tracking_ms=res.tracking_ms,
             total_ms=res.total_ms,
             batch_size=res.batch_size,
+            camera_motion_ms=res.camera_motion_ms,
         ),
         dropped_frames=res.dropped,
         embedding=EMBEDDING_CODES.get(res.embedding, pb.EMBEDDING_UNSPECIFIED),
@@ -146,8 +147,9 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 first.open.options,
                 st.config.conf_threshold,
                 st.config.iou_threshold,
-                st.default_embedding,
-                st.embeddings,
+                st.config.camera_motion,
+                embedding_default=st.default_embedding,
+                embeddings=st.embeddings,
             )
             owner = st.identify(context)
             session, resumed = st.registry.open(

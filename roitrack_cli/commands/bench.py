@@ -1,6 +1,6 @@
 """``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle,appearance}``: the benchmarks (``benchmarks/``).
 
-``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
+``mot`` is the multi-scene tracking benchmark against the peers (``benchmarks/mot/``, docs/tracking.md); ``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
 end-to-end benchmark (``benchmarks/appearance.py``, docs/encoder.md); the others are the performance benchmarks.
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance, reid"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance, mot, reid"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -104,6 +104,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     oracle_help = "tracker with ground-truth-derived embeddings (noise, wrong identities) vs motion only"
     configure_oracle(sub.add_parser("oracle", help=oracle_help, description=oracle_help))
+    from benchmarks.mot.cli import configure as configure_mot
+
+    mot_help = (
+        "ours and the peers on every sequence under the roots, TrackEval per group (its own protocol), ranks"
+    )
+    configure_mot(sub.add_parser("mot", help=mot_help, description=mot_help))
 
 
 def _extra(args: argparse.Namespace) -> dict[str, float | str]:
@@ -122,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.oracle import main_args
 
         return main_args(args)
+    if args.bench == "mot":
+        from benchmarks.mot.cli import main_args as mot_main
+
+        return mot_main(args)
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 

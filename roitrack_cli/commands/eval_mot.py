@@ -62,6 +62,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="use the embeddings of --save-embeddings instead of computing them (refused unless they were "
         "computed for exactly these detections)",
     )
+    parser.add_argument(
+        "--gmc",
+        help="camera motion per frame for a moving camera: a gmc.txt ('index a11 a12 tx a21 a22 ty', BoT-SORT's "
+        "convention); 'auto' uses the sequence's gmc.txt when it has one; 'frames' estimates it from the sequence's "
+        "images with the server's estimator (tracker_core.motion)",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="auto",
+        choices=("auto", "mot15", "mot17", "mot20"),
+        help="TrackEval scoring protocol: mot17/mot20 = official MOTChallenge preprocessing (distractor classes and "
+        "the boxes matched to them removed, flag-0 rows ignored), mot15 = every flag-1 gt row counts; auto "
+        "(default) chooses from the gt's columns and the sequence name",
+    )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -104,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.errors import InvalidInputError
     from tracker_core.evaluation import (
         METRIC_KEYS,
+        choose_protocol,
         evaluate_results,
+        read_camera_motion,
         read_detections,
         read_seqinfo,
         track_sequence,
@@ -116,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     seq = Path(args.seq)
     info = read_seqinfo(seq)
     mode = embedding_mode(args)
+    protocol = choose_protocol(seq, args.protocol)  # before any long work: a wrong --protocol fails fast
     if not args.det and not args.weights:
         raise InvalidInputError("give --det (a detections file) or --weights (run the detector)")
     config = TrackerConfig.from_json_file(args.config) if args.config else DEFAULT_CONFIG
@@ -168,14 +185,29 @@ def run(args: argparse.Namespace) -> int:
         save_embeddings(
             args.save_embeddings, frames, embeddings, _embedding_meta(args, mode, reid, info.name)
         )
-    run_ = track_sequence(frames, info.frame_rate, config, embeddings)
+    camera_motion: str | None = None
+    gmc_ms = 0.0
+    warps = None
+    if args.gmc == "frames":
+        from tracker_core.motion import estimate_sequence_motion
+
+        t1 = time.perf_counter()
+        warps = estimate_sequence_motion(seq, info, frames)
+        gmc_ms = 1000.0 * (time.perf_counter() - t1) / max(info.seq_length, 1)
+        camera_motion = "frames"
+    elif args.gmc:
+        gmc = seq / "gmc.txt" if args.gmc == "auto" else Path(args.gmc)
+        if gmc.is_file() or args.gmc != "auto":
+            warps = read_camera_motion(gmc, info.seq_length)  # NotFoundError naming a missing file
+            camera_motion = str(gmc)
+    run_ = track_sequence(frames, info.frame_rate, config, embeddings, warps)
 
     with tempfile.TemporaryDirectory(prefix="roitrack-evalmot-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / f"{info.name}.txt"
         write_results(out, run_.lines)
-        scores = evaluate_results(seq, {"roitrack": out})["roitrack"]
+        scores = evaluate_results(seq, {"roitrack": out}, protocol.name)["roitrack"]
+    result: dict[str, object] = {k: scores[k] for k in (*METRIC_KEYS, "FP", "FN")}
     kind = loaded.meta.get("kind", "") if loaded is not None else mode
-    result: dict[str, object] = {k: scores[k] for k in METRIC_KEYS}
     result.update(
         {
             "frames": run_.frames,
@@ -192,6 +224,10 @@ def run(args: argparse.Namespace) -> int:
             ),
             "detections": what,
             "image_pipeline_s": image_s,
+            "camera_motion": camera_motion,
+            "camera_motion_ms_per_frame": gmc_ms if args.gmc == "frames" else None,
+            "protocol": protocol.name,
+            "protocol_reason": protocol.reason,
             # how informative the tracker judged the embeddings at the end (docs/tracking.md, look-alikes)
             "appearance_margin": run_.appearance_margin,
             "appearance_confusion": run_.appearance_confusion,
@@ -211,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame, embedding {kind}"
         )
+        print(f"  scored as {protocol.name}: {protocol.reason}")
         for k in METRIC_KEYS:
             v = result[k]
             print(f"  {k:>5}: {v:.2f}" if isinstance(v, float) else f"  {k:>5}: {v}")

@@ -88,6 +88,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
     a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
     a(
+        "--camera-motion",
+        choices=("auto", "on", "off"),
+        help="camera motion compensation of streams that do not choose (default auto: estimated from the frames, "
+        "applied while the camera moves)",
+    )
+    a(
         "--state-store",
         metavar="URL",
         help="durable stream state in Redis: redis://HOST:PORT/DB (default $ROITRACK_STATE_STORE; none = in memory)",
@@ -146,6 +152,7 @@ FLAG_FIELDS = [
     "drain_timeout_s",
     "conf_threshold",
     "iou_threshold",
+    "camera_motion",
     "state_store",
     "snapshot_policy",
     "snapshot_interval_s",

@@ -76,6 +76,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(FAILED_PRECONDITION)",
     )
     a("--return-lost", action="store_true", help="also receive lost (predicted) tracks")
+    a(
+        "--camera-motion",
+        choices=("auto", "on", "off"),
+        help="camera motion compensation for this stream: on (moving camera), off (static), auto (estimate, apply "
+        "while moving); default: the server's",
+    )
     a("--raw", action="store_true", help="send raw BGR pixels instead of JPEG")
     a("--max-frames", type=int, default=0, help="stop after this many frames (default 0: all)")
     a("--quiet", action="store_true", help="no live progress line")
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         appearance=False if args.no_appearance else None,
         embedding="off" if args.no_appearance else args.embedding,
         return_lost=args.return_lost,
+        camera_motion=args.camera_motion,
         resume=args.resume,
     )
     source = open_source(

@@ -27,7 +27,9 @@ def test_default_resolution():
 
 
 def _opts(default: str = "roi", available=("off", "roi"), **fields) -> StreamOptions:
-    return options_from_pb(pb.StreamOptions(**fields), 0.25, 0.45, default, available)
+    return options_from_pb(
+        pb.StreamOptions(**fields), 0.25, 0.45, embedding_default=default, embeddings=available
+    )
 
 
 def test_open_message_choices():

@@ -14,6 +14,13 @@ class Embedding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMBEDDING_ROI: _ClassVar[Embedding]
     EMBEDDING_REID: _ClassVar[Embedding]
 
+class CameraMotion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMERA_MOTION_UNSPECIFIED: _ClassVar[CameraMotion]
+    CAMERA_MOTION_AUTO: _ClassVar[CameraMotion]
+    CAMERA_MOTION_ON: _ClassVar[CameraMotion]
+    CAMERA_MOTION_OFF: _ClassVar[CameraMotion]
+
 class PixelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PIXEL_FORMAT_UNSPECIFIED: _ClassVar[PixelFormat]
@@ -40,6 +47,10 @@ EMBEDDING_UNSPECIFIED: Embedding
 EMBEDDING_OFF: Embedding
 EMBEDDING_ROI: Embedding
 EMBEDDING_REID: Embedding
+CAMERA_MOTION_UNSPECIFIED: CameraMotion
+CAMERA_MOTION_AUTO: CameraMotion
+CAMERA_MOTION_ON: CameraMotion
+CAMERA_MOTION_OFF: CameraMotion
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -74,20 +85,22 @@ class OpenStream(_message.Message):
     def __init__(self, stream_id: _Optional[str] = ..., resume: _Optional[bool] = ..., options: _Optional[_Union[StreamOptions, _Mapping]] = ...) -> None: ...
 
 class StreamOptions(_message.Message):
-    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost", "embedding")
+    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost", "camera_motion", "embedding")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     CONF_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     APPEARANCE_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOST_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_MOTION_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[int]
     conf_threshold: float
     iou_threshold: float
     appearance: bool
     return_lost: bool
+    camera_motion: CameraMotion
     embedding: Embedding
-    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
+    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ..., camera_motion: _Optional[_Union[CameraMotion, str]] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "format", "data")
@@ -158,18 +171,20 @@ class Track(_message.Message):
     def __init__(self, track_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., class_id: _Optional[int] = ..., state: _Optional[_Union[TrackState, str]] = ..., detection_index: _Optional[int] = ..., age_s: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("queue_ms", "inference_ms", "tracking_ms", "total_ms", "batch_size")
+    __slots__ = ("queue_ms", "inference_ms", "tracking_ms", "total_ms", "batch_size", "camera_motion_ms")
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     TRACKING_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_MOTION_MS_FIELD_NUMBER: _ClassVar[int]
     queue_ms: float
     inference_ms: float
     tracking_ms: float
     total_ms: float
     batch_size: int
-    def __init__(self, queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., tracking_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    camera_motion_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., tracking_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., camera_motion_ms: _Optional[float] = ...) -> None: ...
 
 class FrameError(_message.Message):
     __slots__ = ("code", "message")
