@@ -15,8 +15,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # Optional extras of pyproject.toml baked into the image. openvino: the inference backend that `--backend auto`
 # picks on CPU hosts (bf16 on AMX / AVX-512 BF16 CPUs: 5-7x the fp32 PyTorch forward; docs/performance.md). A GPU
-# host runs torch fp16 whatever is installed; a GPU-only image can drop it: --build-arg ROITRACK_EXTRAS=
-ARG ROITRACK_EXTRAS=openvino
+# host runs torch fp16 whatever is installed, so a GPU-only image can leave it out
+# (--build-arg ROITRACK_EXTRAS=reid). reid: onnxruntime, for `serve --reid-model` (docs/reid.md).
+ARG ROITRACK_EXTRAS=openvino,reid
 
 # ---------------------------------------------------------------------------------------------------- build
 FROM ${PYTHON_IMAGE} AS build
@@ -25,7 +26,8 @@ WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
 # Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml changes.
-# The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS.
+# The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS (default
+# openvino + reid: the fast CPU inference backend, and onnxruntime for `serve --reid-model`).
 ARG ROITRACK_EXTRAS
 COPY pyproject.toml ./
 RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \

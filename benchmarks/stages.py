@@ -2,14 +2,21 @@
 
 Stages, in the order a frame goes through them: ``decode`` (JPEG -> RGB, the server's own decoder),
 ``letterbox`` (``Detector.preprocess``: letterbox + HWC uint8 -> CHW float tensor on the device),
-``forward`` (``Detector.forward_raw``), ``nms`` (``Detector.postprocess``), ``roi_align``
-(``roi_features`` of the frame's boxes on the tap), ``encoder`` (``RoiEncoder`` -> numpy embeddings),
-``tracking`` (``Tracker.update``) and ``serialize`` (``TrackResponse`` built and serialised).
+``forward`` (the inference backend's ``forward_taps``: ``--backend``/``--precision``, default ``auto``), ``nms``
+(``Detector.postprocess``), ``roi_align`` (``roi_features`` of the frame's boxes on the tap), ``encoder``
+(``RoiEncoder`` on the backend -> numpy embeddings),
+``camera_motion`` (the server's per-stream estimator, ``tracker_core.motion.CameraMotion`` in ``on`` mode so it runs
+every frame: grey downscale + corners + optical flow + RANSAC, the frame's boxes masked), ``tracking``
+(``Tracker.update`` with that warp) and ``serialize`` (``TrackResponse`` built and serialised).
 
 The detector runs on the synthetic scene's frames; ROI Align, the encoder and the tracker get the scene's
 ``--dets`` boxes (default 50) rather than a random detector's output, so the tracker holds ~50 live tracks and
 the figures are those of a busy camera. Detector weights are random unless ``--weights`` is given: a random
 head passes a different number of candidates to NMS than a trained one (reported as ``nms_candidates``).
+
+With ``--reid-model FILE.onnx`` the same boxes are also embedded by the ONNX ReID model (``ReidModel.embed_frame``
+on the decoded frame: crops, resize, normalise, onnxruntime), timed apart from the chain: ``reid_ms``,
+``reid_ms_per_crop`` and ``reid_share``, its share of a frame that uses it instead of ROI Align + encoder.
 """
 
 from __future__ import annotations
@@ -31,7 +38,17 @@ from benchmarks.common import (
     sync,
 )
 
-STAGES = ("decode", "letterbox", "forward", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "decode",
+    "letterbox",
+    "forward",
+    "nms",
+    "roi_align",
+    "encoder",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
 ARCHS = ("yolov7-tiny", "yolov7")
 SIZES = (320, 640)
 TRACKER_WARMUP_FRAMES = 12
@@ -49,7 +66,7 @@ def tracks_to_proto(tracks: list[Any], frame_id: int, timestamp: float) -> Any:
     )
 
 
-def make_encoder(det: Any, device: str) -> Any:  # the floor's FLOP count of the encoder
+def make_encoder(det: Any, device: str) -> Any:
     """The ROI encoder for ``det``'s tap (randomly initialised: its cost does not depend on its weights)."""
     from tracker_core.encoder import RoiEncoder
 
@@ -65,16 +82,20 @@ def measure(
     seed: int = 0,
     warmup: int = 2,
     images: list[np.ndarray] | None = None,
+    reid: Any = None,
     backend: Any = None,
 ) -> dict[str, Any]:
     """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones), the detector
-    forward and encoder run by ``backend`` (an ``InferenceBackend``; default the torch reference)."""
+    forward and encoder run by ``backend`` (an ``InferenceBackend``; default the torch reference); ``reid``: a
+    ``tracker_core.reid.ReidModel`` timed on the same boxes."""
     if backend is None:
         from benchmarks.common import bench_appearance, make_bench_backend
 
         prec = "fp16" if str(device).startswith("cuda") else "fp32"
         backend = make_bench_backend(det, bench_appearance(det), "torch", prec)
-    return measure_many(det, size, frames, dets, device, {"only": backend}, seed, warmup, images)["only"]
+    return measure_many(det, size, frames, dets, device, {"only": backend}, seed, warmup, images, reid)[
+        "only"
+    ]
 
 
 def measure_many(
@@ -87,19 +108,25 @@ def measure_many(
     seed: int = 0,
     warmup: int = 2,
     images: list[np.ndarray] | None = None,
+    reid: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """:func:`measure` for several backends in the same run: every frame goes through each backend's whole path
-    in turn (the order rotating per frame), so a neighbour's load hits them alike. Each has its own tracker."""
+    in turn (the order rotating per frame), so a neighbour's load hits them alike. Each has its own tracker and
+    camera-motion estimator; ``reid`` is timed once per frame."""
     import torch
 
     from server.decode import decode_encoded
+    from tracker_core.motion import CameraMotion
     from tracker_core.tracking import Tracker
 
     scene = SyntheticScene(n=dets, seed=seed)
     fps = 10.0
     labels = list(backends)
     trackers = {k: Tracker() for k in labels}
+    motions = {k: CameraMotion("on") for k in labels}
     times: dict[str, dict[str, list[float]]] = {k: {s: [] for s in STAGES} for k in labels}
+    reid_s: list[float] = []
+    crops: list[int] = []
     nms_candidates: dict[str, list[int]] = {k: [] for k in labels}
     live_tracks: dict[str, list[int]] = {k: [] for k in labels}
     frame_s: dict[str, list[float]] = {k: [] for k in labels}
@@ -115,8 +142,7 @@ def measure_many(
             ts += 1.0 / fps
             _, boxes, scores, _ = scene.step(1.0 / fps)
             for k, b in backends.items():
-                emb = b.embed(taps0[k], [boxes], tf0)
-                trackers[k].update(boxes, scores, ts, embeddings=emb)
+                trackers[k].update(boxes, scores, ts, embeddings=b.embed(taps0[k], [boxes], tf0))
 
         for i in range(warmup + frames):
             ts += 1.0 / fps
@@ -125,6 +151,7 @@ def measure_many(
                 frame = images[i % len(images)]
                 boxes = _fit_boxes(boxes, frame.shape[1], frame.shape[0])
             jpeg = encode_jpeg(frame)
+            rgb = None
             for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
                 b, tracker = backends[label], trackers[label]
                 t0 = now()
@@ -143,7 +170,9 @@ def measure_many(
                 t5 = now()
                 emb = b.encode(feats)
                 t6 = now()
-                tracks = tracker.update(boxes, scores, ts, embeddings=emb)
+                warp = motions[label].update(rgb, boxes, ts)
+                t6b = now()
+                tracks = tracker.update(boxes, scores, ts, embeddings=emb, warp=warp)
                 t7 = now()
                 data = tracks_to_proto(tracks, i, ts).SerializeToString()
                 t8 = now()
@@ -152,17 +181,34 @@ def measure_many(
                 if i < warmup:
                     continue
                 for name, a, c in zip(
-                    STAGES, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8), strict=True
+                    STAGES,
+                    (t0, t1, t2, t3, t4, t5, t6, t6b, t7),
+                    (t1, t2, t3, t4, t5, t6, t6b, t7, t8),
+                    strict=True,
                 ):
                     times[label][name].append(c - a)
                 frame_s[label].append(t8 - t0)
                 nms_candidates[label].append(int(_candidates(pred)))
                 live_tracks[label].append(len(tracks))
+            if reid is not None and rgb is not None:
+                t9 = now()
+                reid.embed_frame(rgb, boxes)
+                if i >= warmup:
+                    reid_s.append(now() - t9)
+                    crops.append(len(boxes))
 
     out_all: dict[str, dict[str, Any]] = {}
     for label, b in backends.items():
         ms = {s: median_ms(times[label][s]) for s in STAGES}
         total = float(sum(ms.values()))
+        extra: dict[str, Any] = {}
+        if reid is not None:
+            r_ms = median_ms(reid_s)
+            extra = {
+                "reid_ms": r_ms,
+                "reid_ms_per_crop": r_ms / max(1.0, float(np.median(crops))),
+                "reid_share": r_ms / (total - ms["roi_align"] - ms["encoder"] + r_ms),
+            }
         out_all[label] = {
             "backend": f"{b.name}/{b.precision}",
             "ms": ms,
@@ -170,12 +216,14 @@ def measure_many(
             "fps": 1000.0 / total if total > 0 else float("nan"),
             "share": {s: ms[s] / total for s in STAGES},
             "tracking_share": ms["tracking"] / total,
+            "camera_motion_share": ms["camera_motion"] / total,
             "frame_ms_median": median_ms(frame_s[label]),
             "frame_ms_min": float(min(frame_s[label]) * 1e3),
             "frames": frames,
             "dets": dets,
             "tracks": int(np.median(live_tracks[label])) if live_tracks[label] else 0,
             "nms_candidates": int(np.median(nms_candidates[label])) if nms_candidates[label] else 0,
+            **extra,
         }
     return out_all
 
@@ -215,6 +263,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     else:
         archs = ARCHS
     images = image_frames(opts.source, frames + 2) if opts.source else None
+    reid = None
+    if opts.extra.get("reid_model"):
+        from tracker_core.reid import load_reid_model
+
+        reid = load_reid_model(str(opts.extra["reid_model"]), device=opts.device)
     rows = []
     selections = []
     for arch in archs:
@@ -227,7 +280,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             if opts.vs_reference and opts.device == "cpu":
                 backends.setdefault(REFERENCE_LABEL, make_bench_backend(det, app, "torch", "fp32"))
             res = on_worker_thread(
-                measure_many, det, size, frames, opts.dets, opts.device, backends, opts.seed, 2, images
+                measure_many, det, size, frames, opts.dets, opts.device, backends, opts.seed, 2, images, reid
             )
             ref = res.get(REFERENCE_LABEL)
             for r in res.values():
@@ -248,18 +301,23 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "source": opts.source or "synthetic",
         "machine": machine(),
         "stages": list(STAGES),
+        "reid_model": str(opts.extra.get("reid_model") or ""),
         "results": rows,
         "selections": selections,
         "tracking_share_max": max(r["tracking_share"] for r in rows),
         "target_tracking_share": 0.02,
+        "camera_motion_share_max": max(r["camera_motion_share"] for r in rows),
+        "target_camera_motion_share": 0.10,
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    headers = ["arch", "size", "backend", *STAGES, "total ms", "fps", "tracking share", "tracks"]
+    with_reid = bool(result.get("reid_model"))
+    headers = ["arch", "size", "backend", *STAGES, "total ms", "fps", "tracking share", "camera motion share"]
+    headers += ["tracks"]
+    headers += ["reid ms", "reid ms/crop", "reid share (instead of roi_align+encoder)"] if with_reid else []
     speed = any("frame_speedup" in r for r in result["results"])
-    if speed:
-        headers += ["forward vs torch fp32", "frame vs torch fp32"]
+    headers += ["forward vs torch fp32", "frame vs torch fp32"] if speed else []
     rows = [
         [
             r["arch"],
@@ -269,13 +327,14 @@ def markdown(result: dict[str, Any]) -> str:
             r["total_ms"],
             r["fps"],
             f"{100 * r['tracking_share']:.2f}%",
+            f"{100 * r.get('camera_motion_share', 0.0):.2f}%",
             r["tracks"],
+            *([r["reid_ms"], r["reid_ms_per_crop"], f"{100 * r['reid_share']:.1f}%"] if with_reid else []),
             *(
                 [f"{r['forward_speedup']:.2f}x", f"{r['frame_speedup']:.2f}x"]
                 if speed and "frame_speedup" in r
-                else []
+                else (["-", "-"] if speed else [])
             ),
-            *(["-", "-"] if speed and "frame_speedup" not in r else []),
         ]
         for r in result["results"]
     ]
