@@ -143,3 +143,19 @@ def test_default_folder_follows_the_environment(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("ROITRACK_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "roitrack" / "inference"
+
+
+def test_no_writable_folder_at_all_is_a_clear_config_error(tmp_path: Path, monkeypatch):
+    import tempfile
+
+    from tracker_core.errors import ConfigError
+
+    wanted = tmp_path / "ro"
+    wanted.write_text("a file, not a folder")
+
+    def no_tmp(*a, **k):
+        raise PermissionError(13, "read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_tmp)
+    with pytest.raises(ConfigError, match="--inference-cache"):
+        ExportCache(wanted)

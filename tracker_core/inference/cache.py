@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tracker_core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 FORMAT = "roitrack-inference-cache"
@@ -88,7 +90,13 @@ class ExportCache:
             problem = f"cannot be used ({exc.strerror or exc})"
         if problem is None:
             return path
-        tmp = Path(tempfile.mkdtemp(prefix="roitrack-inference-cache-"))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix="roitrack-inference-cache-"))
+        except OSError as exc:
+            raise ConfigError(
+                f"export cache {path} {problem}, and no private temporary folder could be made ({exc}): "
+                "give a writable folder with --inference-cache (or $ROITRACK_CACHE_DIR)"
+            ) from None
         atexit.register(shutil.rmtree, str(tmp), True)
         log.warning("export cache %s %s: using %s for this process only", path, problem, tmp)
         return tmp

@@ -187,7 +187,14 @@ def _choose(
     size: tuple[int, int],
     auto: bool,
 ) -> InferenceBackend:
-    cache = _cache(options, cands)
+    try:
+        cache = _cache(options, cands)
+    except ConfigError as exc:  # no folder for exported models: auto keeps to torch, an explicit choice fails
+        if not auto or all(b != "torch" for b, _ in cands):
+            raise
+        log.warning("inference: %s; only torch is considered", exc)
+        cands = [c for c in cands if c[0] == "torch"]
+        cache = None
     detector = graphs.detector
     frame, boxes = calibration_frame()
     x, transforms = detector.preprocess([frame], size)
