@@ -11,11 +11,12 @@ full weight at any margin. With it, appearance on moves IDF1 away from appearanc
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from roitrack_cli.main import main
 from tracker_core.inference import installed_backends, supported_precisions
@@ -23,49 +24,34 @@ from tracker_core.inference import installed_backends, supported_precisions
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 IDF1_TOLERANCE = 0.2
-STRONG_APPEARANCE = {
-    "appearance_min_margin": 0.0,
-    "appearance_margin_ref": 0.02,
-    "appearance_max_misleading": 1.0,
-    "reid_max_misleading": 1.0,
-    "appearance_weight": 1.0,
-    "appearance_decisive_gap": 0.02,
-    "appearance_decisive_dist": 0.6,
-    "appearance_decisive_motion_gap": 1.0,
-    "appearance_gate": 1.0,
-}
 PAIRS = [(b, p) for b in installed_backends() for p in supported_precisions(b) if (b, p) != ("torch", "fp32")]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, pets_sequence: Path, yolov7_reference: Path) -> dict[str, Any]:
-    from tracker_core.detector import convert_weights, load_detector
-    from tracker_core.encoder import EncoderMeta, MixEncoder, save_encoder
+    from tracker_core.detector import convert_weights
 
     root = tmp_path_factory.mktemp("inference-tracking")
     seq = root / "PETS09-step3"
     assert main(["slice-seq", str(pets_sequence), "--frames", "1-400", "--step", "3", "--out", str(seq)]) == 0
     weights = root / "yolov7-tiny.safetensors"
     convert_weights(yolov7_reference / "yolov7-tiny-random-official-format.pt", weights)
-    det = load_detector(weights)
-    taps = {"32": 256, "8": 64, "1": 12}
-    torch.manual_seed(0)
-    enc = MixEncoder([(int(k), v) for k, v in taps.items()])
-    enc.set_block_weight("raw", 0.3)
-    enc.set_block_weight("learned", 0.3)
-    meta = EncoderMeta(
-        detector_arch=det.arch,
-        detector_sha256=det.weights_sha256,
-        features="spp+s8+pixels2",
-        tap_channels=taps,
-        arch="mix",
-        blocks=enc.blocks,
+    # the encoder and tracker config the documented comparison uses (docs/performance.md, "Tracking")
+    script = REPO / "scripts" / "inference_tracking_setup.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "--weights", str(weights), "--out", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    encoder = root / "encoder.safetensors"
-    save_encoder(encoder, enc, meta)
-    config = root / "tracker.json"
-    config.write_text(json.dumps(STRONG_APPEARANCE))
-    return {"seq": seq, "weights": weights, "encoder": encoder, "config": config}
+    assert res.returncode == 0, res.stderr
+    return {
+        "seq": seq,
+        "weights": weights,
+        "encoder": root / "encoder.safetensors",
+        "config": root / "tracker.json",
+    }
 
 
 def _eval(capsys: Any, setup: dict[str, Any], *extra: str) -> dict[str, Any]:
