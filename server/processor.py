@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.batcher import Batcher
-from server.frames import FrameOutput
+from server.frames import FrameOutput, detached
 from server.metrics import ServerMetrics
 from server.session import PendingFrame, StreamSession
 from tracker_core.errors import InvalidInputError, RoitrackError
@@ -37,6 +37,10 @@ class FrameResult:
     batch_size: int = 0
     dropped: int = 0
     t_arrival: float = 0.0
+    # Client detections: the client's index of each box the tracker saw (``None``: the detector's boxes), and
+    # the client boxes dropped for lying wholly outside the frame.
+    det_source: Any = None
+    dropped_detections: int = 0
 
 
 def track_frame(tracker: Any, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
@@ -70,6 +74,7 @@ class StreamProcessor:
         except Exception as exc:  # a runner bug: this frame fails, the stream goes on
             out = FrameOutput(error=_internal(exc), error_reason="internal")
         res.batch_size = out.batch_size
+        res.det_source, res.dropped_detections = out.det_source, out.dropped_detections
         if out.run_s:
             res.queue_ms = (out.t_batch_start - pf.t_arrival) * 1000.0
             res.inference_ms = out.run_s * 1000.0
@@ -77,7 +82,7 @@ class StreamProcessor:
             try:
                 ts = _stream_time(session, pf)
             except InvalidInputError as exc:
-                out.error, out.error_reason = exc, "invalid_timestamp"
+                out.error, out.error_reason = detached(exc), "invalid_timestamp"
         if out.error is None:
             t0 = time.perf_counter()
             try:
@@ -85,7 +90,7 @@ class StreamProcessor:
                     self.pool, _locked_track, session, out, ts, session.options.appearance
                 )
             except RoitrackError as exc:
-                out.error, out.error_reason = exc, "invalid_detections"
+                out.error, out.error_reason = detached(exc), "invalid_detections"
             except Exception as exc:
                 out.error, out.error_reason = _internal(exc), "internal"
             res.tracking_ms = (time.perf_counter() - t0) * 1000.0
@@ -106,6 +111,8 @@ class StreamProcessor:
         m = self.metrics
         assert m is not None
         m.stage_latency.labels("queue").observe(res.queue_ms / 1000.0)
+        if res.dropped_detections:
+            m.client_detections_dropped.inc(res.dropped_detections)
         for stage in MODEL_STAGES:
             if stage in out.stage_s:
                 m.stage_latency.labels(stage).observe(out.stage_s[stage])

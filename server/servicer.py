@@ -68,7 +68,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
     resp = pb.TrackResponse(
         frame_id=res.frame_id,
         timestamp=res.timestamp,
-        tracks=tracks_to_pb(res.tracks, return_lost),
+        tracks=tracks_to_pb(res.tracks, return_lost, res.det_source),
         timings=pb.Timings(
             queue_ms=res.queue_ms,
             inference_ms=res.inference_ms,
@@ -77,6 +77,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
             batch_size=res.batch_size,
         ),
         dropped_frames=res.dropped,
+        dropped_detections=res.dropped_detections,
     )
     if res.error_reason:
         resp.error.code = FRAME_ERROR_CODES.get(res.error_reason, pb.FRAME_ERROR_CODE_INTERNAL)

@@ -332,20 +332,31 @@ async def test_idle_metrics_connections_do_not_pile_up_threads(monkeypatch: pyte
             sk.close()
 
 
-async def test_a_box_wholly_outside_the_frame_fails_its_frame_with_a_message() -> None:
+async def test_boxes_wholly_outside_the_frame_are_dropped_and_counted_the_others_tracked() -> None:
+    """Issue 19 (1): a client box wholly outside the frame (a detector's rounding, an object leaving the view) used
+    to fail the whole frame with INVALID_DETECTIONS, so every other person in it lost its update. Now it is dropped
+    and counted (response field + metric), and detection_index still names the client's own boxes."""
     async with running_server() as srv, channel(srv) as ch:
         call = Lockstep(stub(ch))
         await call.send(open_req("outside"))
-        r = await call.step(
-            boxes_req(1, [(20.0, 40.0, 50.0, 100.0), (400.0, 10.0, 450.0, 60.0)], timestamp=0.1)
-        )
-        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_DETECTIONS
-        assert (
-            "client detection 1 (400, 10, 450, 60) lies wholly outside the 320x240 frame" in r.error.message
-        )
-        r = await call.step(
-            boxes_req(2, [(20.0, 40.0, 50.0, 100.0), (300.0, 200.0, 450.0, 260.0)], timestamp=0.2)
-        )
-        assert not r.HasField("error"), r.error.message  # reaching past the edge is fine
+        inside_a, inside_b = (20.0, 40.0, 50.0, 100.0), (120.0, 60.0, 160.0, 150.0)
+        for i in range(1, 6):
+            dx = 2.0 * i
+            boxes = [
+                (400.0 + dx, 10.0, 450.0 + dx, 60.0),  # right of the 320x240 frame
+                (inside_a[0] + dx, inside_a[1], inside_a[2] + dx, inside_a[3]),
+                (-80.0, 10.0, -1.0, 60.0),  # left of it
+                (inside_b[0] + dx, inside_b[1], inside_b[2] + dx, inside_b[3]),
+                (300.0 + dx, 200.0, 450.0 + dx, 260.0),  # reaching past the edge: kept
+            ]
+            r = await call.step(boxes_req(i, boxes, timestamp=0.1 * i))
+            assert not r.HasField("error"), r.error.message
+            assert r.dropped_detections == 2
+        confirmed = [t for t in r.tracks if t.state == pb.TRACK_STATE_CONFIRMED]
+        # the three boxes overlapping the frame are tracked, under the client's own indices 1, 3 and 4
+        assert sorted(t.detection_index for t in confirmed) == [1, 3, 4], confirmed
+        for t in confirmed:
+            assert t.box.x1 == pytest.approx(boxes[t.detection_index][0])
         assert await call.finish() == grpc.StatusCode.OK
         assert srv.registry.live_count == 0
+        assert srv.metrics.client_detections_dropped._value.get() == 10

@@ -69,7 +69,7 @@ class FreezingProxy:
 
 
 async def test_silent_network_cut_is_noticed_on_both_sides_and_the_stream_resumes() -> None:
-    n = 79  # from frame 80 on, one of the scene's boxes lies wholly outside the frame (a per-frame error)
+    n = 79  # (from frame 80 on one of the scene's boxes lies wholly outside the frame: dropped and counted)
     frames = [
         SourceFrame(
             i,

@@ -86,6 +86,32 @@ async def test_stream_equals_eval_mot_motion_only(pets_sequence: Path, tmp_path:
         _assert_same(got, ref)
         got_paced = await _stream(srv.port, seq, tmp_path / "s2.txt", "--fps", "40", "--stream-id", "b")
         _assert_same(got_paced, ref)
+        # issue 19 (3): the folder that holds the frames, as a user names it, finds seqinfo.ini beside it (it was
+        # stamped at a silent 10 fps instead of PETS' 7, and the dt-aware tracker answered differently)
+        det = str(seq / "det" / "det.txt")
+        got_img1 = await _stream(
+            srv.port, seq / "img1", tmp_path / "s3.txt", "--stream-id", "c", "--detections", det
+        )
+        _assert_same(got_img1, ref)
+        capsys.readouterr()
+        # a folder of unknown rate (no seqinfo.ini in or beside it) says so once, naming --fps
+        bare = tmp_path / "bare"
+        bare.mkdir()
+        for f in sorted((seq / "img1").iterdir())[:3]:
+            (bare / f.name).symlink_to(f.resolve())
+        rows = (seq / "det" / "det.txt").read_text().splitlines()
+        (tmp_path / "bare-det.txt").write_text("\n".join(r for r in rows if int(r.split(",")[0]) <= 3) + "\n")
+        await _stream(
+            srv.port,
+            bare,
+            tmp_path / "s4.txt",
+            "--stream-id",
+            "d",
+            "--detections",
+            str(tmp_path / "bare-det.txt"),
+        )
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1 and err.count("--fps") == 1 and "unknown" in err, err
 
 
 async def test_stream_equals_eval_mot_with_appearance(pets_sequence: Path, tmp_path: Path) -> None:
