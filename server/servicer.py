@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -54,6 +54,7 @@ class ServiceState:
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
+    waiting: dict[str, int] = field(default_factory=dict)  # the same, per principal (max_waiting_per_principal)
 
 
 class RequestStreamError(RoitrackError):
@@ -99,6 +100,11 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         if st.draining:
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
         # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
+        # The caller is known before `open` (its token or certificate): one principal may hold at most
+        # max_waiting_per_principal of them, so the rest stay free for the others' new streams and resumes.
+        owner = st.identify(context)
+        cap = st.config.max_waiting_per_principal
+        mine = st.waiting.get(owner, 0)
         if st.opening >= st.config.max_streams:
             await self._abort(
                 context,
@@ -107,7 +113,16 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     f"{st.config.max_streams})"
                 ),
             )
+        if cap > 0 and mine >= cap:
+            await self._abort(
+                context,
+                ResourceExhaustedError(
+                    f"this principal already has {mine} calls waiting for their `open` message "
+                    f"(max_waiting_per_principal {cap})"
+                ),
+            )
         st.opening += 1
+        st.waiting[owner] = mine + 1
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator)), st.config.open_timeout_s)
         except StopAsyncIteration:
@@ -124,6 +139,11 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             return
         finally:
             st.opening -= 1
+            left = st.waiting.get(owner, 1) - 1
+            if left > 0:
+                st.waiting[owner] = left
+            else:
+                st.waiting.pop(owner, None)
         if first.WhichOneof("message") != "open":
             await self._abort(
                 context,
@@ -131,7 +151,6 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             )
         try:
             options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
-            owner = st.identify(context)
             session, resumed = st.registry.open(
                 first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
             )
