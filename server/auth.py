@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from server.status_map import SERVER_STATUS_METADATA
+
 # Probes (docker/k8s) must reach health without the token.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 
@@ -19,10 +21,10 @@ def _deny_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMetho
     """A handler of the same shape as ``handler`` that ends the call with ``UNAUTHENTICATED``."""
 
     async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
 
     async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
         yield  # pragma: no cover - abort raises; this makes it a response-streaming generator
 
     if handler.request_streaming and handler.response_streaming:

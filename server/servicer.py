@@ -22,7 +22,7 @@ from server.processor import FrameResult, StreamProcessor
 from server.registry import OpenTimeoutError, SessionRegistry
 from server.session import PendingFrame, StreamSession, session_key
 from server.state_keeper import StateKeeper
-from server.status_map import status_code, status_message
+from server.status_map import SERVER_STATUS_METADATA, status_code, status_message
 from tracker_core import __version__
 from tracker_core.errors import (
     InvalidInputError,
@@ -37,6 +37,8 @@ RESUMED_METADATA_KEY = "roitrack-resumed"
 # The id of the last frame the stream's tracker has processed (-1: none): after a reconnect the client re-sends
 # its unanswered frames with larger ids, so a failover loses no frame and processes none twice.
 LAST_FRAME_METADATA_KEY = "roitrack-last-frame-id"
+DRAIN_GOODBYE_S = 2.0
+"""While draining: how long a call waits for its client to half-close after the `draining` notice."""
 
 
 @dataclass
@@ -54,7 +56,9 @@ class ServiceState:
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
-    waiting: dict[str, int] = field(default_factory=dict)  # the same, per principal (max_waiting_per_principal)
+    waiting: dict[str, int] = field(
+        default_factory=dict
+    )  # the same, per principal (max_waiting_per_principal)
 
 
 class RequestStreamError(RoitrackError):
@@ -91,12 +95,13 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         self.state = state
 
     async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-        await context.abort(status_code(exc), status_message(exc))
+        await context.abort(status_code(exc), status_message(exc), SERVER_STATUS_METADATA)
 
     async def Track(
         self, request_iterator: AsyncIterator[pb.TrackRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TrackResponse]:
         st = self.state
+        context.set_trailing_metadata(SERVER_STATUS_METADATA)  # an OK end is the server's word too
         if st.draining:
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
         # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
@@ -201,6 +206,14 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             if st.draining:
                 if st.keeper is not None:  # the state is in the store before the client is told to move
                     await st.keeper.close(session, "drain")
+                # Tell the client before the call ends: it stops writing and half-closes, then the call ends. A
+                # client write that races the call's end fails inside gRPC core, and gRPC's Python client then
+                # reports INTERNAL "Internal error from Core" in place of this UNAVAILABLE (grpc/grpc#36066): a
+                # failover that died on an error it did not recognise. Clients that ignore the notice are ended
+                # after DRAIN_GOODBYE_S as before.
+                yield pb.TrackResponse(draining=True)
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(reader), DRAIN_GOODBYE_S)
                 await self._abort(
                     context, UnavailableError("the server is shutting down; reconnect and resume")
                 )
@@ -221,7 +234,8 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             async for req in request_iterator:
                 if req.WhichOneof("message") != "frame":
                     session.end_with(
-                        InvalidInputError("a Track call takes one `open` message, then only frames")
+                        InvalidInputError("a Track call takes one `open` message, then only frames"),
+                        answer_queued=True,
                     )
                     return
                 if st.draining:
@@ -230,15 +244,15 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 try:
                     inp = frame_from_pb(req.frame, session.options)
                 except InvalidInputError as exc:
-                    session.end_with(exc)
+                    session.end_with(exc, answer_queued=True)
                     return
                 dropped = session.push(PendingFrame(req.frame.frame_id, req.frame.timestamp, inp, t_arrival))
                 if dropped:
                     st.metrics.frames_dropped.labels(st.metrics.stream_label(session.key)).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
-        except DecodeError as exc:  # never end with OK and frames left unanswered
-            session.end_with(undecodable(exc))
+        except DecodeError as exc:  # never end with OK; the frames sent before it are still answered
+            session.end_with(undecodable(exc), answer_queued=True)
         except Exception as exc:  # the call broke underneath us; the worker ends the call with an error
             log.debug("reader of stream %s ended", session.stream_id, exc_info=True)
             session.end_with(RequestStreamError(f"the request stream failed: {type(exc).__name__}"))

@@ -18,6 +18,13 @@ from tracker_core.errors import (
     WeightsError,
 )
 
+# Trailing metadata on every status the server sends on purpose (an abort with a named error, the auth refusal, a
+# normal end). A client that sees a status without it knows gRPC core made that status itself - a broken
+# connection, a reset stream, a write that raced the call's end (grpc/grpc#36066: the Python client then reports
+# INTERNAL "Internal error from Core" in place of the server's status) - and may fail over instead of giving up.
+STATUS_ORIGIN_KEY = "roitrack-status-origin"
+SERVER_STATUS_METADATA: tuple[tuple[str, str], ...] = ((STATUS_ORIGIN_KEY, "server"),)
+
 # Most specific first: UnsafePickleError is a WeightsError, so subclasses resolve through the MRO below.
 _CODES: dict[type[RoitrackError], grpc.StatusCode] = {
     IdleTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -291,11 +291,16 @@ async def test_an_undecodable_message_mid_stream_ends_the_call_with_an_error() -
         await call.write(open_req("garbled").SerializeToString())
         await call.write(frame_req(1).SerializeToString())
         assert (await call.read()).frame_id == 1
+        # issue 19: frames sent just before the undecodable message (one processing, one queued behind it) are
+        # still answered, then the call ends
+        await call.write(frame_req(2).SerializeToString())
+        await call.write(frame_req(3).SerializeToString())
         await call.write(b"\xff\xff\xff\xff")
+        got = []
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call.write(frame_req(2).SerializeToString())
-            while await call.read() is not grpc.aio.EOF:
-                pass
+            while (r := await call.read()) is not grpc.aio.EOF:
+                got.append(r.frame_id)
+        assert got == [2, 3], got
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "could not be decoded" in (err.value.details() or "")
         # an undecodable first message too
