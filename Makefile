@@ -68,6 +68,10 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q
 
+# Every `roitrack bench` subcommand at its smallest size, checking the JSON each writes (also part of `make test`).
+bench-smoke: install
+	$(BIN)/python -m pytest -q tests/integration/test_bench_smoke.py
+
 bench: install
 	$(BIN)/roitrack bench stages --json
 	$(BIN)/roitrack bench overhead --json

@@ -130,17 +130,31 @@ lose their meaning."""
 
 
 def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
-    """The frame's time for the motion model: the client's capture timestamp when it sends them (> 0), else the
-    arrival time at the server. Chosen once per session so a stream never mixes clocks. A NaN / infinite / huge
-    timestamp fails only its own frame: it is never recorded as the stream's last time."""
-    if not math.isfinite(pf.timestamp) or abs(pf.timestamp) > MAX_TIMESTAMP_S:
+    """The frame's time for the motion model. One rule, per stream: its first accepted frame picks the clock -
+    timestamp 0: the server's arrival times, for good; a positive capture time: the client's clock, for good - and
+    every later frame must keep to it. Refused, each failing only its own frame and never recorded as the stream's
+    last time: a NaN / infinite / huge timestamp, a negative one (capture times are >= 0; it used to switch the
+    stream to the server's clock silently), a time earlier than the stream's previous one (0 included), and a
+    non-zero timestamp on a stream that runs on the server's clock."""
+    t = pf.timestamp
+    if not math.isfinite(t) or abs(t) > MAX_TIMESTAMP_S:
         raise InvalidInputError(
-            f"frame {pf.frame_id}: timestamp {pf.timestamp!r} is not a finite number of seconds within "
+            f"frame {pf.frame_id}: timestamp {t!r} is not a finite number of seconds within "
             f"+-{MAX_TIMESTAMP_S:g} (send 0 on every frame to use the server's clock)"
         )
+    if t < 0:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {t:g} s is negative (capture times are >= 0 s; send 0 on every frame "
+            "to use the server's clock)"
+        )
     if session.last_timestamp is None:
-        session.uses_client_clock = pf.timestamp > 0
-    ts = pf.timestamp if session.uses_client_clock else pf.t_arrival + session.clock_offset
+        session.uses_client_clock = t > 0
+    elif not session.uses_client_clock and t != 0:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {t:g} s on a stream that runs on the server's clock (its first frame "
+            "had timestamp 0): send 0 on every frame, or open a new stream to send capture times"
+        )
+    ts = t if session.uses_client_clock else pf.t_arrival + session.clock_offset
     last = session.last_timestamp
     if last is not None and ts < last:
         raise InvalidInputError(

@@ -257,6 +257,45 @@ async def test_a_bad_timestamp_fails_its_frame_only(bad: float) -> None:
         )
 
 
+async def test_one_clock_rule_negative_and_mixed_timestamps_are_refused() -> None:
+    """Issue 19: a negative first timestamp (-5.0) silently switched the stream to the server's clock, after which a
+    backwards timestamp (0.5 after 2.0) was answered ok. One rule now: the first accepted frame picks the clock
+    (0: the server's, > 0: the client's); negative times, times going back and a mix of clocks fail their frame."""
+    async with running_server() as srv, channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req("neg"))
+        codes = []
+        for i, t in enumerate([-5.0, 1.0, 2.0, 0.5, 0.0, 2.5], start=1):
+            req = gt_frame_req(i)
+            req.frame.timestamp = t
+            r = await call.step(req)
+            codes.append((t, r.error.code, r.error.message))
+        assert [c for _, c, _ in codes] == [
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # -5.0: negative
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,  # 1.0: the client's clock from here on
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # 0.5 after 2.0: back in time
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # 0.0: back in time too
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,
+        ], codes
+        assert "negative" in codes[0][2] and "earlier than" in codes[3][2]
+        assert await call.finish() == grpc.StatusCode.OK
+        srv_clock = Lockstep(stub(ch))  # a stream on the server's clock refuses capture times
+        await srv_clock.send(open_req("server-clock"))
+        first = gt_frame_req(1)
+        first.frame.timestamp = 0.0
+        r = await srv_clock.step(first)
+        assert not r.HasField("error"), r.error.message
+        later = gt_frame_req(2)
+        later.frame.timestamp = 3.0
+        r = await srv_clock.step(later)
+        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP and "server's clock" in r.error.message
+        again = gt_frame_req(3)
+        again.frame.timestamp = 0.0
+        assert not (await srv_clock.step(again)).HasField("error")
+        assert await srv_clock.finish() == grpc.StatusCode.OK
+
+
 async def test_calls_that_never_open_time_out_and_hold_a_stream_slot() -> None:
     async with running_server(max_streams=2, open_timeout_s=1.0) as srv, channel(srv) as ch:
         s = stub(ch)

@@ -125,7 +125,9 @@ async def test_png_flood_with_untracked_boxes_keeps_the_server_bounded(tmp_path:
             i = 0
             while not stop.is_set():
                 i += 1
-                r = await call.step(gt_frame_req(i % 50 + 1))
+                req = gt_frame_req(i % 50 + 1)  # objects in the frame; a clock that keeps going
+                req.frame.frame_id, req.frame.timestamp = i, 0.1 * i
+                r = await call.step(req)
                 if r.HasField("error"):
                     problems.append(f"bystander frame {i}: {r.error.message}")
                 answered["bystander"] += 1
