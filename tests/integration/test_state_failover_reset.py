@@ -106,7 +106,13 @@ async def test_a_drain_tells_the_client_first_so_no_write_races_the_end_of_the_c
                 answers: Counter[int] = Counter()
                 started = asyncio.Event()
 
-                def on_result(frame: SourceFrame, resp: pb.TrackResponse, latency_ms: float) -> None:
+                def on_result(
+                    frame: SourceFrame,
+                    resp: pb.TrackResponse,
+                    latency_ms: float,
+                    answers: Counter[int] = answers,
+                    started: asyncio.Event = started,
+                ) -> None:
                     answers[frame.index] += 1
                     if len(answers) == 8:
                         started.set()
