@@ -22,7 +22,7 @@ from server.processor import FrameResult, StreamProcessor
 from server.registry import OpenTimeoutError, SessionRegistry
 from server.session import PendingFrame, StreamSession, session_key
 from server.state_keeper import StateKeeper
-from server.status_map import SERVER_STATUS_METADATA, status_code, status_message
+from server.status_map import SERVER_STATUS_METADATA, read_first_then, status_code, status_message
 from tracker_core import __version__
 from tracker_core.errors import (
     InvalidInputError,
@@ -103,6 +103,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         st = self.state
         context.set_trailing_metadata(SERVER_STATUS_METADATA)  # an OK end is the server's word too
         if st.draining:
+            await read_first_then(request_iterator)  # so the client's open cannot race the refusal
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
         # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
         # The caller is known before `open` (its token or certificate): one principal may hold at most
@@ -111,6 +112,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         cap = st.config.max_waiting_per_principal
         mine = st.waiting.get(owner, 0)
         if st.opening >= st.config.max_streams:
+            await read_first_then(request_iterator)
             await self._abort(
                 context,
                 ResourceExhaustedError(
@@ -119,6 +121,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 ),
             )
         if cap > 0 and mine >= cap:
+            await read_first_then(request_iterator)
             await self._abort(
                 context,
                 ResourceExhaustedError(

@@ -54,6 +54,7 @@ class Bystander:
         self.stream_id = stream_id
         self.responses: list[pb.TrackResponse] = []
         self.max_wait_s = 0.0
+        self.waits: list[float] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -73,7 +74,8 @@ class Bystander:
             req.frame.frame_id, req.frame.timestamp = i, 0.1 * i
             t0 = time.perf_counter()
             self.responses.append(await self.call.step(req))
-            self.max_wait_s = max(self.max_wait_s, time.perf_counter() - t0)
+            self.waits.append(time.perf_counter() - t0)
+            self.max_wait_s = max(self.max_wait_s, self.waits[-1])
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
@@ -82,12 +84,15 @@ class Bystander:
         assert await self.call.finish() == grpc.StatusCode.OK
 
     def check(self, max_wait_s: float = 5.0) -> None:
-        """Every answer the bystander got was a success with its two objects tracked once confirmed."""
+        """Every answer the bystander got was a success with its two objects tracked once confirmed, and it never
+        stalled: no step took over ``max_wait_s`` or 20x its own median step in this run, whichever is longer
+        (a neighbour's load on 2 shared cores stretches every step alike; a stall is one step far beyond the rest)."""
         assert len(self.responses) >= 3
         errors = [r.error.message for r in self.responses if r.HasField("error")]
         assert not errors, errors
         assert all(len(r.tracks) == 2 for r in self.responses[3:])
-        assert self.max_wait_s < max_wait_s, self.max_wait_s
+        bound = max(max_wait_s, 20.0 * float(np.median(self.waits)))
+        assert self.max_wait_s < bound, (self.max_wait_s, bound)
 
 
 async def test_huge_client_boxes_neither_crash_nor_stall_nor_fail_other_streams() -> None:
@@ -99,13 +104,21 @@ async def test_huge_client_boxes_neither_crash_nor_stall_nor_fail_other_streams(
         async with Bystander(s) as by:
             attacker = Lockstep(s)
             await attacker.send(open_req("attacker"))
-            for i, box in enumerate(huge, start=1):
+            normal = []  # the same call with an ordinary box: the baseline the huge ones are held to
+            for i in range(1, 4):
+                t0 = time.perf_counter()
+                await attacker.step(boxes_req(i, [(20.0, 40.0, 50.0, 100.0)], timestamp=0.1 * i))
+                normal.append(time.perf_counter() - t0)
+            # unclipped, each of these took seconds or crashed; 10x an ordinary frame here (at least 3 s, for a
+            # neighbour's load on a shared machine) tells the two apart
+            limit = max(3.0, 10.0 * max(normal))
+            for i, box in enumerate(huge, start=4):
                 t0 = time.perf_counter()
                 r = await attacker.step(boxes_req(i, [box, (20.0, 40.0, 50.0, 100.0)], timestamp=0.1 * i))
-                assert time.perf_counter() - t0 < 3.0, box
+                assert time.perf_counter() - t0 < limit, (box, limit)
                 assert not r.HasField("error"), (box, r.error.message)
             # all of them in one frame, and the same frame again: still answered
-            r = await attacker.step(boxes_req(len(huge) + 1, huge, timestamp=10.0))
+            r = await attacker.step(boxes_req(len(huge) + 4, huge, timestamp=10.0))
             assert not r.HasField("error"), r.error.message
             assert await attacker.finish() == grpc.StatusCode.OK
         by.check()
@@ -300,7 +313,10 @@ async def test_calls_that_never_open_time_out_and_hold_a_stream_slot() -> None:
     async with running_server(max_streams=2, open_timeout_s=1.0) as srv, channel(srv) as ch:
         s = stub(ch)
         silent = [s.Track() for _ in range(2)]  # connect, send nothing
-        await asyncio.sleep(0.3)
+        while (
+            srv._state is None or srv._state.opening < 2
+        ):  # both hold their slot (however loaded the machine)
+            await asyncio.sleep(0.02)
         third = Lockstep(s)
         await third.send(open_req("third"))
         code, details = await third.status()
