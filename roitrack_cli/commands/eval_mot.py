@@ -44,6 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf", type=float, default=0.25, help="detector confidence threshold (without --det)"
     )
+    parser.add_argument(
+        "--gmc",
+        help="camera motion per frame (gmc.txt: 'index a11 a12 tx a21 a22 ty', BoT-SORT's convention) for a moving "
+        "camera; 'auto' uses the sequence's gmc.txt when it has one",
+    )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.evaluation import (
         METRIC_KEYS,
         evaluate_results,
+        read_camera_motion,
         read_detections,
         read_seqinfo,
         track_sequence,
@@ -93,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
         )
     image_s = time.perf_counter() - t0
     assert frames is not None
-    run_ = track_sequence(frames, info.frame_rate, config, embeddings)
+    gmc = seq / "gmc.txt" if args.gmc == "auto" else (Path(args.gmc) if args.gmc else None)
+    warps = read_camera_motion(gmc, info.seq_length) if gmc is not None and gmc.is_file() else None
+    if gmc is not None and warps is None and args.gmc != "auto":
+        read_camera_motion(gmc, info.seq_length)  # NotFoundError naming the file
+    run_ = track_sequence(frames, info.frame_rate, config, embeddings, warps)
 
     with tempfile.TemporaryDirectory(prefix="roitrack-evalmot-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / f"{info.name}.txt"
@@ -108,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "appearance": args.appearance,
             "detections": args.det or f"detector {args.weights}",
             "image_pipeline_s": image_s,
+            "camera_motion": str(gmc) if warps is not None else None,
             # how informative the tracker judged the embeddings at the end (docs/tracking.md, look-alikes)
             "appearance_margin": run_.appearance_margin,
             "appearance_confusion": run_.appearance_confusion,
