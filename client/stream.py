@@ -290,7 +290,7 @@ class StreamClient:
                         # A refused call whose open raced the refusal surfaces as a core INTERNAL: ask the server
                         # with a call that cannot race (unary), and report its own word when it refuses us.
                         word = await self._server_word(stub, md)
-                        if word is not None:
+                        if word is not None and not connection_broke(word):
                             raise refusal(word) from None
                     retry = broke or (resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0)
                     if not cfg.reconnect or not retry or attempt >= cfg.max_retries:

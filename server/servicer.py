@@ -56,9 +56,8 @@ class ServiceState:
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
-    waiting: dict[str, int] = field(
-        default_factory=dict
-    )  # the same, per principal (max_waiting_per_principal)
+    # The same, per principal (bounded by max_waiting_per_principal).
+    waiting: dict[str, int] = field(default_factory=dict)
 
 
 class RequestStreamError(RoitrackError):
