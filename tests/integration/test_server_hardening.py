@@ -386,7 +386,8 @@ async def test_idle_metrics_connections_cost_no_thread_and_are_capped() -> None:
         base = threading.active_count()
         socks = [socket.create_connection(("127.0.0.1", srv.metrics_port)) for _ in range(300)]
         await asyncio.sleep(0.5)
-        assert threading.active_count() == base, threading.active_count()  # one loop serves them all
+        # one loop serves them all: no thread per connection (other threads of the process may end meanwhile)
+        assert threading.active_count() <= base, (threading.active_count(), base)
         assert srv._metrics_http.connections <= mh.MAX_CONNECTIONS
         # held open, they still leave room for a scrape: the longest-waiting idle one makes way
         assert b"roitrack_serving 1.0" in await asyncio.to_thread(_scrape, srv.metrics_port)
