@@ -76,6 +76,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the boxes matched to them removed, flag-0 rows ignored), mot15 = every flag-1 gt row counts; auto "
         "(default) chooses from the gt's columns and the sequence name",
     )
+    parser.add_argument(
+        "--camera-motion",
+        choices=("auto", "on"),
+        default="auto",
+        help="with --gmc: apply the motion only while the camera is seen moving (auto, the server's default: a "
+        "static camera's sub-pixel estimation noise is ignored) or on every frame (on)",
+    )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -192,13 +199,19 @@ def run(args: argparse.Namespace) -> int:
         from tracker_core.motion import estimate_sequence_motion
 
         t1 = time.perf_counter()
-        warps = estimate_sequence_motion(seq, info, frames)
+        warps = estimate_sequence_motion(seq, info, frames, args.camera_motion)
         gmc_ms = 1000.0 * (time.perf_counter() - t1) / max(info.seq_length, 1)
         camera_motion = "frames"
     elif args.gmc:
+        from tracker_core.motion import gate_known_motion
+
         gmc = seq / "gmc.txt" if args.gmc == "auto" else Path(args.gmc)
         if gmc.is_file() or args.gmc != "auto":
             warps = read_camera_motion(gmc, info.seq_length)  # NotFoundError naming a missing file
+            # the server's policy: 'auto' applies a file's motion only while the camera is seen moving
+            warps = gate_known_motion(
+                warps, info.im_width, info.im_height, info.frame_rate, args.camera_motion
+            )
             camera_motion = str(gmc)
     run_ = track_sequence(frames, info.frame_rate, config, embeddings, warps)
 

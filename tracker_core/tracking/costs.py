@@ -468,3 +468,130 @@ def switch_veto(
     a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=0.0)
     alt = np.nan_to_num(np.asarray(alt_distance, dtype=np.float64), nan=np.inf)
     return np.asarray(suspicious, bool)[:, None] & (a > reject) & (alt <= accept)
+
+
+def height_iou_cxcywh(
+    tracks: NDArray[np.floating], dets: NDArray[np.floating], buffer: NDArray[np.floating] | float = 0.0
+) -> F64:
+    """Pairwise overlap of the vertical extents ``[T,N]`` (intersection / union of ``[y1, y2]``) of boxes in centre
+    form, with the same ``buffer`` as ``buffered_iou_cxcywh``. Multiplying the IoU by it gives Hybrid-SORT's
+    height-modulated IoU: two people overlapping in the image but standing at different depths differ in where
+    their feet and heads are, which plain IoU discounts."""
+    t = np.asarray(tracks, dtype=np.float64).reshape(-1, 4)
+    d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    if t.shape[0] == 0 or d.shape[0] == 0:
+        return np.zeros((t.shape[0], d.shape[0]))
+    shrink = 1.0 / (1.0 + np.asarray(buffer, dtype=np.float64))
+    off = np.abs(t[:, None, 1] - d[None, :, 1])
+    off = off * shrink[:, None] if shrink.ndim else off * shrink
+    half_sum = (t[:, None, 3] + d[None, :, 3]) * 0.5
+    inter = np.minimum(np.maximum(half_sum - off, 0.0), np.minimum(t[:, None, 3], d[None, :, 3]))
+    union = t[:, None, 3] + d[None, :, 3] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def box_corners(z: NDArray[np.floating]) -> F64:
+    """``[...,4]`` (cx, cy, w, h) -> ``[...,4,2]`` corners (top-left, top-right, bottom-left, bottom-right)."""
+    z = np.asarray(z, dtype=np.float64)
+    hw, hh = z[..., 2] * 0.5, z[..., 3] * 0.5
+    xs = np.stack([z[..., 0] - hw, z[..., 0] + hw, z[..., 0] - hw, z[..., 0] + hw], axis=-1)
+    ys = np.stack([z[..., 1] - hh, z[..., 1] - hh, z[..., 1] + hh, z[..., 1] + hh], axis=-1)
+    return np.stack([xs, ys], axis=-1)
+
+
+def direction_consistency(
+    prev: NDArray[np.floating],
+    last: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+) -> F64:
+    """OC-SORT's velocity-direction consistency ``[T,N]`` in ``[-0.5, 0.5]``, averaged over box corners
+    (Hybrid-SORT's robust variant).
+
+    ``prev [T,4]`` / ``last [T,4]``: each track's earlier and latest observed box (cx, cy, w, h); ``dets [N,4]``.
+    For every corner, the angle between the track's direction of motion (``prev -> last``) and the direction from
+    ``prev`` to the detection: ``(pi/2 - angle) / pi``, so +0.5 for the same direction, -0.5 for the opposite one.
+    Tracks that are not ``valid`` (no earlier observation) or did not move get 0.
+    """
+    t, n = np.asarray(prev).shape[0], np.asarray(dets).shape[0]
+    if t == 0 or n == 0:
+        return np.zeros((t, n))
+    p = box_corners(prev)  # [T,4,2]
+    q = box_corners(last)
+    d = box_corners(dets)  # [N,4,2]
+    v = q - p
+    vn = np.linalg.norm(v, axis=-1, keepdims=True)
+    moved = vn[..., 0] > 1e-6
+    v = v / np.maximum(vn, 1e-6)
+    u = d[None, :, :, :] - p[:, None, :, :]  # [T,N,4,2]
+    un = np.linalg.norm(u, axis=-1, keepdims=True)
+    u = u / np.maximum(un, 1e-6)
+    cos = np.clip(np.sum(u * v[:, None], axis=-1), -1.0, 1.0)  # [T,N,4]
+    score = (np.pi / 2 - np.arccos(cos)) / np.pi
+    score = np.where(moved[:, None, :] & (un[..., 0] > 1e-6), score, 0.0)
+    out = score.mean(axis=-1)
+    out[~np.asarray(valid, dtype=bool)] = 0.0
+    return out
+
+
+class MotionCueWeights(NamedTuple):
+    """Weights of the weak cues that re-rank the pairs motion allows (``motion_cues``); 0 switches one off."""
+
+    stale: float = 0.0
+    score: float = 0.0
+    direction: float = 0.0
+
+
+def motion_cues(
+    w: MotionCueWeights,
+    missed_s: NDArray[np.floating],
+    track_score: NDArray[np.floating],
+    track_box: NDArray[np.floating],
+    prev_obs: NDArray[np.floating],
+    last_obs: NDArray[np.floating],
+    has_prev: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+    det_score: NDArray[np.floating],
+) -> F64:
+    """Additive cost ``[T,N]`` of the weak cues, added to the motion cost to rank plausible pairs.
+
+    - stale: ``w.stale x missed_s`` (seconds the track has gone unmatched beyond one frame, capped at 1): among
+      candidates for one detection, the track that was seen a moment ago keeps it (a soft matching cascade), so
+      two tracks on overlapping people do not trade a detection back and forth;
+    - score: ``w.score x |track score - detection score|`` (Hybrid-SORT's confidence cue: a person walking into
+      occlusion loses confidence gradually, and its detection keeps matching the track whose score fell alike);
+    - direction: ``-w.direction x detection score x direction_consistency`` (OC-SORT's velocity direction, on
+      the four corners: a bonus for a detection that lies the way the track has been moving, a cost otherwise).
+
+    (BoostTrack's shape cue, a relative width/height difference, was tried and changed nothing.) Boxes are (cx, cy,
+    w, h): ``track_box [T,4]`` predicted, ``prev_obs`` / ``last_obs [T,4]`` observed; ``dets
+    [N,4]``; scores in [0, 1].
+    """
+    t, n = np.asarray(track_box).shape[0], np.asarray(dets).shape[0]
+    out = np.zeros((t, n))
+    if t == 0 or n == 0:
+        return out
+    d = np.asarray(dets, dtype=np.float64)
+    ds = np.asarray(det_score, dtype=np.float64)
+    if w.stale:
+        out += w.stale * np.asarray(missed_s, dtype=np.float64)[:, None]
+    if w.score:
+        out += w.score * np.abs(np.asarray(track_score, dtype=np.float64)[:, None] - ds[None, :])
+    if w.direction:
+        out -= w.direction * ds[None, :] * direction_consistency(prev_obs, last_obs, has_prev, d)
+    return out
+
+
+def blend_boxes(
+    dets: NDArray[np.floating], filtered: NDArray[np.floating], blend: float, shape_scale: float = 0.0
+) -> F64:
+    """Output boxes ``[N,4]`` (cx, cy, w, h) between the matched detections and the tracks' filtered boxes:
+    ``(1 - a) * det + a * filtered`` with ``a = blend``, raised towards 1 as a detection's aspect ratio departs from
+    its track's (``a = 1`` at ``|log(ratio of aspect ratios)| = shape_scale``; 0: off)."""
+    d = np.asarray(dets, dtype=np.float64)
+    f = np.asarray(filtered, dtype=np.float64)
+    a = np.full((d.shape[0], 1), float(blend))
+    if shape_scale > 0 and d.shape[0]:
+        dev = np.abs(np.log((d[:, 2] / d[:, 3]) / (f[:, 2] / f[:, 3])))
+        a = np.maximum(a, np.minimum(1.0, dev / shape_scale)[:, None])
+    return (1.0 - a) * d + a * f
