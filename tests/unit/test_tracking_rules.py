@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker_core.tracking import DEFAULT_CONFIG, Tracker
-from tracker_core.tracking import costs
+from tracker_core.tracking import DEFAULT_CONFIG, Tracker, costs
 from tracker_core.tracking.matching import linear_assignment
 
 
