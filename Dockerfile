@@ -21,11 +21,11 @@ WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
 # Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml or the lock
-# changes. The service's dependencies only, at the versions of requirements/lock.txt (what `make install` and CI
-# test; `make lock` refreshes it).
+# changes. The service's dependencies plus the `reid` extra (onnxruntime, for `serve --reid-model`), at the versions
+# of requirements/lock.txt (what `make install` and CI test; `make lock` refreshes it).
 COPY pyproject.toml ./
 COPY requirements/lock.txt ./requirements/lock.txt
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['reid']))" \
       > /tmp/requirements.txt \
  && /opt/roitrack/bin/pip install --no-cache-dir -c requirements/lock.txt -r /tmp/requirements.txt
 

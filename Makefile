@@ -12,7 +12,7 @@ EXTRAS := dev,bench
 # norfair (a benchmark peer) pins rich<13, which clashes with import-linter; it runs fine with --no-deps.
 NORFAIR := 'filterpy==1.4.5' 'norfair==2.1.1'
 
-.PHONY: install demo test lint proto proto-check bench bench-smoke lock lock-upgrade clean
+.PHONY: install install-boxmot demo test lint proto proto-check bench bench-smoke lock lock-upgrade clean
 
 # $(call pip_install,VENV,PIP OPTIONS): the project with its extras, then norfair without its dependencies.
 define pip_install
@@ -30,6 +30,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional, AGPL-3.0: BoxMOT's trackers as peers of `roitrack bench mot` (docs/tracking.md). --no-deps keeps torch,
+# numpy and opencv as they are (checked with pip install --dry-run: its requirements would add opencv-python<5).
+# The packages the lock pins keep their locked versions; lapx (the extra's one package) is resolved.
+install-boxmot: install
+	$(BIN)/python -m pip install -q -c $(LOCK) -e '.[$(EXTRAS),bench-boxmot]'
+	$(BIN)/python -m pip install -q --no-deps 'boxmot==25.0.0'
 
 # Refresh the lock after a dependency change in pyproject.toml (one command): a throw-away venv installs the
 # project with the current lock as constraints (locked versions stay, new packages are resolved), then its

@@ -15,7 +15,13 @@ from google.protobuf.message import DecodeError
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
 from server.config import ServerConfig
-from server.convert import FRAME_ERROR_CODES, frame_from_pb, options_from_pb, tracks_to_pb
+from server.convert import (
+    EMBEDDING_CODES,
+    FRAME_ERROR_CODES,
+    frame_from_pb,
+    options_from_pb,
+    tracks_to_pb,
+)
 from server.metrics import ServerMetrics
 from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
@@ -37,6 +43,8 @@ RESUMED_METADATA_KEY = "roitrack-resumed"
 # The id of the last frame the stream's tracker has processed (-1: none): after a reconnect the client re-sends
 # its unanswered frames with larger ids, so a failover loses no frame and processes none twice.
 LAST_FRAME_METADATA_KEY = "roitrack-last-frame-id"
+# The embedding the stream tracks with: off | roi | reid (also in every TrackResponse).
+EMBEDDING_METADATA_KEY = "roitrack-embedding"
 DRAIN_GOODBYE_S = 2.0
 """While draining: how long a call waits for its client to half-close after the `draining` notice."""
 
@@ -53,6 +61,10 @@ class ServiceState:
     metrics: ServerMetrics
     draining: bool = False
     keeper: StateKeeper | None = None  # durable stream state (--state-store); None: in-memory only
+    # Embeddings streams may choose (server/embedding.py) and what a stream that does not choose gets.
+    embeddings: tuple[str, ...] = ("off",)
+    default_embedding: str = "off"
+    reid_sha256: str = ""
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
@@ -79,8 +91,10 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
             tracking_ms=res.tracking_ms,
             total_ms=res.total_ms,
             batch_size=res.batch_size,
+            camera_motion_ms=res.camera_motion_ms,
         ),
         dropped_frames=res.dropped,
+        embedding=EMBEDDING_CODES.get(res.embedding, pb.EMBEDDING_UNSPECIFIED),
         dropped_detections=res.dropped_detections,
     )
     if res.error_reason:
@@ -157,7 +171,14 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 InvalidInputError("the first message of a Track call must be `open` (stream id, options)"),
             )
         try:
-            options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
+            options = options_from_pb(
+                first.open.options,
+                st.config.conf_threshold,
+                st.config.iou_threshold,
+                st.config.camera_motion,
+                embedding_default=st.default_embedding,
+                embeddings=st.embeddings,
+            )
             session, resumed = st.registry.open(
                 first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
             )
@@ -182,11 +203,18 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         elif resumed:
             st.metrics.stream_resumes.labels("same_replica").inc()
         st.metrics.active_streams.set(st.registry.live_count)
-        log.info("stream %s opened (resumed=%s) from %s", session.stream_id, resumed, context.peer())
+        log.info(
+            "stream %s opened (resumed=%s, embedding %s) from %s",
+            session.stream_id,
+            resumed,
+            session.options.embedding,
+            context.peer(),
+        )
         await context.send_initial_metadata(
             (
                 (RESUMED_METADATA_KEY, "true" if resumed else "false"),
                 (LAST_FRAME_METADATA_KEY, str(session.last_frame_id)),
+                (EMBEDDING_METADATA_KEY, session.options.embedding),
             )
         )
         reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
@@ -213,7 +241,10 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 # reports INTERNAL "Internal error from Core" in place of this UNAVAILABLE (grpc/grpc#36066): a
                 # failover that died on an error it did not recognise. Clients that ignore the notice are ended
                 # after DRAIN_GOODBYE_S as before.
-                yield pb.TrackResponse(draining=True)
+                yield pb.TrackResponse(
+                    draining=True,
+                    embedding=EMBEDDING_CODES.get(session.options.embedding, pb.EMBEDDING_UNSPECIFIED),
+                )
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                     await asyncio.wait_for(asyncio.shield(reader), DRAIN_GOODBYE_S)
                 await self._abort(
@@ -324,4 +355,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 max_detections=cfg.max_detections,
             ),
             class_names=list(st.info.class_names),
+            reid_model_sha256=st.reid_sha256,
+            embeddings=[EMBEDDING_CODES[e] for e in st.embeddings],
+            default_embedding=EMBEDDING_CODES[st.default_embedding],
         )
