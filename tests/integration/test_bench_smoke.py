@@ -48,7 +48,7 @@ PERFORMANCE: dict[str, tuple[list[str], set[str]]] = {
         {"bench", "machine", "rows", "interval_s", "pipeline_frame_ms", "table"},
     ),
 }
-SEQUENCE_BENCHES = ("oracle", "appearance")
+SEQUENCE_BENCHES = ("oracle", "appearance", "mot", "ablation", "reid")
 
 
 def _written(out: Path, name: str) -> dict:
@@ -59,7 +59,15 @@ def _written(out: Path, name: str) -> dict:
 
 def test_every_bench_has_a_smoke_run() -> None:
     """A bench added to `roitrack bench` without a smoke run here fails this test."""
-    assert set(BENCHES) | {"oracle"} == set(PERFORMANCE) | set(SEQUENCE_BENCHES)
+    import argparse
+
+    from roitrack_cli.commands.bench import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(BENCHES) <= set(sub.choices)
+    assert set(sub.choices) == set(PERFORMANCE) | set(SEQUENCE_BENCHES)
 
 
 @pytest.mark.parametrize("name", sorted(PERFORMANCE))
@@ -118,3 +126,55 @@ def test_appearance_runs_end_to_end_without_weights(pets_sequence: Path, tmp_pat
     assert data["weights"].startswith("random yolov7-tiny")
     for path in data["tracking"].values():
         assert set(path) == {"off", "on"} and {"HOTA", "MOTA", "IDF1", "IDSW"} <= set(path["on"])
+
+
+def _head(seq: Path, dst: Path, frames: int) -> Path:
+    """The first ``frames`` frames of a MOTChallenge sequence (images linked, det/gt rows cut, seqinfo rewritten)."""
+    (dst / "img1").mkdir(parents=True)
+    for sub in ("det", "gt"):
+        (dst / sub).mkdir()
+        rows = (seq / sub / f"{sub}.txt").read_text().splitlines()
+        (dst / sub / f"{sub}.txt").write_text(
+            "\n".join(r for r in rows if int(r.split(",")[0]) <= frames) + "\n"
+        )
+    for i in range(1, frames + 1):
+        (dst / "img1" / f"{i:06d}.jpg").symlink_to(seq / "img1" / f"{i:06d}.jpg")
+    ini = (seq / "seqinfo.ini").read_text().splitlines()
+    (dst / "seqinfo.ini").write_text(
+        "\n".join(f"seqLength={frames}" if ln.startswith("seqLength") else ln for ln in ini) + "\n"
+    )
+    return dst
+
+
+def test_mot_runs_and_writes_its_keys(pets_sequence: Path, tmp_path: Path, capsys) -> None:
+    seq = _head(pets_sequence, tmp_path / "data" / "PETS09-S2L1-head", 20)
+    argv = [str(tmp_path / "data"), "--trackers", "trackers_SORT", "--cache", str(tmp_path / "cache")]
+    assert cli.main(["bench", "mot", *argv, "--json", "--out", str(tmp_path / "mot")]) == 0
+    capsys.readouterr()
+    data = _written(tmp_path, "mot")
+    assert {"groups", "sequences", "trackers", "missing", "cache"} <= set(data), sorted(data)
+    assert seq.name in json.dumps(data["sequences"])
+
+
+def test_ablation_runs_and_writes_its_keys(pets_sequence: Path, tmp_path: Path, capsys) -> None:
+    _head(pets_sequence, tmp_path / "data" / "PETS09-S2L1-head", 20)
+    argv = [str(tmp_path / "data"), "--variant", '{"confirm_hits": 2}']
+    assert cli.main(["bench", "ablation", *argv, "--json", "--out", str(tmp_path / "ablation")]) == 0
+    capsys.readouterr()
+    data = _written(tmp_path, "ablation")
+    assert {"groups"} <= set(data), sorted(data)
+    (group,) = data["groups"]
+    assert [r["change"] for r in group["rows"]][1:] and {"HOTA", "IDF1"} <= set(group["rows"][0])
+
+
+def test_reid_runs_and_writes_its_keys(tmp_path: Path, capsys) -> None:
+    from tests.reid_models import colour_model
+
+    model = colour_model(tmp_path / "colour.onnx")
+    argv = ["--reid-model", str(model), "--streams", "1", "--duration", "1", "--warmup", "0", *SMALL]
+    assert cli.main(["bench", "reid", *argv, "--json", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    data = _written(tmp_path, "reid")
+    assert {"bench", "reid_model", "reid_model_sha256", "machine", "results", "table"} <= set(data), sorted(
+        data
+    )
