@@ -68,7 +68,7 @@ async def _stream(port: int, seq: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _assert_same(got: list[str], ref: list[str]) -> None:
-    assert len(ref) > 60  # PETS has several people in every frame
+    assert len(ref) > 40  # PETS has several people in every frame (tracks confirmed after 3 matches)
     for k, (g, r) in enumerate(zip(got, ref, strict=False)):
         assert g == r, f"line {k + 1}: stream {g!r} != eval-mot {r!r}"
     assert len(got) == len(ref)
