@@ -80,9 +80,9 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from tracker_core.detector import load_detector
     from tracker_core.encoder import load_encoder
-    from training.config import input_size_for
-    from training.val_data import dir_pairs, mot_pairs
-    from training.validate import extract_val_features, validate
+    from training.encoder.config import input_size_for
+    from training.encoder.val_data import dir_pairs, mot_pairs
+    from training.encoder.validate import extract_val_features, validate
 
     detector = load_detector(args.weights, device=args.device)
     encoder = load_encoder(args.encoder, detector=detector, device=args.device)
