@@ -44,6 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf", type=float, default=0.25, help="detector confidence threshold (without --det)"
     )
+    parser.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="run the detector unfused (default: fused for inference, as `roitrack serve` runs it)",
+    )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             size=args.size,
             conf=args.conf,
+            fuse=not args.no_fuse,
         )
     image_s = time.perf_counter() - t0
     assert frames is not None
