@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tracker_core.errors import InvalidInputError
-from tracker_core.evaluation.det_eval import coco_scores, evaluate_detections
+from tracker_core.evaluation.det_eval import coco_scores, evaluate_detections, format_table
 from tracker_core.evaluation.det_metrics import (
     FrameDets,
     FrameTruth,
@@ -194,6 +194,8 @@ def test_coco_scores_perfect_and_ignore_regions() -> None:
     assert coco_scores(with_false, no_ignore, [(320, 240)])["ap50"] < 0.9
     rep = evaluate_detections("x", with_false, truth, [(320, 240)], 0.5)
     assert rep.voc["ap50"] == 1.0 and rep.ignore_regions == 1 and rep.detections == 3
+    table = format_table([rep]).splitlines()
+    assert len(table) == 3 and table[2].startswith("| x | 1 | 2 | 3 | 1.000 |") and "**1.000**" in table[2]
 
 
 def test_multiclass_map_is_the_mean_over_classes() -> None:
