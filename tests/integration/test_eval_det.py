@@ -112,7 +112,9 @@ def test_detector_and_file_in_one_table(pets_sequence: Path, tmp_path: Path, cap
     args += ["--score-scale", "100", "--score-clip", "--size", "320"]
     assert main([*args, "--json"]) == 0
     rows = _json(capsys)["rows"]
-    assert rows[0]["name"] == "random.safetensors (detector, 320)" and rows[1]["name"].endswith("det.txt (file)")
+    assert rows[0]["name"] == "random.safetensors (detector, 320)" and rows[1]["name"].endswith(
+        "det.txt (file)"
+    )
     assert len(rows) == 2 and rows[0]["operating_threshold"] == 0.25 and rows[1]["operating_threshold"] == 0.0
     assert rows[1]["voc"]["ap50"] > rows[0]["voc"]["ap50"]  # random weights detect nothing useful
 

@@ -9,7 +9,8 @@ here from their description:
   scale rounded up to multiples of 32 (768x576 frames: 480x640; a quarter less compute than the square, and the
   square's padding holds nothing to learn);
 - **mosaic**: four images (the sample and three random others) around a random centre of a ``2H x 2W`` canvas
-  filled with 114, each cut to fit its quadrant;
+  filled with 114, each cut at the canvas edge (its boxes clipped there; one left with less than half of
+  itself becomes an ignore region);
 - **random affine** of the canvas to the ``H x W`` output: scale ``1 +- scale``, translation ``+- translate`` of
   the output sides, rotation ``+- degrees``, shear ``+- shear``; the output window is the canvas centre, so a
   mosaic's seam falls anywhere. Without mosaic the sample is letterboxed to ``H x W`` as served
@@ -111,11 +112,22 @@ def mosaic4(items: list[Resized], shape: tuple[int, int], rng: np.random.Generat
         classes.append(it.classes)
         boxes.append(it.boxes + shift)
         ignore.append(it.ignore + shift)
+    # what an image lost at the canvas edge does not exist: clip to the canvas; a box left with less than
+    # half of itself is no longer a whole object to teach (an ignore region), as after the affine
+    b = np.concatenate(boxes).reshape(-1, 4).astype(np.float32)
+    lim = np.array([2 * sw, 2 * sh, 2 * sw, 2 * sh], np.float32)
+    clipped = np.clip(b, 0, lim)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    seen = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    whole = seen >= 0.5 * area
+    part = ~whole & (clipped[:, 2] - clipped[:, 0] > 1) & (clipped[:, 3] - clipped[:, 1] > 1)
+    ign = np.clip(np.concatenate(ignore).reshape(-1, 4).astype(np.float32), 0, lim)
+    ign = ign[(ign[:, 2] - ign[:, 0] > 1) & (ign[:, 3] - ign[:, 1] > 1)]
     return Sample(
         canvas,
-        np.concatenate(classes).astype(np.int64),
-        np.concatenate(boxes).reshape(-1, 4).astype(np.float32),
-        np.concatenate(ignore).reshape(-1, 4).astype(np.float32),
+        np.concatenate(classes).astype(np.int64)[whole],
+        clipped[whole],
+        np.concatenate([ign, clipped[part]]).reshape(-1, 4),
     )
 
 
