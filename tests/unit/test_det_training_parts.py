@@ -150,12 +150,12 @@ def test_loss_ignores_objectness_inside_ignore_regions_but_not_elsewhere() -> No
     for p in levels:
         p[..., 4] = 3.0  # confident objectness everywhere: large loss on background cells
     t = torch.zeros((0, 6))
-    base, parts = loss(levels, t)
+    _, parts = loss(levels, t)
     whole = torch.tensor([[0, 0, 0, 320, 320]], dtype=torch.float32)
-    ignored, parts_i = loss(levels, t, whole)
+    _, parts_i = loss(levels, t, whole)
     assert float(parts[1]) > 1.0 and float(parts_i[1]) == 0.0  # no target, all ignored: no objectness loss
     part = torch.tensor([[0, 0, 0, 160, 320]], dtype=torch.float32)
-    half, parts_h = loss(levels, t, part)
+    _, parts_h = loss(levels, t, part)
     assert float(parts_h[1]) == pytest.approx(float(parts[1]), rel=0.05)  # a mean over the cells left
 
 
@@ -210,7 +210,7 @@ def test_mosaic_affine_flip_keep_boxes_on_their_objects(seed: int) -> None:
     for _ in range(4):
         h, w = 240, 320
         xy = rng.uniform(0, [w - 40, h - 80], (3, 2))
-        boxes = np.concatenate([xy, xy + [30, 70]], 1).astype(np.float32)
+        boxes = np.concatenate([xy, xy + np.array([30, 70])], 1).astype(np.float32)
         items.append(
             Resized(_boxes_image(h, w, boxes), np.zeros(3, np.int64), boxes, np.zeros((0, 4), np.float32))
         )
@@ -297,7 +297,7 @@ def test_finetune_keeps_the_body_and_reinitialises_the_head_for_new_classes(tmp_
     assert info2.reinitialised == [] and torch.equal(
         same_nc.state_dict()["model.77.m.0.weight"], ref["model.77.m.0.weight"]
     )
-    fitted, info3 = build_train_net(
+    _, info3 = build_train_net(
         None, 80, src, "fit", np.random.default_rng(0).uniform([10, 30], [40, 120], (200, 2))
     )
     assert info3.anchors_fitted and any(".m." in k for k in info3.reinitialised)
