@@ -21,8 +21,9 @@ WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
 # Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml changes.
+# Plus the `reid` extra (onnxruntime, for `serve --reid-model`).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['reid']))" \
       > /tmp/requirements.txt \
  && /opt/roitrack/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 

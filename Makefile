@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PY_SRC := tracker_core server client training roitrack_cli benchmarks tests scripts
 
-.PHONY: install demo test lint proto proto-check bench clean
+.PHONY: install install-boxmot demo test lint proto proto-check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) roitrack_api/.generated
+
+# Optional, AGPL-3.0: BoxMOT's trackers as peers of `roitrack bench mot` (docs/tracking.md). --no-deps keeps torch,
+# numpy and opencv as they are (checked with pip install --dry-run: its requirements would add opencv-python<5).
+install-boxmot: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench,bench-boxmot]'
+	$(BIN)/python -m pip install -q --no-deps 'boxmot==25.0.0'
 
 # Generated gRPC code: regenerated from proto/ (the source of truth); CI checks it for drift.
 roitrack_api/.generated: $(STAMP) $(shell find proto -name '*.proto' 2>/dev/null) scripts/gen_proto.py

@@ -11,6 +11,10 @@ One command, end to end, each step through the real commands (child processes):
    ``roitrack eval-mot`` and through a real ``roitrack serve`` + ``roitrack stream --detections auto``; both
    scored by TrackEval (HOTA, MOTA, IDF1, IDSW).
 
+With ``--reid-model FILE.onnx`` an ONNX person-ReID model is scored beside them: as a ``roitrack val`` method
+(``reid``) and as a third tracking mode (``reid``: ``eval-mot --reid-model`` and ``serve --reid-model`` +
+``stream --embedding reid``).
+
 Writes ``<out>/<name>.md`` and ``<out>/<name>.json`` (``--name``, default ``appearance``); prints one JSON object
 with ``--json``.
 """
@@ -29,7 +33,7 @@ from typing import Any
 from tracker_core.errors import InvalidInputError, UnavailableError
 
 METRICS = ("HOTA", "MOTA", "IDF1", "IDSW")
-VAL_METHODS = ("encoder", "raw_features", "color_histogram", "center_distance")
+VAL_METHODS = ("encoder", "raw_features", "color_histogram", "center_distance", "reid")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -48,6 +52,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="clip scaled detection scores to [0, 1] (PETS09's reach 138.9 / 100); else out of range = error",
     )
     p.add_argument("--gaps", default="5,10,25,50", help="roitrack val gaps")
+    from roitrack_cli.reid_args import add_reid_args
+
+    add_reid_args(
+        p, "an ONNX person-ReID model to score beside the encoder (val method and tracking mode reid)"
+    )
     p.add_argument("--no-serve", action="store_true", help="skip the serve + stream path")
     p.add_argument("--out", default="docs/bench", help="folder for <name>.md / .json (default docs/bench)")
     p.add_argument("--name", default="appearance", help="file name stem (default appearance)")
@@ -92,11 +101,21 @@ def _score_args(args: argparse.Namespace) -> list[str]:
     return ["--score-scale", str(args.score_scale), *(["--score-clip"] if args.score_clip else [])]
 
 
-def _eval_mot(test: Path, args: argparse.Namespace, encoder: Path | None, res: Path) -> dict[str, Any]:
+def _reid_args(args: argparse.Namespace) -> list[str]:
+    from roitrack_cli.reid_args import reid_cli_args
+
+    return ["--reid-model", str(args.reid_model), *reid_cli_args(args)] if args.reid_model else []
+
+
+def _eval_mot(
+    test: Path, args: argparse.Namespace, encoder: Path | None, res: Path, reid: bool = False
+) -> dict[str, Any]:
     cmd = ["eval-mot", "--seq", str(test), "--det", str(test / "det" / "det.txt")]
     cmd += [*_score_args(args), "--out", str(res), "--json"]
     if encoder is not None:
         cmd += ["--appearance", "on", "--weights", args.weights, "--encoder", str(encoder)]
+    if reid:
+        cmd += ["--appearance", "reid", *_reid_args(args)]
     r = _last_json(_cli(*cmd))
     return {k: r[k] for k in METRICS}
 
@@ -106,13 +125,25 @@ def _served(test: Path, args: argparse.Namespace, encoder: Path, work: Path) -> 
     from tracker_core.evaluation import evaluate_results
 
     files = {"off": work / "served_off.txt", "on": work / "served_on.txt"}
-    with ServerProcess(
-        {"weights": args.weights, "encoder": str(encoder)}, log_path=str(work / "serve.log")
-    ) as srv:
+    settings: dict[str, Any] = {"weights": args.weights, "encoder": str(encoder)}
+    if args.reid_model:
+        files["reid"] = work / "served_reid.txt"
+        settings["reid_model"] = str(args.reid_model)
+        for name in (
+            "reid_size",
+            "reid_channels",
+            "reid_mean",
+            "reid_std",
+            "reid_pixel_scale",
+            "reid_config",
+        ):
+            if getattr(args, name, None) is not None:
+                settings[name] = getattr(args, name)
+    with ServerProcess(settings, log_path=str(work / "serve.log")) as srv:
         for mode, path in files.items():
             cmd = ["stream", "--server", srv.address, "--source", str(test), "--detections", "auto"]
             cmd += [*_score_args(args), "--stream-id", f"bench-{mode}", "--mot-out", str(path), "--quiet"]
-            _cli(*cmd, *(["--no-appearance"] if mode == "off" else []))
+            _cli(*cmd, "--embedding", {"on": "roi"}.get(mode, mode))
     scores = evaluate_results(test, {m: str(p) for m, p in files.items()})
     return {m: {k: scores[m][k] for k in METRICS} for m in files}
 
@@ -127,6 +158,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--seq", args.seq, "--split", args.split]
     parts += ["--encoder", args.encoder] if args.encoder else []
     parts += ["--train-args", args.train_args] if args.train_args else []
+    parts += _reid_args(args)
     parts += ["--gaps", args.gaps, "--work", args.work, "--name", args.name]
     return "roitrack bench appearance " + shlex.join(parts)
 
@@ -154,7 +186,8 @@ def run_cli(args: argparse.Namespace) -> dict[str, Any]:
     val: dict[str, Any] = {}
     for g in (int(x) for x in args.gaps.split(",") if x):
         r = _last_json(_cli("val", "--mot", str(test), "--gap", str(g), "--stride", "10",
-                            "--weights", args.weights, "--encoder", str(encoder), "--json"))  # fmt: skip
+                            "--weights", args.weights, "--encoder", str(encoder), *_reid_args(args),
+                            "--json"))  # fmt: skip
         val[str(g)] = {m: {k: r[m]["pooled"][k] for k in ("top1", "mrr")} for m in VAL_METHODS if m in r}
     result["val"] = val
     tracking = {
@@ -163,21 +196,26 @@ def run_cli(args: argparse.Namespace) -> dict[str, Any]:
             "on": _eval_mot(test, args, encoder, work / "evalmot_on.txt"),
         }
     }
+    if args.reid_model:
+        tracking["eval-mot"]["reid"] = _eval_mot(test, args, None, work / "evalmot_reid.txt", reid=True)
     if not args.no_serve:
         tracking["serve+stream"] = _served(test, args, encoder, work)
     result["tracking"] = tracking
     result["targets"] = {
-        path: {
-            "idf1_gain": round(r["on"]["IDF1"] - r["off"]["IDF1"], 2),
-            "idsw_change": int(r["on"]["IDSW"] - r["off"]["IDSW"]),
-            "met": bool(r["on"]["IDF1"] >= r["off"]["IDF1"] + 2 and r["on"]["IDSW"] <= r["off"]["IDSW"]),
+        path if mode == "on" else f"{path} ({mode})": {
+            "idf1_gain": round(r[mode]["IDF1"] - r["off"]["IDF1"], 2),
+            "idsw_change": int(r[mode]["IDSW"] - r["off"]["IDSW"]),
+            "met": bool(r[mode]["IDF1"] >= r["off"]["IDF1"] + 2 and r[mode]["IDSW"] <= r["off"]["IDSW"]),
         }
         for path, r in tracking.items()
+        for mode in r
+        if mode != "off"
     }
     return result
 
 
 def markdown(r: dict[str, Any]) -> str:
+    methods = [m for m in VAL_METHODS if any(m in v for v in r["val"].values())]
     lines = [
         "# Appearance on unseen frames",
         "",
@@ -188,11 +226,11 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Cross-frame matching on the test frames (`roitrack val`, pooled Top-1 / MRR)",
         "",
-        "| gap | " + " | ".join(VAL_METHODS) + " |",
-        "| --- |" + " --- |" * len(VAL_METHODS),
+        "| gap | " + " | ".join(methods) + " |",
+        "| --- |" + " --- |" * len(methods),
     ]
     for g, v in r["val"].items():
-        cells = [f"{v[m]['top1']:.3f} / {v[m]['mrr']:.3f}" if m in v else "n/a" for m in VAL_METHODS]
+        cells = [f"{v[m]['top1']:.3f} / {v[m]['mrr']:.3f}" if m in v else "n/a" for m in methods]
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     lines += ["", "## Tracking the test frames (public detections)", ""]
     lines += [
@@ -204,7 +242,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {path} | {mode} | " + " | ".join(f"{m[k]:g}" for k in METRICS) + " |")
     lines += [
         "",
-        "| path | IDF1 on - off | IDSW on - off | target (IDF1 +2, no more IDSW) |",
+        "| path (embedding; on = ROI encoder) | IDF1 - off | IDSW - off | target (IDF1 +2, no more IDSW) |",
         "| --- | --- | --- | --- |",
     ]
     for path, t in r["targets"].items():

@@ -192,7 +192,11 @@ def make_items(n: int, dets: int, seed: int = 0) -> list[FrameItem]:
     items = []
     for _ in range(n):
         frame, boxes, scores, _ = scene.step(0.1)
-        items.append(FrameItem(encode_jpeg(frame), boxes, scores))
+        # a box that left the frame entirely is not a detection (the server fails such a frame as
+        # INVALID_DETECTIONS); boxes reaching past an edge are kept
+        h, w = frame.shape[:2]
+        inside = (boxes[:, 0] < w) & (boxes[:, 1] < h) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+        items.append(FrameItem(encode_jpeg(frame), boxes[inside], scores[inside]))
     return items
 
 
@@ -238,13 +242,14 @@ async def run_stream(
     client_dets: bool = False,
     stats: StreamStats | None = None,
     channel: Any = None,
+    embedding: str | None = None,
 ) -> StreamStats:
     """One camera: opens ``stream_id`` and sends frames until ``duration_s`` or ``n_frames``.
 
     ``fps=None``: closed loop, at most ``max_in_flight`` frames unanswered (``1`` = lock-step). ``fps=F``:
     a camera that captures at ``F`` frames per second whether or not the server keeps up; a frame is skipped
     (counted) only when ``max_in_flight`` frames are already unanswered. Latency = send to response, per
-    answered frame.
+    answered frame. ``embedding``: the stream's choice (``roi`` | ``reid`` | ``off``; None: the server's default).
     """
     import grpc
 
@@ -297,7 +302,12 @@ async def run_stream(
             if done_sending.is_set() and not pending:
                 return
 
-    await call.write(pb.TrackRequest(open=pb.OpenStream(stream_id=stream_id)))
+    opts = pb.StreamOptions()
+    if embedding is not None:
+        opts.embedding = {"off": pb.EMBEDDING_OFF, "roi": pb.EMBEDDING_ROI, "reid": pb.EMBEDDING_REID}[
+            embedding
+        ]
+    await call.write(pb.TrackRequest(open=pb.OpenStream(stream_id=stream_id, options=opts)))
     read_task = asyncio.create_task(reader())
     try:
         i = 0
@@ -402,6 +412,7 @@ async def run_streams(
     max_in_flight: int,
     client_dets: bool,
     prefix: str = "bench",
+    embedding: str | None = None,
 ) -> list[StreamStats]:
     """``n`` concurrent cameras for ``duration_s`` seconds; each stream starts at a different frame of the scene.
     ``fps`` ``None`` or ``0``: closed loop (each stream keeps ``max_in_flight`` frames unanswered)."""
@@ -427,6 +438,7 @@ async def run_streams(
                     client_dets=client_dets,
                     stats=s,
                     channel=ch,
+                    embedding=embedding,
                 )
                 for k, s in enumerate(stats)
             )

@@ -4,12 +4,18 @@ Stages, in the order a frame goes through them: ``decode`` (JPEG -> RGB, the ser
 ``letterbox`` (``Detector.preprocess``: letterbox + HWC uint8 -> CHW float tensor on the device),
 ``forward`` (``Detector.forward_raw``), ``nms`` (``Detector.postprocess``), ``roi_align``
 (``roi_features`` of the frame's boxes on the tap), ``encoder`` (``RoiEncoder`` -> numpy embeddings),
-``tracking`` (``Tracker.update``) and ``serialize`` (``TrackResponse`` built and serialised).
+``camera_motion`` (the server's per-stream estimator, ``tracker_core.motion.CameraMotion`` in ``on`` mode so it runs
+every frame: grey downscale + corners + optical flow + RANSAC, the frame's boxes masked), ``tracking``
+(``Tracker.update`` with that warp) and ``serialize`` (``TrackResponse`` built and serialised).
 
 The detector runs on the synthetic scene's frames; ROI Align, the encoder and the tracker get the scene's
 ``--dets`` boxes (default 50) rather than a random detector's output, so the tracker holds ~50 live tracks and
 the figures are those of a busy camera. Detector weights are random unless ``--weights`` is given: a random
 head passes a different number of candidates to NMS than a trained one (reported as ``nms_candidates``).
+
+With ``--reid-model FILE.onnx`` the same boxes are also embedded by the ONNX ReID model (``ReidModel.embed_frame``
+on the decoded frame: crops, resize, normalise, onnxruntime), timed apart from the chain: ``reid_ms``,
+``reid_ms_per_crop`` and ``reid_share``, its share of a frame that uses it instead of ROI Align + encoder.
 """
 
 from __future__ import annotations
@@ -31,7 +37,17 @@ from benchmarks.common import (
     sync,
 )
 
-STAGES = ("decode", "letterbox", "forward", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "decode",
+    "letterbox",
+    "forward",
+    "nms",
+    "roi_align",
+    "encoder",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
 ARCHS = ("yolov7-tiny", "yolov7")
 SIZES = (320, 640)
 TRACKER_WARMUP_FRAMES = 12
@@ -65,20 +81,26 @@ def measure(
     seed: int = 0,
     warmup: int = 2,
     images: list[np.ndarray] | None = None,
+    reid: Any = None,
 ) -> dict[str, Any]:
-    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones)."""
+    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones); ``reid``: a
+    ``tracker_core.reid.ReidModel`` timed on the same boxes."""
     import torch
 
     from server.decode import decode_encoded
     from tracker_core.features import roi_features
+    from tracker_core.motion import CameraMotion
     from tracker_core.tracking import Tracker
 
     encoder = make_encoder(det, device)
+    motion = CameraMotion("on")
     tracker = Tracker()
     scene = SyntheticScene(n=dets, seed=seed)
     fps = 10.0
     stride = int(det.tap_stride)
     times: dict[str, list[float]] = {s: [] for s in STAGES}
+    reid_s: list[float] = []
+    crops: list[int] = []
     nms_candidates: list[int] = []
     live_tracks: list[int] = []
     frame_s: list[float] = []
@@ -120,15 +142,26 @@ def measure(
             t5 = now()
             emb = encoder(feats).float().cpu().numpy()
             t6 = now()
-            tracks = tracker.update(boxes, scores, ts, embeddings=emb)
+            warp = motion.update(rgb, boxes, ts)
+            t6b = now()
+            tracks = tracker.update(boxes, scores, ts, embeddings=emb, warp=warp)
             t7 = now()
             data = tracks_to_proto(tracks, i, ts).SerializeToString()
             t8 = now()
             assert len(data) > 0
+            if reid is not None:
+                t9 = now()
+                reid.embed_frame(rgb, boxes)
+                if i >= warmup:
+                    reid_s.append(now() - t9)
+                    crops.append(len(boxes))
             if i < warmup:
                 continue
             for name, a, b in zip(
-                STAGES, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8), strict=True
+                STAGES,
+                (t0, t1, t2, t3, t4, t5, t6, t6b, t7),
+                (t1, t2, t3, t4, t5, t6, t6b, t7, t8),
+                strict=True,
             ):
                 times[name].append(b - a)
             frame_s.append(t8 - t0)
@@ -138,18 +171,28 @@ def measure(
 
     ms = {s: median_ms(times[s]) for s in STAGES}
     total = float(sum(ms.values()))
+    extra: dict[str, Any] = {}
+    if reid is not None:
+        r_ms = median_ms(reid_s)
+        extra = {
+            "reid_ms": r_ms,
+            "reid_ms_per_crop": r_ms / max(1.0, float(np.median(crops))),
+            "reid_share": r_ms / (total - ms["roi_align"] - ms["encoder"] + r_ms),
+        }
     return {
         "ms": ms,
         "total_ms": total,
         "fps": 1000.0 / total if total > 0 else float("nan"),
         "share": {s: ms[s] / total for s in STAGES},
         "tracking_share": ms["tracking"] / total,
+        "camera_motion_share": ms["camera_motion"] / total,
         "frame_ms_median": median_ms(frame_s),
         "frame_ms_min": float(min(frame_s) * 1e3),
         "frames": frames,
         "dets": dets,
         "tracks": int(np.median(live_tracks)) if live_tracks else 0,
         "nms_candidates": int(np.median(nms_candidates)) if nms_candidates else 0,
+        **extra,
     }
 
 
@@ -182,12 +225,17 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     else:
         archs = ARCHS
     images = image_frames(opts.source, frames + 2) if opts.source else None
+    reid = None
+    if opts.extra.get("reid_model"):
+        from tracker_core.reid import load_reid_model
+
+        reid = load_reid_model(str(opts.extra["reid_model"]), device=opts.device)
     rows = []
     for arch in archs:
         det = detector_for(opts, arch, fuse=True)
         for size in sizes:
             r = on_worker_thread(
-                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images
+                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images, reid=reid
             )
             rows.append({"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r})
         del det
@@ -200,14 +248,19 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "source": opts.source or "synthetic",
         "machine": machine(),
         "stages": list(STAGES),
+        "reid_model": str(opts.extra.get("reid_model") or ""),
         "results": rows,
         "tracking_share_max": max(r["tracking_share"] for r in rows),
         "target_tracking_share": 0.02,
+        "camera_motion_share_max": max(r["camera_motion_share"] for r in rows),
+        "target_camera_motion_share": 0.10,
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "tracks"]
+    with_reid = bool(result.get("reid_model"))
+    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "camera motion share", "tracks"]
+    headers += ["reid ms", "reid ms/crop", "reid share (instead of roi_align+encoder)"] if with_reid else []
     rows = [
         [
             r["arch"],
@@ -216,7 +269,9 @@ def markdown(result: dict[str, Any]) -> str:
             r["total_ms"],
             r["fps"],
             f"{100 * r['tracking_share']:.2f}%",
+            f"{100 * r.get('camera_motion_share', 0.0):.2f}%",
             r["tracks"],
+            *([r["reid_ms"], r["reid_ms_per_crop"], f"{100 * r['reid_share']:.1f}%"] if with_reid else []),
         ]
         for r in result["results"]
     ]

@@ -90,7 +90,10 @@ class StreamConfig:
     conf_threshold: float | None = None
     iou_threshold: float | None = None
     appearance: bool | None = None
+    # off | roi | reid: the stream's appearance embedding (None: the server's default). See server/embedding.py.
+    embedding: str | None = None
     return_lost: bool = False
+    camera_motion: str | None = None  # auto | on | off; None: the server's default
     resume: bool = False  # resume on the first connect too
     reconnect: bool = True
     max_retries: int = 6
@@ -110,6 +113,8 @@ class StreamConfig:
             raise InvalidInputError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
         for target in self.servers:
             validate_target(target)
+        if self.embedding is not None and self.embedding not in EMBEDDING_CODES:
+            raise InvalidInputError(f"--embedding must be roi, reid or off, got {self.embedding!r}")
 
     @property
     def servers(self) -> list[str]:
@@ -126,6 +131,7 @@ class StreamStats:
     lost: int = 0  # in flight when a call broke
     reconnects: int = 0
     resumed: bool = False
+    embedding: str = ""  # what the server says the stream tracks with (roitrack-embedding): off | roi | reid
     id_restarts: int = 0  # the server restarted track IDs (no resume); later IDs were offset to stay unique
     latencies_ms: list[float] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
@@ -144,7 +150,7 @@ class StreamStats:
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | str]:
         return {
             "sent": self.sent,
             "answered": self.answered,
@@ -158,8 +164,11 @@ class StreamStats:
             "p95_ms": round(self.percentile(95), 2),
             "p99_ms": round(self.percentile(99), 2),
             "tracks": len(self.track_ids),
+            "embedding": self.embedding,
         }
 
+
+EMBEDDING_CODES = {"off": pb.EMBEDDING_OFF, "roi": pb.EMBEDDING_ROI, "reid": pb.EMBEDDING_REID}
 
 ResultCallback = Callable[[SourceFrame, pb.TrackResponse, float], None]
 
@@ -172,6 +181,14 @@ def build_open(cfg: StreamConfig, resume: bool) -> pb.TrackRequest:
         opts.iou_threshold = cfg.iou_threshold
     if cfg.appearance is not None:
         opts.appearance = cfg.appearance
+    if cfg.embedding is not None:
+        opts.embedding = EMBEDDING_CODES[cfg.embedding]
+    if cfg.camera_motion is not None:
+        opts.camera_motion = {
+            "auto": pb.CAMERA_MOTION_AUTO,
+            "on": pb.CAMERA_MOTION_ON,
+            "off": pb.CAMERA_MOTION_OFF,
+        }[cfg.camera_motion]
     return pb.TrackRequest(open=pb.OpenStream(stream_id=cfg.stream_id, resume=resume, options=opts))
 
 
@@ -403,6 +420,9 @@ class StreamClient:
             md_in = await call.initial_metadata()
             # Only an accepted open carries roitrack-resumed (a refused one ends with empty metadata).
             opened = [v for k, v in (md_in or ()) if k == "roitrack-resumed"]
+            used = [v for k, v in (md_in or ()) if k == "roitrack-embedding"]
+            if used:
+                self.stats.embedding = str(used[0])
             if opened:
                 self.stats.resumed = self.stats.resumed or opened[0] == "true"
                 self._on_open(opened[0] == "true")

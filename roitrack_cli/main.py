@@ -52,7 +52,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "roitrack_cli.commands.slice_seq",
         "cut a frame range of a MOTChallenge sequence into a new sequence",
     ),
-    "bench": ("roitrack_cli.commands.bench", "benchmarks: stages, overhead, scaling, soak, floor, oracle"),
+    "make-pan": (
+        "roitrack_cli.commands.make_pan",
+        "synthetic pan/zoom over a static sequence (frames, moved gt/det, true gmc.txt)",
+    ),
+    "bench": (
+        "roitrack_cli.commands.bench",
+        "benchmarks: stages, overhead, scaling, soak, floor, oracle, mot, reid, ...",
+    ),
     "info": ("roitrack_cli.commands.info", "print versions, devices and the installed commands"),
 }
 

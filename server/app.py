@@ -28,6 +28,7 @@ from roitrack_api.roitrack.v1 import tracking_pb2, tracking_pb2_grpc
 from server.auth import BearerTokenInterceptor, principal_of
 from server.batcher import Batcher
 from server.config import ServerConfig, named_tokens
+from server.embedding import resolve_default
 from server.metrics import ServerMetrics
 from server.metrics_http import MetricsHTTPServer
 from server.model_runner import ModelRunner
@@ -136,6 +137,9 @@ class TrackingServer:
             info=self.runner.info,
             appearance_available=self.runner.appearance_available,
             metrics=m,
+            embeddings=self.runner.embeddings_available,
+            default_embedding=resolve_default(cfg.default_embedding, self.runner.embeddings_available),
+            reid_sha256=self.runner.info.reid_sha256,
         )
         tokens = named_tokens(cfg)
         auth = BearerTokenInterceptor(tokens) if tokens else None
@@ -185,6 +189,7 @@ class TrackingServer:
                 "encoder_sha256": self.runner.info.encoder_sha256 or "none",
                 "device": self.runner.info.device,
                 "input_size": str(self.runner.info.input_size),
+                "reid_sha256": self.runner.info.reid_sha256 or "none",
             }
         )
         if cfg.state_store is not None:

@@ -36,6 +36,21 @@ class ServerConfig:
     random_encoder: bool = (
         False  # a randomly initialised encoder (demos, benchmarks: exercises ROI Align + encoder)
     )
+    # ONNX person-ReID model on image crops (docs/reid.md): streams may choose it instead of the ROI encoder.
+    reid_model: str | None = None
+    reid_size: str | None = (
+        None  # HEIGHTxWIDTH, e.g. "256x128" (default: the model's input / metadata / sidecar)
+    )
+    reid_channels: str | None = None  # rgb | bgr (default rgb)
+    reid_mean: str | None = None  # "0.485,0.456,0.406" (default ImageNet's)
+    reid_std: str | None = None  # "0.229,0.224,0.225" (default ImageNet's)
+    reid_pixel_scale: float | None = None  # pixels are divided by this first (default 255)
+    reid_config: str | None = None  # JSON sidecar of the above (default: FILE.json beside the model)
+    reid_max_batch: int = 64  # crops per onnxruntime run at most
+    reid_threads: int = 0  # onnxruntime intra-op threads (0: its default)
+    default_embedding: str = (
+        "auto"  # a stream that does not choose gets: auto (roi > reid > off) | roi | reid | off
+    )
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     input_size: int = 640
     fuse: bool = True
@@ -68,6 +83,8 @@ class ServerConfig:
     max_detections: int = 1000  # client detections per frame; more fail that frame with TOO_MANY_DETECTIONS
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
+    # Camera motion compensation of streams that do not choose (StreamOptions.camera_motion): auto | on | off
+    camera_motion: str = "auto"
     tracking_threads: int = 4
     warmup: bool = True
     drain_timeout_s: float = 10.0
@@ -247,6 +264,7 @@ def validate(cfg: ServerConfig) -> None:
     need(not (cfg.encoder and cfg.random_encoder), "give either encoder or random_encoder, not both")
     if cfg.encoder is not None and not Path(cfg.encoder).is_file():
         raise WeightsError(f"encoder file {cfg.encoder} does not exist")
+    _validate_reid(cfg)
     need(cfg.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
     dev = cfg.device
     need(
@@ -297,6 +315,10 @@ def validate(cfg: ServerConfig) -> None:
         f"max_detections must be 1..100000, got {cfg.max_detections}",
     )
     need(0 < cfg.conf_threshold < 1, f"conf_threshold must be in (0, 1), got {cfg.conf_threshold}")
+    need(
+        cfg.camera_motion in ("auto", "on", "off"),
+        f"camera_motion must be auto, on or off, got {cfg.camera_motion!r}",
+    )
     need(0 < cfg.iou_threshold < 1, f"iou_threshold must be in (0, 1), got {cfg.iou_threshold}")
     need(1 <= cfg.tracking_threads <= 64, "tracking_threads must be 1..64")
     need(0 <= cfg.drain_timeout_s <= 3600, f"drain_timeout_s must be 0..3600, got {cfg.drain_timeout_s}")
@@ -334,6 +356,46 @@ def validate(cfg: ServerConfig) -> None:
         raise ConfigError(
             f"metrics port {cfg.metrics_port} on {cfg.host} is already in use (choose another with --metrics-port)"
         )
+
+
+def _validate_reid(cfg: ServerConfig) -> None:
+    """The ReID model and its input settings, and the default embedding (files are opened by the runner)."""
+    from server.embedding import DEFAULT_CHOICES
+    from tracker_core.reid import ReidOptions
+
+    flags = ("reid_size", "reid_channels", "reid_mean", "reid_std", "reid_pixel_scale", "reid_config")
+    if cfg.reid_model is None:
+        given = [f for f in flags if getattr(cfg, f) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} given without reid_model (--reid-model FILE.onnx)")
+    elif not Path(cfg.reid_model).is_file():
+        raise WeightsError(f"ReID model file {cfg.reid_model} does not exist")
+    if cfg.reid_config is not None and not Path(cfg.reid_config).is_file():
+        raise ConfigError(f"reid_config file {cfg.reid_config} does not exist")
+    ReidOptions.from_strings(
+        cfg.reid_size, cfg.reid_channels, cfg.reid_mean, cfg.reid_std, cfg.reid_pixel_scale, cfg.reid_config
+    )
+    if not 1 <= cfg.reid_max_batch <= 4096:
+        raise ConfigError(f"reid_max_batch must be 1..4096, got {cfg.reid_max_batch}")
+    if not 0 <= cfg.reid_threads <= 256:
+        raise ConfigError(f"reid_threads must be 0..256, got {cfg.reid_threads}")
+    if cfg.default_embedding not in DEFAULT_CHOICES:
+        raise ConfigError(
+            f"default_embedding must be one of {', '.join(DEFAULT_CHOICES)}, got {cfg.default_embedding!r}"
+        )
+    if cfg.default_embedding == "roi" and not (cfg.encoder or cfg.random_encoder):
+        raise ConfigError("default_embedding roi needs an encoder (--encoder or --random-encoder)")
+    if cfg.default_embedding == "reid" and cfg.reid_model is None:
+        raise ConfigError("default_embedding reid needs --reid-model FILE.onnx")
+
+
+def reid_options(cfg: ServerConfig) -> Any:
+    """The ReID input settings of ``cfg`` (``tracker_core.reid.ReidOptions``)."""
+    from tracker_core.reid import ReidOptions
+
+    return ReidOptions.from_strings(
+        cfg.reid_size, cfg.reid_channels, cfg.reid_mean, cfg.reid_std, cfg.reid_pixel_scale, cfg.reid_config
+    )
 
 
 def replace(cfg: ServerConfig, **changes: Any) -> ServerConfig:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
+from server.embedding import check_available
 from server.frames import ClientDetections, EncodedImage, FrameInput, RawImageData
 from server.session import StreamOptions
 from tracker_core.errors import InvalidInputError
@@ -25,14 +26,61 @@ FRAME_ERROR_CODES = {
 }
 
 
-def options_from_pb(msg: pb.StreamOptions, conf_default: float, iou_default: float) -> StreamOptions:
-    """Per-stream options; out-of-range values raise ``InvalidInputError``."""
+# wire Embedding <-> the server's names (server/embedding.py)
+EMBEDDING_NAMES = {pb.EMBEDDING_OFF: "off", pb.EMBEDDING_ROI: "roi", pb.EMBEDDING_REID: "reid"}
+EMBEDDING_CODES = {v: k for k, v in EMBEDDING_NAMES.items()}
+
+
+def embedding_from_pb(msg: pb.StreamOptions, default: str, available: Sequence[str]) -> str:
+    """The stream's embedding: its choice, else ``off`` for the legacy ``appearance: false``, else ``default``.
+    ``InvalidInputError`` for an unknown value or one contradicting ``appearance``;
+    ``EmbeddingUnavailableError`` (FAILED_PRECONDITION) for a choice the server has no model for."""
+    legacy = bool(msg.appearance) if msg.HasField("appearance") else None
+    if msg.embedding == pb.EMBEDDING_UNSPECIFIED:
+        # legacy clients: `appearance: false` = motion only; true or unset = the server's default
+        return "off" if legacy is False else default
+    name = EMBEDDING_NAMES.get(msg.embedding)
+    if name is None:
+        raise InvalidInputError(
+            f"unknown embedding {msg.embedding}; use EMBEDDING_OFF, EMBEDDING_ROI or EMBEDDING_REID"
+        )
+    if legacy is not None and legacy != (name != "off"):
+        raise InvalidInputError(
+            f"options contradict each other: appearance {str(legacy).lower()} with embedding {name}"
+        )
+    return check_available(name, available)
+
+
+_CAMERA_MOTION: dict[int, str] = {
+    int(pb.CAMERA_MOTION_AUTO): "auto",
+    int(pb.CAMERA_MOTION_ON): "on",
+    int(pb.CAMERA_MOTION_OFF): "off",
+}
+
+
+def options_from_pb(
+    msg: pb.StreamOptions,
+    conf_default: float,
+    iou_default: float,
+    camera_motion_default: str = "auto",
+    embedding_default: str = "roi",
+    embeddings: Sequence[str] = ("off", "roi", "reid"),
+) -> StreamOptions:
+    """Per-stream options; out-of-range values raise ``InvalidInputError``, an embedding the server cannot serve
+    ``EmbeddingUnavailableError``. ``embedding_default``: the server's resolved default; ``embeddings``: what it
+    serves."""
+    embedding = embedding_from_pb(msg, embedding_default, embeddings)
+    cm = int(msg.camera_motion)
+    if cm != pb.CAMERA_MOTION_UNSPECIFIED and cm not in _CAMERA_MOTION:
+        raise InvalidInputError(f"unknown camera_motion {cm}; use CAMERA_MOTION_AUTO, _ON or _OFF")
     return StreamOptions(
         classes=tuple(int(c) for c in msg.classes) or None,
         conf_threshold=float(msg.conf_threshold) if msg.HasField("conf_threshold") else conf_default,
         iou_threshold=float(msg.iou_threshold) if msg.HasField("iou_threshold") else iou_default,
-        appearance=bool(msg.appearance) if msg.HasField("appearance") else True,
+        appearance=embedding != "off",
         return_lost=bool(msg.return_lost),
+        embedding=embedding,
+        camera_motion=_CAMERA_MOTION.get(cm, camera_motion_default),
     )
 
 
@@ -66,6 +114,8 @@ def frame_from_pb(msg: pb.Frame, options: StreamOptions) -> FrameInput:
         iou_threshold=options.iou_threshold,
         classes=options.classes,
         appearance=options.appearance,
+        embedding=options.embedding,
+        camera_motion=options.camera_motion != "off",
     )
 
 

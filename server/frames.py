@@ -8,6 +8,7 @@ import numpy as np
 
 from server.decode import decode_encoded, decode_raw
 from tracker_core.errors import InvalidInputError, RoitrackError
+from tracker_core.motion import GrayFrame
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class FrameInput:
     iou_threshold: float = 0.45
     classes: tuple[int, ...] | None = None  # None: all classes
     appearance: bool = True
+    camera_motion: bool = (
+        False  # the runner also returns the downscaled grey frame the motion estimator reads
+    )
+    embedding: str = "roi"  # with appearance: "roi" (ROI encoder) or "reid" (ReID model on image crops)
 
 
 @dataclass
@@ -101,7 +106,9 @@ class FrameOutput:
     """Detections of one frame (``boxes`` ``[N,4]`` xyxy original px), or the error that made it unusable.
 
     ``stage_s`` holds this frame's share of each batched stage (seconds): decode, letterbox, inference, nms,
-    roi_align, encoder.
+    roi_align, encoder, reid; and ``camera_motion`` (this frame's grey frame for the motion estimator).
+    ``embedding`` names what made ``embeddings`` (``roi`` | ``reid``; ``""``: none); with ``reid``, ``reid_crops``
+    is this frame's crop count and ``reid_s_per_crop`` its batch's ReID time per crop.
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
@@ -117,3 +124,7 @@ class FrameOutput:
     t_batch_start: float = 0.0  # time.perf_counter() when its batch started running
     run_s: float = 0.0  # wall time of its batch in the model runner
     image_hw: tuple[int, int] = (0, 0)
+    gray: GrayFrame | None = None  # the camera-motion estimator's grey frame (FrameInput.camera_motion)
+    embedding: str = ""
+    reid_crops: int = 0
+    reid_s_per_crop: float = 0.0

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from server.config import ServerConfig
+from server.config import ServerConfig, reid_options
 from server.model_runner import ModelRunner, pick_device
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ def file_sha256(path: str | Path) -> str:
 
 def build_runner(cfg: ServerConfig) -> ModelRunner:
     """Load the models ``cfg`` names. Raises ``WeightsError`` (missing/corrupt files, an encoder trained on
-    another detector) or ``ConfigError`` (no such device)."""
+    another detector, a ReID model onnxruntime cannot run) or ``ConfigError`` (no such device, bad ReID input
+    settings, no onnxruntime)."""
     from tracker_core.detector import build_detector, load_detector
     from tracker_core.encoder import Appearance
 
@@ -48,7 +49,18 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         appearance = random_appearance(detector)
         encoder_sha = "random"
     else:
-        log.info("no encoder: appearance off, tracking by motion only")
+        log.info("no encoder: no ROI appearance embeddings")
+    reid = None
+    if cfg.reid_model is not None:
+        from tracker_core.reid import load_reid_model
+
+        reid = load_reid_model(
+            cfg.reid_model,
+            reid_options(cfg),
+            device=device,
+            max_batch=cfg.reid_max_batch,
+            threads=cfg.reid_threads,
+        )
     runner = ModelRunner(
         detector,
         appearance,
@@ -57,6 +69,7 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         max_pixels=cfg.max_pixels,
         max_detections=cfg.max_detections,
         device_preprocess=cfg.device_preprocess,
+        reid=reid,
     )
     if cfg.weights is None:
         runner.info = dataclasses.replace(runner.info, weights_sha256="random")

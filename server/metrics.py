@@ -32,7 +32,22 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 # Stages a frame goes through; the values of the ``stage`` label of roitrack_stage_latency_seconds.
-STAGES = ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "queue",
+    "decode",
+    "letterbox",
+    "inference",
+    "nms",
+    "roi_align",
+    "encoder",
+    "reid",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
+# Buckets of roitrack_reid_crop_seconds (time per crop) and roitrack_reid_crops_per_frame.
+CROP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
+CROPS_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 # Values of the ``reason`` label of roitrack_frames_failed_total.
 FAILURE_REASONS = (
@@ -78,6 +93,19 @@ class ServerMetrics:
             "Time per frame spent in each pipeline stage (batched stages are divided over the batch).",
             ["stage"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.reid_crop_latency = Histogram(
+            "roitrack_reid_crop_seconds",
+            "ReID model time per crop (crop, resize, normalise, onnxruntime) of each frame's batch, observed per "
+            "frame that used the ReID embedding and had boxes.",
+            buckets=CROP_BUCKETS,
+            registry=r,
+        )
+        self.reid_crops_per_frame = Histogram(
+            "roitrack_reid_crops_per_frame",
+            "Crops the ReID model embedded per frame (frames of streams using the ReID embedding).",
+            buckets=CROPS_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
@@ -130,7 +158,7 @@ class ServerMetrics:
             registry=r,
         )
         self.model_info = Info(
-            "roitrack_model", "Detector arch, weights/encoder sha256 and device.", registry=r
+            "roitrack_model", "Detector arch, weights/encoder/ReID model sha256 and device.", registry=r
         )
         self.up = Gauge("roitrack_serving", "1 when the health service reports SERVING, else 0.", registry=r)
         # Durable stream state (--state-store); these stay at zero without a store.

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from server.frames import DecodedImage, EncodedImage, FrameInput, FrameOutput
+from server.motion_frames import gray_frame
 from server.tensor_preprocess import decode_to_device, letterbox_batch
-from tracker_core.errors import ResourceExhaustedError, RoitrackError
+from tracker_core.errors import InvalidInputError, ResourceExhaustedError, RoitrackError
 from tracker_core.letterbox import LetterboxTransform
+from tracker_core.motion import DEFAULT_FLOW_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,17 @@ class Embedder(Protocol):
     encoder: Any  # [N,C,10,10] -> [N,D] L2-normalised
 
 
+class CropEmbedder(Protocol):
+    """Frames + boxes -> embeddings from image crops (``tracker_core.reid.ReidModel``)."""
+
+    sha256: str
+    embed_dim: int
+
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``HxWx3`` uint8 RGB frames and their ``[Ni,4]`` xyxy boxes -> each frame's ``[Ni,D]`` float32."""
+        ...
+
+
 @dataclass(frozen=True)
 class RunnerInfo:
     arch: str
@@ -55,6 +68,7 @@ class RunnerInfo:
     device: str
     input_size: int
     class_names: tuple[str, ...]
+    reid_sha256: str = ""
 
 
 DEFAULT_MAX_DETECTIONS = 1000
@@ -108,6 +122,9 @@ class ModelRunner:
     """Owns a detector (see ``tracker_core.detector.Detector``) and an optional embedder on the detector's device.
 
     ``input_size``: frames are letterboxed to ``input_size x input_size``, so a whole batch is one tensor.
+    ``reid``: an optional crop embedder (ONNX ReID model) for the frames whose stream chose ``reid``; their
+    crops are cut from the decoded frames after the boxes are known (client boxes need no detector forward),
+    all frames of the batch together.
     """
 
     def __init__(
@@ -120,13 +137,18 @@ class ModelRunner:
         max_det: int = 300,
         device_preprocess: bool = True,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
+        reid: CropEmbedder | None = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.reid = reid
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
         self.max_det = max_det
         self.max_detections = int(max_detections)
+        self.motion_width = (
+            DEFAULT_FLOW_CONFIG.width
+        )  # grey frame width for camera motion (tracker_core.motion)
         # Decode + letterbox on the model's device (nvJPEG, torch resize) when it is a GPU; OpenCV on the CPU.
         self.tensor_preprocess = bool(device_preprocess and detector.device.type == "cuda")
         # Boxes per ROI Align + encoder call: cache-sized blocks on the CPU; on a GPU blocks that bound the
@@ -144,11 +166,19 @@ class ModelRunner:
             device=str(detector.device),
             input_size=self.input_size,
             class_names=tuple(getattr(detector, "names", ()) or ()),
+            reid_sha256=str(reid.sha256) if reid is not None else "",
         )
 
     @property
     def appearance_available(self) -> bool:
-        return self.embedder is not None
+        return self.embedder is not None or self.reid is not None
+
+    @property
+    def embeddings_available(self) -> tuple[str, ...]:
+        """What a stream may choose: ``off`` plus ``roi`` (encoder) and ``reid`` (ReID model) when loaded."""
+        from server.embedding import available_embeddings
+
+        return available_embeddings(self.embedder is not None, self.reid is not None)
 
     def warmup(self, iterations: int = 2, batch: int = 1) -> None:
         """Run a few full forwards at the serving size so the first real frame is not slow."""
@@ -161,8 +191,9 @@ class ModelRunner:
         import cv2
 
         jpeg = EncodedImage(cv2.imencode(".jpg", img)[1].tobytes())
+        extra = [FrameInput(jpeg, dets, embedding="reid")] if self.reid is not None else []
         for _ in range(iterations):
-            self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(jpeg, dets)])
+            self.run([FrameInput(DecodedImage(img))] * batch + [FrameInput(jpeg, dets), *extra])
 
     def run(
         self,
@@ -205,7 +236,7 @@ class ModelRunner:
 
         # Frames that need the network: detector boxes wanted, or appearance on our features.
         want_app = [
-            images[i] is not None and inp.appearance and self.embedder is not None
+            images[i] is not None and inp.appearance and inp.embedding == "roi" and self.embedder is not None
             for i, inp in enumerate(inputs)
         ]
         fwd = [
@@ -224,10 +255,37 @@ class ModelRunner:
                 outs[i].classes = cd.classes[keep].astype(np.int64)
         if fwd:
             self._forward_isolated(inputs, images, outs, fwd, want_app, shared)
+        if self.reid is not None:
+            crops = [
+                i
+                for i, inp in enumerate(inputs)
+                if images[i] is not None
+                and outs[i].error is None
+                and inp.appearance
+                and inp.embedding == "reid"
+            ]
+            if crops:
+                self._reid_isolated(images, outs, crops, shared)
         nb = max(1, n)
         for o in outs:
             o.stage_s = {k: v / nb for k, v in shared.items()}
+        self._motion_frames(inputs, images, outs)
         return outs
+
+    def _motion_frames(
+        self, inputs: Sequence[FrameInput], images: list[Any], outs: list[FrameOutput]
+    ) -> None:
+        """The grey frame of every decoded frame whose stream estimates camera motion (timed per frame as
+        ``camera_motion``)."""
+        for i, inp in enumerate(inputs):
+            if not inp.camera_motion or images[i] is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                outs[i].gray = gray_frame(images[i], self.motion_width)
+            except Exception as exc:  # never fail a frame over it: this frame is then tracked without motion
+                log.warning("camera-motion grey frame failed: %r", exc)
+            outs[i].stage_s["camera_motion"] = time.perf_counter() - t0
 
     def _forward_isolated(
         self,
@@ -251,10 +309,56 @@ class ModelRunner:
             outs[i].boxes, outs[i].scores, outs[i].classes, outs[i].embeddings = _client_or_empty(
                 inputs[i], outs[i]
             )
+            outs[i].embedding = ""
             try:
                 self._forward(inputs, images, outs, [i], want_app, shared)
             except Exception as exc:
                 self._fail(outs[i], exc)
+
+    def _reid_isolated(
+        self, images: list[Any], outs: list[FrameOutput], idx: list[int], shared: dict[str, float]
+    ) -> None:
+        """ReID embeddings of the frames ``idx`` (boxes already set), all their crops in one model input; when that
+        fails, each frame on its own, so only the culprit fails. Adds the ``reid`` stage time."""
+        t0 = time.perf_counter()
+        try:
+            self._reid(images, outs, idx)
+        except Exception as exc:
+            if len(idx) == 1:
+                self._fail_reid(outs[idx[0]], exc)
+            else:
+                log.warning(
+                    "ReID on a batch of %d frames failed (%s): rerunning its frames one by one", len(idx), exc
+                )
+                for i in idx:
+                    try:
+                        self._reid(images, outs, [i])
+                    except Exception as exc1:
+                        self._fail_reid(outs[i], exc1)
+        dt = time.perf_counter() - t0
+        shared["reid"] = shared.get("reid", 0.0) + dt
+        crops = sum(outs[i].reid_crops for i in idx)
+        for i in idx:
+            outs[i].reid_s_per_crop = dt / crops if crops else 0.0
+
+    def _reid(self, images: list[Any], outs: list[FrameOutput], idx: list[int]) -> None:
+        assert self.reid is not None
+        frames = [_host_rgb(images[i]) for i in idx]
+        embs = self.reid.embed(frames, [outs[i].boxes for i in idx])
+        for i, e in zip(idx, embs, strict=True):
+            outs[i].embeddings = np.asarray(e, np.float32)
+            outs[i].embedding = "reid"
+            outs[i].reid_crops = len(e)
+
+    @staticmethod
+    def _fail_reid(out: FrameOutput, exc: BaseException) -> None:
+        out.embeddings, out.reid_crops = None, 0
+        if isinstance(exc, InvalidInputError):
+            out.error, out.error_reason = exc, "invalid_detections"
+        else:
+            log.warning("ReID failed on a frame: %r", exc)
+            out.error = RunnerFrameError(f"internal error in the ReID model ({type(exc).__name__})")
+            out.error_reason = "internal"
 
     @staticmethod
     def _fail(out: FrameOutput, exc: BaseException) -> None:
@@ -350,11 +454,19 @@ class ModelRunner:
         start = 0
         for j, bx in zip(app, boxes, strict=True):
             outs[fwd[j]].embeddings = emb[start : start + len(bx)]
+            outs[fwd[j]].embedding = "roi"
             start += len(bx)
 
 
 class RunnerFrameError(RoitrackError):
     """An unexpected failure of one frame inside the model runner (the message hides internals)."""
+
+
+def _host_rgb(image: Any) -> np.ndarray:
+    """A decoded frame as an ``HxWx3`` uint8 RGB array on the host (device-decoded frames are ``[3,H,W]`` tensors)."""
+    if isinstance(image, np.ndarray):
+        return image
+    return np.ascontiguousarray(image.permute(1, 2, 0).contiguous().cpu().numpy())
 
 
 def _client_or_empty(

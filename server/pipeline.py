@@ -21,8 +21,9 @@ import numpy as np
 
 from server.frames import ClientDetections, DecodedImage, EncodedImage, FrameInput
 from server.model_runner import ModelRunner
-from server.processor import track_frame
+from server.processor import camera_warp, track_frame
 from tracker_core.errors import RoitrackError
+from tracker_core.motion import CameraMotion, MotionMode
 
 
 @dataclass
@@ -42,12 +43,23 @@ class Pipeline:
         conf_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         appearance: bool = True,
+        camera_motion: str = "off",
+        embedding: str | None = None,
     ) -> None:
+        """``embedding``: ``roi`` | ``reid`` | ``off`` (default: what a server would give a stream that does not
+        choose: ``roi`` when the runner has an encoder, else ``reid`` when it has a ReID model, else ``off``);
+        ``EmbeddingUnavailableError`` for one the runner has no model for. ``appearance=False`` = ``off``."""
+        from server.embedding import check_available, resolve_default
+
         self.runner = runner
         self.tracker = tracker_factory()
+        self.camera_motion = CameraMotion(MotionMode.parse(camera_motion))
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
-        self.appearance = appearance and runner.appearance_available
+        available = runner.embeddings_available
+        chosen = "off" if not appearance else embedding or resolve_default("auto", available)
+        self.embedding = check_available(chosen, available)
+        self.appearance = self.embedding != "off"
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-pipeline-model")
 
     def process(
@@ -65,14 +77,26 @@ class Pipeline:
             dets = ClientDetections(
                 np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(c, np.int64)
             )
-        inp = FrameInput(img, dets, self.conf_threshold, self.iou_threshold, None, self.appearance)
+        inp = FrameInput(
+            img,
+            dets,
+            self.conf_threshold,
+            self.iou_threshold,
+            None,
+            self.appearance,
+            camera_motion=self.camera_motion.enabled,
+            embedding=self.embedding,
+        )
         (out,) = self._model_thread.submit(self.runner.run, [inp]).result()
         if out.error is not None:
             raise out.error
+        warp, cm_s = camera_warp(self.camera_motion, out, timestamp)
         t0 = time.perf_counter()
-        tracks = track_frame(self.tracker, out, timestamp, self.appearance)
+        tracks = track_frame(self.tracker, out, timestamp, self.appearance, warp)
         stage_ms = {k: v * 1000.0 for k, v in out.stage_s.items()}
         stage_ms["tracking"] = (time.perf_counter() - t0) * 1000.0
+        if self.camera_motion.enabled:
+            stage_ms["camera_motion"] = stage_ms.get("camera_motion", 0.0) + cm_s * 1000.0
         return PipelineResult(tracks, out.boxes, stage_ms)
 
     def close(self) -> None:

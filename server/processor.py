@@ -17,8 +17,9 @@ from server.frames import FrameOutput
 from server.metrics import ServerMetrics
 from server.session import PendingFrame, StreamSession
 from tracker_core.errors import InvalidInputError, RoitrackError
+from tracker_core.motion import CameraMotion
 
-MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder")
+MODEL_STAGES = ("decode", "letterbox", "inference", "nms", "roi_align", "encoder", "reid")
 
 
 @dataclass
@@ -37,18 +38,38 @@ class FrameResult:
     batch_size: int = 0
     dropped: int = 0
     t_arrival: float = 0.0
+    camera_motion_ms: float = 0.0  # grey frame (runner) + estimate; not part of tracking_ms
+    embedding: str = ""  # the stream's embedding: off | roi | reid
 
 
-def track_frame(tracker: Any, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
+def track_frame(
+    tracker: Any, out: FrameOutput, timestamp: float, appearance: bool, warp: Any = None
+) -> list[Any]:
     """Update ``tracker`` with one frame's detections (motion only when ``appearance`` is off or there are no
-    embeddings). Raises ``InvalidInputError`` for boxes the tracker refuses."""
+    embeddings) and the camera motion into this frame (``warp [2,3]`` or ``None``). Raises ``InvalidInputError``
+    for boxes the tracker refuses."""
     emb = out.embeddings if appearance else None
-    return list(tracker.update(out.boxes, out.scores, timestamp, classes=out.classes, embeddings=emb))
+    return list(
+        tracker.update(out.boxes, out.scores, timestamp, classes=out.classes, embeddings=emb, warp=warp)
+    )
 
 
-def _locked_track(session: StreamSession, out: FrameOutput, timestamp: float, appearance: bool) -> list[Any]:
+def camera_warp(motion: CameraMotion | None, out: FrameOutput, timestamp: float) -> tuple[Any, float]:
+    """The stream's camera motion into this frame (``None`` when off, static or unknown) and the seconds the
+    estimate took."""
+    if motion is None or not motion.enabled:
+        return None, 0.0
+    t0 = time.perf_counter()
+    warp = motion.update(out.gray, out.boxes, timestamp)
+    return warp, time.perf_counter() - t0
+
+
+def _locked_track(
+    session: StreamSession, out: FrameOutput, timestamp: float, appearance: bool
+) -> tuple[list[Any], float]:
     with session.track_lock:
-        return track_frame(session.tracker, out, timestamp, appearance)
+        warp, cm_s = camera_warp(session.camera_motion, out, timestamp)
+        return track_frame(session.tracker, out, timestamp, appearance, warp), cm_s
 
 
 class StreamProcessor:
@@ -62,7 +83,12 @@ class StreamProcessor:
         self.metrics = metrics
 
     async def process(self, session: StreamSession, pf: PendingFrame) -> FrameResult:
-        res = FrameResult(frame_id=pf.frame_id, timestamp=pf.timestamp, t_arrival=pf.t_arrival)
+        res = FrameResult(
+            frame_id=pf.frame_id,
+            timestamp=pf.timestamp,
+            t_arrival=pf.t_arrival,
+            embedding=session.options.embedding,
+        )
         try:
             out = await self.batcher.submit(pf.inp)
         except asyncio.CancelledError:
@@ -80,15 +106,18 @@ class StreamProcessor:
                 out.error, out.error_reason = exc, "invalid_timestamp"
         if out.error is None:
             t0 = time.perf_counter()
+            cm_s = 0.0
             try:
-                res.tracks = await asyncio.get_running_loop().run_in_executor(
+                res.tracks, cm_s = await asyncio.get_running_loop().run_in_executor(
                     self.pool, _locked_track, session, out, ts, session.options.appearance
                 )
             except RoitrackError as exc:
                 out.error, out.error_reason = exc, "invalid_detections"
             except Exception as exc:
                 out.error, out.error_reason = _internal(exc), "internal"
-            res.tracking_ms = (time.perf_counter() - t0) * 1000.0
+            res.tracking_ms = (time.perf_counter() - t0 - cm_s) * 1000.0
+            if session.camera_motion.enabled:
+                res.camera_motion_ms = (out.stage_s.get("camera_motion", 0.0) + cm_s) * 1000.0
         if out.error is not None:
             res.error_reason, res.error_message = out.error_reason or "internal", str(out.error)
             session.frames_failed += 1
@@ -109,10 +138,16 @@ class StreamProcessor:
         for stage in MODEL_STAGES:
             if stage in out.stage_s:
                 m.stage_latency.labels(stage).observe(out.stage_s[stage])
+        if out.embedding == "reid":
+            m.reid_crops_per_frame.observe(out.reid_crops)
+            if out.reid_crops:
+                m.reid_crop_latency.observe(out.reid_s_per_crop)
         if res.error_reason:
             m.frames_failed.labels(res.error_reason).inc()
         else:
             m.stage_latency.labels("tracking").observe(res.tracking_ms / 1000.0)
+            if session.camera_motion.enabled:
+                m.stage_latency.labels("camera_motion").observe(res.camera_motion_ms / 1000.0)
             m.frames_processed.labels(m.stream_label(session.key)).inc()
             m.set_active_tracks(session.key, session.active_tracks)
 

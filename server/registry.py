@@ -10,6 +10,7 @@ from typing import Any
 from server.session import StreamOptions, StreamSession, session_key
 from tracker_core.errors import (
     AlreadyExistsError,
+    ConfigError,
     InvalidInputError,
     NotFoundError,
     ResourceExhaustedError,
@@ -29,6 +30,11 @@ class OpenTimeoutError(RoitrackError):
 
 class StreamClosedError(RoitrackError):
     """The stream was closed by ``CloseStream`` while its call was live (the call ends with ABORTED)."""
+
+
+class EmbeddingChangedError(ConfigError):
+    """A resume asks for another embedding than the stream tracks with (FAILED_PRECONDITION): its tracks hold
+    embeddings of the first kind."""
 
 
 class SessionRegistry:
@@ -82,7 +88,8 @@ class SessionRegistry:
         held by other calls still waiting for their `open` message (they count toward ``max_streams``).
 
         Raises ``InvalidInputError`` (bad id), ``AlreadyExistsError`` (the id is live on another call),
-        ``ResourceExhaustedError`` (``max_streams`` live calls).
+        ``ResourceExhaustedError`` (``max_streams`` live calls), ``EmbeddingChangedError`` (a resume with another
+        embedding than the stream's).
         """
         if not STREAM_ID_RE.match(stream_id):
             raise InvalidInputError(
@@ -109,6 +116,11 @@ class SessionRegistry:
             self._sessions[key] = session
             resumed = False
         else:
+            if existing.options.embedding != options.embedding:
+                raise EmbeddingChangedError(
+                    f"stream {stream_id!r} tracks with the {existing.options.embedding} embedding; resume it with "
+                    f"the same (asked: {options.embedding}), or open it without resume"
+                )
             session, resumed = existing, True
         session.attach(options)
         return session, resumed

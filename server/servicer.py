@@ -15,7 +15,13 @@ from google.protobuf.message import DecodeError
 from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 from roitrack_api.roitrack.v1 import tracking_pb2_grpc as pb_grpc
 from server.config import ServerConfig
-from server.convert import FRAME_ERROR_CODES, frame_from_pb, options_from_pb, tracks_to_pb
+from server.convert import (
+    EMBEDDING_CODES,
+    FRAME_ERROR_CODES,
+    frame_from_pb,
+    options_from_pb,
+    tracks_to_pb,
+)
 from server.metrics import ServerMetrics
 from server.model_runner import RunnerInfo
 from server.processor import FrameResult, StreamProcessor
@@ -37,6 +43,8 @@ RESUMED_METADATA_KEY = "roitrack-resumed"
 # The id of the last frame the stream's tracker has processed (-1: none): after a reconnect the client re-sends
 # its unanswered frames with larger ids, so a failover loses no frame and processes none twice.
 LAST_FRAME_METADATA_KEY = "roitrack-last-frame-id"
+# The embedding the stream tracks with: off | roi | reid (also in every TrackResponse).
+EMBEDDING_METADATA_KEY = "roitrack-embedding"
 
 
 @dataclass
@@ -51,6 +59,10 @@ class ServiceState:
     metrics: ServerMetrics
     draining: bool = False
     keeper: StateKeeper | None = None  # durable stream state (--state-store); None: in-memory only
+    # Embeddings streams may choose (server/embedding.py) and what a stream that does not choose gets.
+    embeddings: tuple[str, ...] = ("off",)
+    default_embedding: str = "off"
+    reid_sha256: str = ""
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
@@ -75,8 +87,10 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
             tracking_ms=res.tracking_ms,
             total_ms=res.total_ms,
             batch_size=res.batch_size,
+            camera_motion_ms=res.camera_motion_ms,
         ),
         dropped_frames=res.dropped,
+        embedding=EMBEDDING_CODES.get(res.embedding, pb.EMBEDDING_UNSPECIFIED),
     )
     if res.error_reason:
         resp.error.code = FRAME_ERROR_CODES.get(res.error_reason, pb.FRAME_ERROR_CODE_INTERNAL)
@@ -129,7 +143,14 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 InvalidInputError("the first message of a Track call must be `open` (stream id, options)"),
             )
         try:
-            options = options_from_pb(first.open.options, st.config.conf_threshold, st.config.iou_threshold)
+            options = options_from_pb(
+                first.open.options,
+                st.config.conf_threshold,
+                st.config.iou_threshold,
+                st.config.camera_motion,
+                embedding_default=st.default_embedding,
+                embeddings=st.embeddings,
+            )
             owner = st.identify(context)
             session, resumed = st.registry.open(
                 first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
@@ -155,11 +176,18 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         elif resumed:
             st.metrics.stream_resumes.labels("same_replica").inc()
         st.metrics.active_streams.set(st.registry.live_count)
-        log.info("stream %s opened (resumed=%s) from %s", session.stream_id, resumed, context.peer())
+        log.info(
+            "stream %s opened (resumed=%s, embedding %s) from %s",
+            session.stream_id,
+            resumed,
+            session.options.embedding,
+            context.peer(),
+        )
         await context.send_initial_metadata(
             (
                 (RESUMED_METADATA_KEY, "true" if resumed else "false"),
                 (LAST_FRAME_METADATA_KEY, str(session.last_frame_id)),
+                (EMBEDDING_METADATA_KEY, session.options.embedding),
             )
         )
         reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
@@ -288,4 +316,7 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 max_detections=cfg.max_detections,
             ),
             class_names=list(st.info.class_names),
+            reid_model_sha256=st.reid_sha256,
+            embeddings=[EMBEDDING_CODES[e] for e in st.embeddings],
+            default_embedding=EMBEDDING_CODES[st.default_embedding],
         )

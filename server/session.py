@@ -15,19 +15,33 @@ from typing import Any
 
 from server.frames import FrameInput
 from tracker_core.errors import InvalidInputError, RoitrackError
+from tracker_core.motion import CameraMotion, MotionMode
+
+CAMERA_MOTION_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Per-stream options (validated ranges; ``classes`` None means all classes)."""
+    """Per-stream options (validated ranges; ``classes`` None means all classes). ``embedding``: ``roi`` |
+    ``reid`` | ``off`` (server/embedding.py); ``appearance`` is false exactly when it is ``off``."""
 
     classes: tuple[int, ...] | None = None
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
     appearance: bool = True
     return_lost: bool = False
+    camera_motion: str = "auto"  # auto | on | off (tracker_core.motion.MotionMode)
+    embedding: str = "roi"
 
     def __post_init__(self) -> None:
+        if self.camera_motion not in CAMERA_MOTION_MODES:
+            raise InvalidInputError(f"camera_motion must be auto, on or off, got {self.camera_motion!r}")
+        if self.embedding not in ("roi", "reid", "off"):
+            raise InvalidInputError(f"embedding must be roi, reid or off, got {self.embedding!r}")
+        if not self.appearance:
+            object.__setattr__(self, "embedding", "off")
+        elif self.embedding == "off":
+            object.__setattr__(self, "appearance", False)
         if not 0.01 <= self.conf_threshold <= 0.99:
             raise InvalidInputError(f"conf_threshold must be in [0.01, 0.99], got {self.conf_threshold}")
         if not 0.1 <= self.iou_threshold <= 0.95:
@@ -65,6 +79,8 @@ class StreamSession:
         self.owner = owner
         self.options = options
         self.tracker = tracker
+        # Camera motion compensation: the estimator's previous frame and the auto policy's state, this stream's own.
+        self.camera_motion = CameraMotion(MotionMode.parse(options.camera_motion))
         self.queue_size = queue_size
         self._queue: deque[PendingFrame] = deque()
         self._wakeup = asyncio.Event()
@@ -147,6 +163,10 @@ class StreamSession:
 
     # ---- life cycle (registry side) ----
     def attach(self, options: StreamOptions) -> None:
+        if options.camera_motion != self.options.camera_motion:
+            self.camera_motion = CameraMotion(MotionMode.parse(options.camera_motion))
+        else:  # a resumed stream may have missed frames: the next estimate starts afresh
+            self.camera_motion.estimator.reset()
         self.options = options
         self.live = True
         self.detached_at = None

@@ -38,6 +38,12 @@ def pets_sequence() -> Path:
     return _shared_path("data", "PETS09-S2L1-dev")
 
 
+@pytest.fixture(scope="session")
+def mot_dev() -> Path:
+    """``../shared/data/mot-dev``: MOT17-val halves, MOT15 and DanceTrack sequences (detections + gt, no images)."""
+    return _shared_path("data", "mot-dev")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
         import torch

@@ -3,6 +3,17 @@
 Every adapter is built fresh per sequence with the sequence's frame rate and otherwise its library's defaults
 (what a user gets out of the box). ``update`` is the only thing timed; building each library's input object
 (``sv.Detections``, norfair ``Detection`` list, DeepSORT tuples) happens in ``prepare``, outside the clock.
+
+Camera motion (moving cameras): ``set_warp(warp)`` before each ``update`` hands the frame's ``[2,3]`` camera motion
+(a ``gmc.txt`` row) to the trackers that can use one - ours (``Tracker.update(warp=...)``), roboflow BoT-SORT and
+BoxMOT's BotSort / HybridSort / BoostTrack / OccluBoost, whose camera-motion component is swapped for one that
+returns the file's warp (their own estimators need the images, which the benchmark does not use). Every other
+tracker has no camera-motion compensation in its design. Without a warp file the CMC-capable peers run with their
+CMC off (on a blank frame it could only return the identity, at a cost).
+
+BoxMOT (AGPL-3.0) is an optional benchmark-only dependency (``pip install 'roitrack[bench-boxmot]'``, see
+docs/tracking.md); only this module imports it, lazily; the service and ``tracker_core`` never do (an
+import-linter contract).
 """
 
 from __future__ import annotations
@@ -26,6 +37,12 @@ class Adapter:
 
     name = "?"
     note = ""
+    supports_warp = False  # whether set_warp reaches the tracker (camera-motion compensation)
+    _warp: NDArray[np.float64] | None = None
+
+    def set_warp(self, warp: NDArray[np.float64] | None) -> None:
+        """The camera motion into the frame the next ``update`` gets (``None``: none known)."""
+        self._warp = warp
 
     def prepare(
         self, boxes: NDArray[np.float32], scores: NDArray[np.float32], emb: NDArray[np.float32] | None
@@ -51,9 +68,13 @@ class Ours(Adapter):
         self.use_embeddings = use_embeddings
         self.name = "roitrack (ours, appearance)" if use_embeddings else "roitrack (ours)"
 
+    supports_warp = True
+
     def update(self, payload: Any, t: float) -> Any:
         boxes, scores, emb = payload
-        return self.tracker.update(boxes, scores, t, embeddings=emb if self.use_embeddings else None)
+        return self.tracker.update(
+            boxes, scores, t, embeddings=emb if self.use_embeddings else None, warp=self._warp
+        )
 
     def collect(self, raw: Any) -> Output:
         if not raw:
@@ -90,7 +111,7 @@ class _Supervision(Adapter):
 class RoboflowTrackers(_Supervision):
     """roboflow ``trackers`` (SORT / ByteTrack / OC-SORT / BoT-SORT), timestamp-driven like ours."""
 
-    def __init__(self, kind: str, frame_rate: float):
+    def __init__(self, kind: str, frame_rate: float, camera_motion: bool = False):
         import trackers
 
         cls = {
@@ -100,15 +121,22 @@ class RoboflowTrackers(_Supervision):
             "BoT-SORT": trackers.BoTSORTTracker,
         }[kind]
         kwargs: dict[str, Any] = {"frame_rate": frame_rate}
+        self._frame: NDArray[np.uint8] | None = None
         if kind == "BoT-SORT":
-            # camera-motion compensation needs the image; PETS09 is a static camera and every tracker here gets
-            # the same detections only, so CMC is off.
-            kwargs["enable_cmc"] = False
-            self.note = "CMC off (detections only; static camera)"
+            # its CMC estimates from the image, which the benchmark does not use: with a warp file its CMC
+            # component returns the file's warp (on a 1x1 stand-in frame), else CMC is off
+            kwargs["enable_cmc"] = camera_motion
+            self.supports_warp = camera_motion
+            self.note = "CMC from gmc.txt" if camera_motion else "CMC off (detections only)"
         self.tracker = cls(**kwargs)
+        if kind == "BoT-SORT" and camera_motion:
+            self.tracker.cmc = _FileCMC(self)
+            self._frame = np.zeros((1, 1, 3), np.uint8)
         self.name = f"trackers {kind}"
 
     def update(self, payload: Any, t: float) -> Any:
+        if self._frame is not None:
+            return self.tracker.update(payload, self._frame)
         return self.tracker.update(payload)
 
 
@@ -212,6 +240,80 @@ class DeepSortRealtime(Adapter):
         return ids, np.stack(boxes), scores
 
 
+class _FileCMC:
+    """A tracker library's camera-motion component (``estimate`` for roboflow ``trackers``, ``apply`` for BoxMOT)
+    that returns the warp its adapter was given for this frame (identity when none)."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self._adapter = adapter
+
+    def _warp(self) -> NDArray[np.float64]:
+        w = self._adapter._warp
+        return np.eye(2, 3) if w is None else np.asarray(w, np.float64).reshape(2, 3)
+
+    def estimate(self, frame: Any, boxes: Any = None) -> NDArray[np.float64]:
+        return self._warp()
+
+    def apply(self, img: Any, dets: Any = None) -> NDArray[np.float64]:
+        return self._warp()
+
+    def reset(self) -> None:
+        pass
+
+
+BOXMOT_KINDS = ("BotSort", "ByteTrack", "OcSort", "HybridSort", "BoostTrack", "OccluBoost")
+"""BoxMOT 25's motion-only trackers in the benchmark (each also takes a ReID model, switched off here)."""
+
+
+class BoxMot(Adapter):
+    """A BoxMOT tracker with its class defaults, the sequence's frame rate, appearance off (no ReID model) and a
+    blank frame of the sequence's size as its image argument; CMC from the warp file when given, else off."""
+
+    def __init__(
+        self, kind: str, frame_rate: float, frame_size: tuple[int, int], camera_motion: bool = False
+    ) -> None:
+        import inspect
+        import logging
+
+        import boxmot
+
+        logging.getLogger("boxmot").setLevel(logging.WARNING)
+        cls = getattr(boxmot, kind)
+        params = inspect.signature(cls.__init__).parameters
+        kwargs: dict[str, Any] = {}
+        if "frame_rate" in params:
+            kwargs["frame_rate"] = round(frame_rate)
+        if "use_embeddings" in params:
+            kwargs["use_embeddings"] = False
+        self.tracker = cls(**kwargs)
+        self.name = f"BoxMOT {kind}"
+        w, h = frame_size
+        self._frame = np.zeros((max(int(h), 1), max(int(w), 1), 3), np.uint8)
+        notes = ["ReID off"] if "use_embeddings" in params else []
+        if getattr(self.tracker, "cmc", None) is not None:
+            self.tracker.cmc = _FileCMC(self) if camera_motion else None
+            self.supports_warp = camera_motion
+            notes.append("CMC from gmc.txt" if camera_motion else "CMC off (detections only)")
+        self.note = ", ".join(notes)
+
+    def prepare(
+        self, boxes: NDArray[np.float32], scores: NDArray[np.float32], emb: NDArray[np.float32] | None
+    ) -> Any:
+        n = len(scores)
+        return np.concatenate(
+            [boxes.reshape(n, 4), scores.reshape(n, 1), np.zeros((n, 1), np.float32)], axis=1
+        ).astype(np.float32)
+
+    def update(self, payload: Any, t: float) -> Any:
+        return self.tracker.update(payload, self._frame)
+
+    def collect(self, raw: Any) -> Output:
+        a = np.asarray(raw, np.float32)
+        if a.ndim != 2 or a.shape[0] == 0:
+            return _empty()
+        return [int(x) for x in a[:, 4]], a[:, :4].copy(), [float(x) for x in a[:, 5]]
+
+
 @dataclass(frozen=True)
 class PeerSpec:
     key: str
@@ -235,3 +337,52 @@ def default_peers(with_embeddings: bool) -> list[PeerSpec]:
         PeerSpec("deep_sort_realtime", lambda fr: DeepSortRealtime(fr, with_embeddings)),
     ]
     return specs
+
+
+def mot_peers(frame_size: tuple[int, int], camera_motion: bool) -> list[PeerSpec]:
+    """The trackers of ``roitrack bench mot`` for one sequence (``frame_size`` = (width, height); ``camera_motion``:
+    the sequence has a warp file and the CMC-capable trackers get it): ours first, then roboflow ``trackers``,
+    supervision, BoxMOT's motion-only trackers, norfair and deep-sort-realtime."""
+    specs = [PeerSpec("ours", lambda fr: Ours(fr))]
+    for kind in ("SORT", "ByteTrack", "OC-SORT", "BoT-SORT"):
+        specs.append(
+            PeerSpec(
+                f"trackers_{kind}", functools.partial(RoboflowTrackers, kind, camera_motion=camera_motion)
+            )
+        )
+    specs.append(PeerSpec("supervision_ByteTrack", lambda fr: SupervisionByteTrack(fr)))
+    for kind in BOXMOT_KINDS:
+        specs.append(
+            PeerSpec(
+                f"boxmot_{kind}",
+                functools.partial(_boxmot, kind, frame_size=frame_size, camera_motion=camera_motion),
+            )
+        )
+    specs += [
+        PeerSpec("norfair", lambda fr: Norfair(fr)),
+        PeerSpec("deep_sort_realtime", lambda fr: DeepSortRealtime(fr, False)),
+    ]
+    return specs
+
+
+def _boxmot(kind: str, frame_rate: float, frame_size: tuple[int, int], camera_motion: bool) -> Adapter:
+    return BoxMot(kind, frame_rate, frame_size, camera_motion)
+
+
+def library_version(key: str) -> str:
+    """The installed version of the library behind a peer key (part of the result cache's key)."""
+    import importlib.metadata as md
+
+    dist = {
+        "ours": "roitrack",
+        "trackers": "trackers",
+        "supervision": "supervision",
+        "boxmot": "boxmot",
+        "norfair": "norfair",
+        "deep_sort_realtime": "deep-sort-realtime",
+    }
+    prefix = "deep_sort_realtime" if key.startswith("deep_sort_realtime") else key.split("_", 1)[0]
+    try:
+        return md.version(dist.get(prefix, prefix))
+    except md.PackageNotFoundError:
+        return "not-installed"

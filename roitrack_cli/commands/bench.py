@@ -1,6 +1,6 @@
 """``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle,appearance}``: the benchmarks (``benchmarks/``).
 
-``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
+``mot`` is the multi-scene tracking benchmark against the peers (``benchmarks/mot/``, docs/tracking.md); ``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
 end-to-end benchmark (``benchmarks/appearance.py``, docs/encoder.md); the others are the performance benchmarks.
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance, mot, reid"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -22,6 +22,7 @@ BENCHES = {
     "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
     "snapshot": "stream snapshots: size, write/load time (Redis) for 10/100/1000 tracks, cost per frame",
     "appearance": "train an encoder on one time split, track the other with appearance off/on (eval-mot, serve)",
+    "reid": "ONNX ReID model cost per frame and per crop and its share of the frame time at 1, 4, 8 streams",
 }
 
 
@@ -75,15 +76,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--duration", type=_positive_float, help="seconds per measurement (scaling, soak)")
         p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-        p.add_argument("--dets", type=_positive_int, default=50, help="boxes per frame (default 50)")
+        p.add_argument("--dets", type=_positive_int, help="boxes per frame (default 50; reid: 10)")
         p.add_argument("--source", help="a folder of images to use instead of the synthetic scene (stages)")
         p.add_argument(
             "--fps", type=_positive_float, help="per-stream camera rate (scaling, soak; default 10)"
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
-        if name in ("scaling", "soak"):
+        if name in ("scaling", "soak", "reid"):
             p.add_argument("--max-batch", type=_positive_int, default=8, help="server max batch (default 8)")
-        if name == "scaling":
+        if name in ("reid", "stages"):
+            p.add_argument(
+                "--reid-model",
+                metavar="FILE.onnx",
+                help="the ONNX ReID model (reid: default ../shared/models/osnet_x0_25_msmt17.onnx; stages: also "
+                "time it on the same boxes)",
+            )
+        if name in ("scaling", "reid"):
             p.add_argument(
                 "--warmup", type=float, default=2.0, help="untimed seconds before each point (default 2)"
             )
@@ -96,14 +104,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     oracle_help = "tracker with ground-truth-derived embeddings (noise, wrong identities) vs motion only"
     configure_oracle(sub.add_parser("oracle", help=oracle_help, description=oracle_help))
+    from benchmarks.mot.cli import configure as configure_mot
+
+    mot_help = (
+        "ours and the peers on every sequence under the roots, TrackEval per group (its own protocol), ranks"
+    )
+    configure_mot(sub.add_parser("mot", help=mot_help, description=mot_help))
 
 
-def _extra(args: argparse.Namespace) -> dict[str, float]:
+def _extra(args: argparse.Namespace) -> dict[str, float | str]:
     """Bench-specific options (only those this bench has)."""
-    extra: dict[str, float] = {}
+    extra: dict[str, float | str] = {}
     if args.fps is not None:
         extra["fps"] = args.fps
-    for flag, key in (("max_batch", "max_batch"), ("warmup", "warmup_s")):
+    for flag, key in (("max_batch", "max_batch"), ("warmup", "warmup_s"), ("reid_model", "reid_model")):
         if getattr(args, flag, None) is not None:
             extra[key] = getattr(args, flag)
     return extra
@@ -114,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.oracle import main_args
 
         return main_args(args)
+    if args.bench == "mot":
+        from benchmarks.mot.cli import main_args as mot_main
+
+        return mot_main(args)
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 
@@ -137,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         streams=args.streams,
         duration=args.duration,
         device=args.device,
-        dets=args.dets,
+        dets=args.dets if args.dets is not None else (10 if args.bench == "reid" else 50),
         source=args.source,
         out=args.out,
         write=not args.no_write,

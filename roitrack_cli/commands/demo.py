@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from roitrack_cli.reid_args import REID_FLAGS, add_reid_args
+
 HELP = "run the embedded end-to-end demo (server + streamed sample)"
 
 DEFAULT_WEIGHTS = ("weights/yolov7-tiny.safetensors", "weights/yolov7.safetensors")
@@ -45,6 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="detector .safetensors (default $ROITRACK_WEIGHTS or weights/yolov7-tiny.safetensors)",
     )
     a("--encoder", help="ROI encoder .safetensors (appearance; must match the detector)")
+    add_reid_args(
+        parser,
+        "ONNX person-ReID model on image crops: the demo stream tracks with it (--embedding reid) instead of "
+        "the ROI encoder",
+    )
     a("--arch", default="yolov7-tiny", choices=("yolov7", "yolov7-tiny"), help="random backbone when offline")
     a("--size", type=int, default=320, help="detector input size (default 320)")
     a("--device", default="auto", help="auto | cpu | cuda (default auto)")
@@ -106,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         random_weights=offline,
         arch=args.arch,
         encoder=args.encoder,
-        random_encoder=offline and not args.encoder and not args.no_appearance,
+        random_encoder=offline and not args.encoder and not args.no_appearance and not args.reid_model,
+        reid_model=args.reid_model,
+        **{k: getattr(args, k) for k in REID_FLAGS},
         device=args.device,
         input_size=args.size,
         check_port=False,
@@ -130,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             client = StreamClient(
                 StreamConfig(
-                    server=f"127.0.0.1:{srv.port}", stream_id="demo", send_detections=offline, max_in_flight=2
+                    server=f"127.0.0.1:{srv.port}",
+                    stream_id="demo",
+                    send_detections=offline,
+                    max_in_flight=2,
+                    embedding="reid" if args.reid_model else "off" if args.no_appearance else None,
                 ),
                 on_result=sink,
             )
@@ -169,7 +182,17 @@ def run(args: argparse.Namespace) -> int:
 def _stage_means_ms(srv: Any) -> dict[str, float]:
     reg = srv.metrics.registry
     out = {}
-    for stage in ("queue", "decode", "letterbox", "inference", "nms", "roi_align", "encoder", "tracking"):
+    for stage in (
+        "queue",
+        "decode",
+        "letterbox",
+        "inference",
+        "nms",
+        "roi_align",
+        "encoder",
+        "reid",
+        "tracking",
+    ):
         n = reg.get_sample_value("roitrack_stage_latency_seconds_count", {"stage": stage}) or 0.0
         s = reg.get_sample_value("roitrack_stage_latency_seconds_sum", {"stage": stage}) or 0.0
         if n:
@@ -189,7 +212,8 @@ def _evaluate(seq: Path, results: Path) -> dict[str, float] | str:
 def _print_summary(s: dict[str, Any]) -> None:
     print()
     print(
-        f"roitrack demo: {s['mode']} | {s['detector']} on {s['device']} | appearance {'on' if s['appearance'] else 'off'}"
+        f"roitrack demo: {s['mode']} | {s['detector']} on {s['device']} | appearance "
+        f"{s.get('embedding') or ('on' if s['appearance'] else 'off')}"
     )
     print(
         f"  frames answered {s['answered']}/{s['sent']}, dropped {s['dropped']}, frame errors {s['errors']}, "

@@ -7,6 +7,9 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from roitrack_cli.reid_args import add_reid_args, reid_options
 
 HELP = "track a MOTChallenge sequence and score it with TrackEval"
 
@@ -32,10 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--appearance",
-        choices=("off", "on", "auto"),
+        choices=("off", "on", "auto", "roi", "reid"),
         default="auto",
-        help="ROI appearance embeddings: on (needs --weights and --encoder), off, or auto (default: on when an "
-        "encoder is given, as the server does); the tracker weighs them by how informative they prove",
+        help="appearance embeddings: roi (ROI encoder: needs --weights and --encoder; 'on' is the same), reid "
+        "(--reid-model on each detection's crop, or --embeddings), off, or auto (default: reid with "
+        "--reid-model/--embeddings, roi with --encoder, else off - as the server does); the tracker weighs "
+        "them by how informative they prove",
     )
     parser.add_argument("--weights", help="detector .safetensors (for --appearance on, or without --det)")
     parser.add_argument("--encoder", help="ROI encoder .safetensors (for --appearance on)")
@@ -49,32 +54,105 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the detector unfused (default: fused for inference, as `roitrack serve` runs it)",
     )
+    add_reid_args(parser)
+    parser.add_argument(
+        "--save-embeddings",
+        metavar="FILE.npz",
+        help="write the embeddings computed here (per frame, with their boxes, the model's sha256 and the "
+        "detections they belong to) for --embeddings",
+    )
+    parser.add_argument(
+        "--embeddings",
+        metavar="FILE.npz",
+        help="use the embeddings of --save-embeddings instead of computing them (refused unless they were "
+        "computed for exactly these detections)",
+    )
+    parser.add_argument(
+        "--gmc",
+        help="camera motion per frame for a moving camera: a gmc.txt ('index a11 a12 tx a21 a22 ty', BoT-SORT's "
+        "convention); 'auto' uses the sequence's gmc.txt when it has one; 'frames' estimates it from the sequence's "
+        "images with the server's estimator (tracker_core.motion)",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="auto",
+        choices=("auto", "mot15", "mot17", "mot20"),
+        help="TrackEval scoring protocol: mot17/mot20 = official MOTChallenge preprocessing (distractor classes and "
+        "the boxes matched to them removed, flag-0 rows ignored), mot15 = every flag-1 gt row counts; auto "
+        "(default) chooses from the gt's columns and the sequence name",
+    )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def embedding_mode(args: argparse.Namespace) -> str:
+    """``off`` | ``roi`` | ``reid`` | ``file`` (``--embeddings``) from ``--appearance`` and the models given;
+    ``InvalidInputError`` for a combination that cannot run."""
+    from tracker_core.errors import InvalidInputError
+
+    mode = {"on": "roi"}.get(args.appearance, args.appearance)
+    if args.embeddings and (args.reid_model or args.encoder):
+        raise InvalidInputError(
+            "give --embeddings (precomputed) or a model (--reid-model / --encoder), not both"
+        )
+    if mode == "off":
+        if args.embeddings or args.save_embeddings:
+            raise InvalidInputError("--embeddings / --save-embeddings need appearance (not --appearance off)")
+        return mode
+    if args.embeddings:
+        return "file"
+    if mode == "auto":
+        if args.reid_model and args.encoder:
+            raise InvalidInputError(
+                "both --reid-model and --encoder given: choose with --appearance reid|roi"
+            )
+        mode = "reid" if args.reid_model else "roi" if args.encoder else "off"
+    if mode == "roi" and not (args.weights and args.encoder):
+        raise InvalidInputError(
+            "--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)"
+        )
+    if mode == "reid" and not args.reid_model:
+        raise InvalidInputError("--appearance reid needs --reid-model FILE.onnx (or --embeddings FILE.npz)")
+    if mode == "off" and args.save_embeddings:
+        raise InvalidInputError("--save-embeddings needs a model (--reid-model or --encoder)")
+    return mode
 
 
 def run(args: argparse.Namespace) -> int:
     from tracker_core.errors import InvalidInputError
     from tracker_core.evaluation import (
         METRIC_KEYS,
+        choose_protocol,
         evaluate_results,
+        read_camera_motion,
         read_detections,
         read_seqinfo,
         track_sequence,
         write_results,
     )
+    from tracker_core.evaluation.embedding_file import check_matches, load_embeddings, save_embeddings
     from tracker_core.tracking import DEFAULT_CONFIG, TrackerConfig
 
     seq = Path(args.seq)
     info = read_seqinfo(seq)
-    if args.appearance == "auto":
-        args.appearance = "on" if args.encoder else "off"
-    if args.appearance == "on" and not (args.weights and args.encoder):
-        raise InvalidInputError("--appearance on needs --weights (detector) and --encoder (ROI encoder)")
+    mode = embedding_mode(args)
+    protocol = choose_protocol(seq, args.protocol)  # before any long work: a wrong --protocol fails fast
     if not args.det and not args.weights:
         raise InvalidInputError("give --det (a detections file) or --weights (run the detector)")
     config = TrackerConfig.from_json_file(args.config) if args.config else DEFAULT_CONFIG
+    loaded = load_embeddings(args.embeddings) if mode == "file" else None
+    if loaded is not None and args.appearance in ("roi", "on", "reid"):
+        want = {"on": "roi"}.get(args.appearance, args.appearance)
+        if loaded.meta.get("kind") != want:
+            raise InvalidInputError(
+                f"--appearance {args.appearance}, but {args.embeddings} holds {loaded.meta.get('kind')!r} embeddings"
+            )
+    reid = None
+    if mode == "reid":  # load (and check) the model before any long work
+        from tracker_core.reid import load_reid_model
+
+        reid = load_reid_model(args.reid_model, reid_options(args), device=args.device)
 
     frames = (
         read_detections(args.det, info.seq_length, args.score_scale, args.min_score, args.score_clip)
@@ -83,37 +161,79 @@ def run(args: argparse.Namespace) -> int:
     )
     embeddings = None
     t0 = time.perf_counter()
-    if args.weights and (frames is None or args.appearance == "on"):
+    if args.weights and (frames is None or mode == "roi"):
         from tracker_core.evaluation.image_source import frames_from_images
 
         frames, embeddings = frames_from_images(
             seq,
             info,
             args.weights,
-            encoder=args.encoder if args.appearance == "on" else None,
+            encoder=args.encoder if mode == "roi" else None,
             detections=frames,
             device=args.device,
             size=args.size,
             conf=args.conf,
             fuse=not args.no_fuse,
         )
-    image_s = time.perf_counter() - t0
     assert frames is not None
-    run_ = track_sequence(frames, info.frame_rate, config, embeddings)
+    what = args.det or f"detector {args.weights}"
+    if reid is not None:
+        from tracker_core.evaluation.image_source import reid_embeddings
+
+        embeddings = reid_embeddings(seq, info, frames, reid)
+    if loaded is not None:
+        check_matches(loaded, frames, args.embeddings, what)
+        embeddings = loaded.embeddings
+    image_s = time.perf_counter() - t0
+    if args.save_embeddings:
+        if embeddings is None:
+            raise InvalidInputError("--save-embeddings: no embeddings were computed (give a model)")
+        save_embeddings(
+            args.save_embeddings, frames, embeddings, _embedding_meta(args, mode, reid, info.name)
+        )
+    camera_motion: str | None = None
+    gmc_ms = 0.0
+    warps = None
+    if args.gmc == "frames":
+        from tracker_core.motion import estimate_sequence_motion
+
+        t1 = time.perf_counter()
+        warps = estimate_sequence_motion(seq, info, frames)
+        gmc_ms = 1000.0 * (time.perf_counter() - t1) / max(info.seq_length, 1)
+        camera_motion = "frames"
+    elif args.gmc:
+        gmc = seq / "gmc.txt" if args.gmc == "auto" else Path(args.gmc)
+        if gmc.is_file() or args.gmc != "auto":
+            warps = read_camera_motion(gmc, info.seq_length)  # NotFoundError naming a missing file
+            camera_motion = str(gmc)
+    run_ = track_sequence(frames, info.frame_rate, config, embeddings, warps)
 
     with tempfile.TemporaryDirectory(prefix="roitrack-evalmot-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / f"{info.name}.txt"
         write_results(out, run_.lines)
-        scores = evaluate_results(seq, {"roitrack": out})["roitrack"]
-    result: dict[str, object] = {k: scores[k] for k in METRIC_KEYS}
+        scores = evaluate_results(seq, {"roitrack": out}, protocol.name)["roitrack"]
+    result: dict[str, object] = {k: scores[k] for k in (*METRIC_KEYS, "FP", "FN")}
+    kind = loaded.meta.get("kind", "") if loaded is not None else mode
     result.update(
         {
             "frames": run_.frames,
             "tracker_ms_per_frame": run_.ms_per_frame,
             "sequence": info.name,
-            "appearance": args.appearance,
-            "detections": args.det or f"detector {args.weights}",
+            "appearance": "off" if mode == "off" else "on",
+            "embedding": kind,
+            "embedding_model_sha256": (
+                loaded.meta.get("model_sha256")
+                if loaded is not None
+                else reid.sha256
+                if reid is not None
+                else None
+            ),
+            "detections": what,
             "image_pipeline_s": image_s,
+            "camera_motion": camera_motion,
+            "camera_motion_ms_per_frame": gmc_ms if args.gmc == "frames" else None,
+            "protocol": protocol.name,
+            "protocol_reason": protocol.reason,
             # how informative the tracker judged the embeddings at the end (docs/tracking.md, look-alikes)
             "appearance_margin": run_.appearance_margin,
             "appearance_confusion": run_.appearance_confusion,
@@ -121,15 +241,41 @@ def run(args: argparse.Namespace) -> int:
             "appearance_misleading": run_.appearance_misleading,
         }
     )
+    if args.embeddings:
+        result["embeddings"] = str(args.embeddings)
+    if args.save_embeddings:
+        result["saved_embeddings"] = str(args.save_embeddings)
     if args.out:
         result["results"] = str(args.out)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame")
+        print(
+            f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame, embedding {kind}"
+        )
+        print(f"  scored as {protocol.name}: {protocol.reason}")
         for k in METRIC_KEYS:
             v = result[k]
             print(f"  {k:>5}: {v:.2f}" if isinstance(v, float) else f"  {k:>5}: {v}")
         if args.out:
             print(f"results written to {args.out}")
     return 0
+
+
+def _embedding_meta(args: argparse.Namespace, mode: str, reid: Any, sequence: str) -> dict[str, str]:
+    """What an embeddings file records about how it was made."""
+    from tracker_core.evaluation.mot_io import ScoreRule
+    from tracker_core.reid import file_sha256
+
+    model = args.reid_model if mode == "reid" else args.encoder
+    return {
+        "kind": mode,
+        "model": Path(model).name,
+        "model_sha256": reid.sha256 if reid is not None else file_sha256(model),
+        "detections": str(args.det) if args.det else f"detector {args.weights}",
+        "detections_sha256": file_sha256(args.det) if args.det else "",
+        "sequence": sequence,
+        "score_rule": ScoreRule.from_flags(args.score_scale, args.score_clip).describe()
+        + (f", min score {args.min_score:g}" if args.min_score else ""),
+        "input_spec": json.dumps(reid.spec.to_dict()) if reid is not None else "",
+    }

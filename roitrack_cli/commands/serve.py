@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from roitrack_cli.reid_args import add_reid_args
+
 HELP = "start the gRPC tracking server"
 
 
@@ -33,6 +35,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--arch", choices=("yolov7", "yolov7-tiny"), help="architecture for --random-weights")
     a("--encoder", help="ROI encoder .safetensors (without it appearance is off: motion-only tracking)")
     a("--random-encoder", action="store_const", const=True, help="randomly initialised encoder (benchmarks)")
+    add_reid_args(
+        parser,
+        "ONNX person-ReID model on image crops: streams may choose it (roitrack stream --embedding reid); "
+        "docs/reid.md",
+    )
+    a("--reid-max-batch", type=int, help="crops per ReID model run at most (default 64)")
+    a("--reid-threads", type=int, help="onnxruntime intra-op threads for the ReID model (default 0: its own)")
+    a(
+        "--default-embedding",
+        choices=("auto", "roi", "reid", "off"),
+        help="embedding of streams that do not choose one (default auto: roi with an encoder, else reid with a "
+        "ReID model, else off)",
+    )
     a("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     a("--host", help="listen address (default 0.0.0.0)")
     a("--port", type=int, help="gRPC port (default 50051)")
@@ -73,6 +88,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--conf-threshold", type=float, help="default detector confidence threshold (default 0.25)")
     a("--iou-threshold", type=float, help="default NMS IoU threshold (default 0.45)")
     a(
+        "--camera-motion",
+        choices=("auto", "on", "off"),
+        help="camera motion compensation of streams that do not choose (default auto: estimated from the frames, "
+        "applied while the camera moves)",
+    )
+    a(
         "--state-store",
         metavar="URL",
         help="durable stream state in Redis: redis://HOST:PORT/DB (default $ROITRACK_STATE_STORE; none = in memory)",
@@ -98,6 +119,16 @@ FLAG_FIELDS = [
     "arch",
     "encoder",
     "random_encoder",
+    "reid_model",
+    "reid_size",
+    "reid_channels",
+    "reid_mean",
+    "reid_std",
+    "reid_pixel_scale",
+    "reid_config",
+    "reid_max_batch",
+    "reid_threads",
+    "default_embedding",
     "device",
     "host",
     "port",
@@ -121,6 +152,7 @@ FLAG_FIELDS = [
     "drain_timeout_s",
     "conf_threshold",
     "iou_threshold",
+    "camera_motion",
     "state_store",
     "snapshot_policy",
     "snapshot_interval_s",

@@ -67,8 +67,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--classes", type=int, nargs="*", default=[], help="keep only these class ids")
     a("--conf", type=float, help="detector confidence threshold for this stream")
     a("--iou", type=float, help="NMS IoU threshold for this stream")
-    a("--no-appearance", action="store_true", help="track by motion only")
+    a("--no-appearance", action="store_true", help="track by motion only (the same as --embedding off)")
+    a(
+        "--embedding",
+        choices=("roi", "reid", "off"),
+        help="appearance embedding for this stream: roi (the server's ROI encoder), reid (its ONNX ReID model: "
+        "serve --reid-model) or off (default: the server's default). A choice the server cannot serve is refused "
+        "(FAILED_PRECONDITION)",
+    )
     a("--return-lost", action="store_true", help="also receive lost (predicted) tracks")
+    a(
+        "--camera-motion",
+        choices=("auto", "on", "off"),
+        help="camera motion compensation for this stream: on (moving camera), off (static), auto (estimate, apply "
+        "while moving); default: the server's",
+    )
     a("--raw", action="store_true", help="send raw BGR pixels instead of JPEG")
     a("--max-frames", type=int, default=0, help="stop after this many frames (default 0: all)")
     a("--quiet", action="store_true", help="no live progress line")
@@ -84,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
     from client.results import ResultSink
     from client.sources import LatestOnly, open_source
     from client.stream import StreamClient, StreamConfig
+    from tracker_core.errors import InvalidInputError
     from tracker_core.evaluation.mot_io import ScoreRule
 
+    if args.no_appearance and args.embedding not in (None, "off"):
+        raise InvalidInputError(f"--no-appearance contradicts --embedding {args.embedding}")
     cfg = StreamConfig(
         server=args.server,
         stream_id=args.stream_id,
@@ -102,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         conf_threshold=args.conf,
         iou_threshold=args.iou,
         appearance=False if args.no_appearance else None,
+        embedding="off" if args.no_appearance else args.embedding,
         return_lost=args.return_lost,
+        camera_motion=args.camera_motion,
         resume=args.resume,
     )
     source = open_source(

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 from functools import partial
+from pathlib import Path
+
+from roitrack_cli.reid_args import add_reid_args, reid_options
 
 HELP = "cross-frame matching metrics of an encoder (Top-1, MRR, Recall@K)"
 
@@ -53,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="letterbox to the frame's aspect (default: as trained)",
     )
+    add_reid_args(
+        parser,
+        "an ONNX person-ReID model to score beside the encoder and the baselines, on each box's crop of the "
+        "original frame (repeat for several: methods reid:<file stem>)",
+        repeat=True,
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -72,11 +81,12 @@ def _fmt(v: float | None) -> str:
 
 def format_table(result: dict) -> str:
     lines = []
+    width = max(16, *(len(m) + 1 for m in result))
     for mode in ("pooled", "per_pair"):
         lines.append(f"[{mode}]")
-        lines.append(f"{'method':<16}" + "".join(f"{name:>11}" for _, name in _LABELS))
+        lines.append(f"{'method':<{width}}" + "".join(f"{name:>11}" for _, name in _LABELS))
         for method, m in result.items():
-            lines.append(f"{method:<16}" + "".join(f"{_fmt(m[mode][k]):>11}" for k, _ in _LABELS))
+            lines.append(f"{method:<{width}}" + "".join(f"{_fmt(m[mode][k]):>11}" for k, _ in _LABELS))
     first = next(iter(result.values()))
     lines.append(
         f"Num. Queries {first['num_queries']}  Num. Valid {first['num_valid']}  Num. Pairs {first['num_pairs']}"
@@ -89,11 +99,20 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.encoder import load_encoder
     from training.encoder.config import input_size_for
     from training.encoder.val_data import dir_pairs, mot_pairs
-    from training.encoder.validate import extract_val_features, validate
+    from training.encoder.validate import extract_val_features, pair_reid_embeddings, validate
 
     detector = load_detector(args.weights, device=args.device)
     encoder = load_encoder(args.encoder, detector=detector, device=args.device) if args.encoder else None
     pairs = mot_pairs(args.mot, args.gap, args.stride) if args.mot else dir_pairs(args.pairs)
+    reid_inputs = {}
+    if args.reid_model:
+        from tracker_core.reid import load_reid_model
+
+        opts = reid_options(args)
+        for path in args.reid_model:
+            model = load_reid_model(path, opts, device=args.device)
+            name = "reid" if len(args.reid_model) == 1 else f"reid:{Path(path).stem}"
+            reid_inputs[name] = pair_reid_embeddings(pairs, model)
     if encoder is None:  # the detector's own features: baselines only
         from tracker_core.features import parse_feature_spec
 
@@ -102,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
         rect = bool(args.rect)
         size_fn = partial(input_size_for, long_side=long_side, rect=rect)
         val = extract_val_features(pairs, detector, spec, size_fn)
-        result = validate(val, None, args.device)
-        result = {k: result[k] for k in ("raw_features", "center_distance", "color_histogram")}
+        result = validate(val, None, args.device, reid_inputs)
+        methods: tuple[str, ...] = ("raw_features", "center_distance", "color_histogram", *reid_inputs)
         title = f"no encoder: baselines on {args.weights} ({spec.name})"
     else:
         meta = encoder.meta
@@ -111,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
         rect = args.rect if args.rect is not None else bool(meta.training.get("rect", False))
         size_fn = partial(input_size_for, long_side=long_side, rect=rect)
         val = extract_val_features(pairs, detector, meta.spec, size_fn)
-        result = validate(val, encoder, args.device)
-        result = {k: result[k] for k in ("encoder", "raw_features", "center_distance", "color_histogram")}
+        result = validate(val, encoder, args.device, reid_inputs)
+        methods = ("encoder", "raw_features", "center_distance", "color_histogram", *reid_inputs)
         title = f"encoder {args.encoder} ({meta.features})"
+    result = {k: result[k] for k in methods}
     if args.json:
         print(json.dumps(result))
     else:

@@ -7,7 +7,17 @@ import math
 
 from roitrack_cli import main as cli
 
-STAGES = ("decode", "letterbox", "forward", "nms", "roi_align", "encoder", "tracking", "serialize")
+STAGES = (
+    "decode",
+    "letterbox",
+    "forward",
+    "nms",
+    "roi_align",
+    "encoder",
+    "camera_motion",
+    "tracking",
+    "serialize",
+)
 
 
 def _run(argv: list[str], capsys) -> dict:
@@ -42,6 +52,7 @@ def test_stages_reports_every_stage_per_frame(tmp_path, capsys):
     assert math.isclose(row["total_ms"], sum(row["ms"].values()), rel_tol=1e-9)
     assert math.isclose(sum(row["share"].values()), 1.0, rel_tol=1e-9)
     assert 0 < row["tracking_share"] < 1 and row["fps"] > 0
+    assert 0 < row["camera_motion_share"] < 1 and r["target_camera_motion_share"] == 0.10
     assert 0 < row["frame_ms_min"] <= row["frame_ms_median"]
     assert 0 < row["tracks"] <= 12  # the tracker holds the scene's objects
     table = (out / "stages.md").read_text()

@@ -148,3 +148,63 @@ def test_box_conversions_round_trip():
     b = np.array([[10.0, 20.0, 50.0, 100.0], [-5.0, 0.0, 5.0, 8.0]])
     np.testing.assert_allclose(kalman.cxcywh_to_xyxy(kalman.xyxy_to_cxcywh(b)), b)
     np.testing.assert_allclose(kalman.xyxy_to_cxcywh(b)[0], [30.0, 60.0, 40.0, 80.0])
+
+
+# ------------------------------------------------------------------ camera motion (GMC)
+def _ref_warp(mean, full, warp):
+    """Textbook: the 8x8 transform of BoT-SORT's GMC for a pan/zoom (diagonal A): x' = M x + t, P' = M P M^T."""
+    a = warp[:, :2]
+    sx, sy = np.hypot(a[0, 0], a[1, 0]), np.hypot(a[0, 1], a[1, 1])
+    m4 = np.zeros((4, 4))
+    m4[:2, :2] = a
+    m4[2, 2], m4[3, 3] = sx, sy
+    m8 = np.kron(np.eye(2), m4)
+    out = m8 @ mean
+    out[:2] += warp[:, 2]
+    return out, m8 @ full @ m8.T
+
+
+@pytest.mark.parametrize(
+    "warp",
+    [
+        np.array([[1.0, 0.0, 12.5], [0.0, 1.0, -3.0]]),  # pan
+        np.array([[1.08, 0.0, -40.0], [0.0, 1.08, -22.0]]),  # zoom in about a point
+        np.array([[0.97, 0.0, 5.0], [0.0, 0.95, 1.0]]),  # anisotropic zoom out
+    ],
+)
+def test_warp_matches_the_textbook_transform_for_pan_and_zoom(warp):
+    rng = np.random.default_rng(3)
+    mean = np.array([[300.0, 200.0, 40.0, 90.0, 12.0, -5.0, 0.5, 1.0], [50.0, 400.0, 20.0, 60.0, 0, 0, 0, 0]])
+    cov = np.abs(rng.normal(1.0, 0.3, (2, 3, 4)))
+    m, p = kalman.warp_affine(mean, cov, warp)
+    full = kalman.full_covariance(cov)
+    got = kalman.full_covariance(p)
+    for i in range(2):
+        ref_m, ref_p = _ref_warp(mean[i], full[i], warp)
+        np.testing.assert_allclose(m[i], ref_m, rtol=1e-12)
+        np.testing.assert_allclose(got[i], ref_p, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(mean[0, 0], 300.0)  # inputs untouched
+
+
+def test_warp_of_a_rotation_keeps_the_diagonal_of_the_full_transform():
+    th = 0.05
+    warp = np.array([[np.cos(th), -np.sin(th), 3.0], [np.sin(th), np.cos(th), -1.0]])
+    mean, cov = _state()
+    m, p = kalman.warp_affine(mean, cov, warp)
+    c = np.array([100.0, 50.0])
+    np.testing.assert_allclose(m[0, :2], warp[:, :2] @ c + warp[:, 2])
+    full = kalman.full_covariance(cov)[0]
+    idx = [0, 1]
+    rot = full[np.ix_(idx, idx)]
+    np.testing.assert_allclose(
+        kalman.full_covariance(p)[0][[0, 1], [0, 1]], np.diag(warp[:, :2] @ rot @ warp[:, :2].T)
+    )
+
+
+def test_warp_boxes_moves_boxes_like_track_states():
+    warp = np.array([[1.1, 0.0, -10.0], [0.0, 1.1, 4.0]])
+    boxes = np.array([[10.0, 20.0, 50.0, 100.0]])
+    mean, cov = kalman.initiate(kalman.xyxy_to_cxcywh(boxes), 0.1, 0.5)
+    m, _ = kalman.warp_affine(mean, cov, warp)
+    np.testing.assert_allclose(kalman.warp_boxes(boxes, warp), kalman.cxcywh_to_xyxy(m[:, :4]))
+    np.testing.assert_allclose(kalman.warp_boxes(boxes, warp), [[1.0, 26.0, 45.0, 114.0]])

@@ -407,3 +407,46 @@ def test_proven_memory_holds_against_outliers_and_counts_a_repeated_other_object
     tab.remember(row, a[None], 0.9, 0.7, keep_dev=0.1, keep_dist=0.35)
     assert tab.alt_streak[0] == 0
     np.testing.assert_array_equal(tab.last_emb[0], a)
+
+
+def _panning_scene(frames: int = 40):
+    """Five people standing still in the world while a hand-held camera jerks left and right by 50 px (and zooms
+    a little) between frames: ``(boxes per frame, warp into each frame)``."""
+    world = np.array([[100.0 + 90 * k, 200.0 + 7 * k] for k in range(5)])
+    rng = np.random.default_rng(1)
+    offset, scale = np.zeros(2), 1.0
+    boxes, warps = [], []
+    for f in range(frames):
+        step = np.array([50.0 if f % 2 else -50.0, rng.normal(0, 5)])
+        zoom = 1.0 + rng.normal(0, 0.01)
+        # image = scale * world + offset; the warp maps the previous frame's pixels into this one's
+        warps.append(np.array([[zoom, 0.0, step[0]], [0.0, zoom, step[1]]]) if f else None)
+        if f:
+            scale, offset = scale * zoom, offset * zoom + step
+        c = world * scale + offset + rng.normal(0, 1.0, world.shape)
+        boxes.append(np.array([_box(x, y, 30 * scale, 80 * scale) for x, y in c]))
+    return boxes, warps
+
+
+def test_camera_motion_keeps_identities_through_a_jerky_pan():
+    boxes, warps = _panning_scene()
+    scores = np.full(5, 0.9)
+    ids = {}
+    for use_warp in (False, True):
+        tracker = Tracker()
+        seen = set()
+        for f, b in enumerate(boxes):
+            outs = tracker.update(b, scores, f / 10.0, warp=warps[f] if use_warp else None)
+            seen.update(o.track_id for o in outs)
+        ids[use_warp] = seen
+    assert ids[True] == {1, 2, 3, 4, 5}  # every person keeps the ID of the first frame
+    assert len(ids[False]) > 10  # without the camera's motion the 50 px jerks break the tracks
+
+
+def test_camera_motion_is_validated():
+    tracker = Tracker()
+    b = np.array([_box(100, 100)])
+    for bad in (np.eye(3), np.array([[1.0, 0, np.nan], [0, 1.0, 0]]), np.array([[0.0, 0, 0], [0, 0, 0]])):
+        with pytest.raises(InvalidInputError, match="camera motion"):
+            tracker.update(b, [0.9], 0.0, warp=bad)
+    assert tracker.num_tracks == 0

@@ -73,3 +73,23 @@ def frames_from_images(
             emb = appearance.embed(taps, [fd.boxes], transforms, x if appearance.needs_pixels else None)
             out_emb.append(emb.astype(np.float32))
     return out_frames, (out_emb if appearance is not None else None)
+
+
+def reid_embeddings(
+    seq_dir: str | Path,
+    info: SeqInfo,
+    frames: Sequence[FrameDetections],
+    model: object,
+) -> list[NDArray[np.float32]]:
+    """Each frame's ``[N,D]`` ReID embeddings of ``frames[i]``'s boxes from ``seq_dir/img1`` (``model``: a
+    ``tracker_core.reid.ReidModel``), frame by frame: the crops the server cuts from the same JPEG bytes."""
+    img_dir = Path(seq_dir) / info.im_dir
+    if not img_dir.is_dir():
+        raise NotFoundError(f"{img_dir} not found: the sequence has no frames (ReID embeddings need them)")
+    out: list[NDArray[np.float32]] = []
+    for i, fd in enumerate(frames):
+        path = img_dir / f"{i + 1:06d}{info.im_ext}"
+        if not path.is_file():
+            raise NotFoundError(f"frame {path} not found")
+        out.append(model.embed_frame(_read_rgb(path), fd.boxes))  # type: ignore[attr-defined]
+    return out

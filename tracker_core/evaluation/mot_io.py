@@ -193,3 +193,29 @@ def write_results(path: str | Path, lines: list[str]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_camera_motion(path: str | Path, seq_length: int) -> list[NDArray[np.float64] | None]:
+    """Per-frame camera motion (index 0 = frame 1) from a ``gmc.txt``: one line per frame,
+    ``frame_index_from_0 a11 a12 tx a21 a22 ty`` (BoT-SORT's convention), the ``[2,3]`` affine from the previous
+    frame's pixels to this frame's. Frames without a line get ``None`` (no motion known)."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"{p} not found")
+    try:
+        data = np.loadtxt(p, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{p} is not a camera-motion file (index a11 a12 tx a21 a22 ty): {exc}"
+        ) from None
+    if data.size == 0:
+        return [None] * seq_length
+    if data.shape[1] != 7 or not np.isfinite(data).all():
+        raise InvalidInputError(f"{p}: expected 7 finite columns per line (index a11 a12 tx a21 a22 ty)")
+    out: list[NDArray[np.float64] | None] = [None] * seq_length
+    for row in data:
+        i = int(row[0])
+        if row[0] != i or not 0 <= i < seq_length:
+            raise InvalidInputError(f"{p}: frame index {row[0]:g} outside 0..{seq_length - 1}")
+        out[i] = row[1:].reshape(2, 3).copy()
+    return out

@@ -37,16 +37,19 @@ def track_sequence(
     frame_rate: float,
     config: TrackerConfig = DEFAULT_CONFIG,
     embeddings: Sequence[NDArray[np.float32] | None] | None = None,
+    warps: Sequence[NDArray[np.float64] | None] | None = None,
 ) -> TrackingRun:
     """Track every frame: MOTChallenge frame ``n`` (``frames[n - 1]``) at ``n / frame_rate`` seconds, the timestamps
-    ``roitrack stream`` sends for an image folder; ``embeddings[i]`` is ``frames[i]``'s ``[N,D]``."""
+    ``roitrack stream`` sends for an image folder; ``embeddings[i]`` is ``frames[i]``'s ``[N,D]``; ``warps[i]`` the
+    camera motion into frame ``i + 1`` (``read_camera_motion``)."""
     tracker = Tracker(config)
     lines: list[str] = []
     spent = 0.0
     for i, det in enumerate(frames):
         emb = embeddings[i] if embeddings is not None else None
+        warp = warps[i] if warps is not None else None
         t0 = time.perf_counter()
-        outs = tracker.update(det.boxes, det.scores, (i + 1) / frame_rate, embeddings=emb)
+        outs = tracker.update(det.boxes, det.scores, (i + 1) / frame_rate, embeddings=emb, warp=warp)
         spent += time.perf_counter() - t0
         if outs:
             lines += results_rows(

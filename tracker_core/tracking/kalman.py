@@ -139,3 +139,46 @@ def full_covariance(cov: F64) -> F64:
     full[:, i + 4, i] = cov[:, PV]
     full[:, i + 4, i + 4] = cov[:, VV]
     return full
+
+
+def warp_affine(mean: F64, cov: F64, warp: NDArray[np.floating]) -> tuple[F64, F64]:
+    """Move every track into the next frame's image coordinates after a camera motion (BoT-SORT's GMC).
+
+    ``warp [2,3]`` = ``[[a11, a12, tx], [a21, a22, ty]]`` maps a pixel ``p`` of the previous frame to ``A p + t``
+    in this one. Centres map through the full affine, centre velocities through ``A``; widths (and their
+    velocities) scale by ``hypot(a11, a21)``, heights by ``hypot(a12, a22)``. Covariances: the diagonal of
+    ``A P A^T`` per block (``var(x') = a11^2 var(x) + a12^2 var(y)``, ...); the cross-coordinate correlations a
+    rotation would create are dropped to keep the block structure (exact for pan and zoom, whose ``A`` is
+    diagonal). Returns new ``mean [T,8]``, ``cov [T,3,4]``.
+    """
+    w = np.asarray(warp, dtype=np.float64).reshape(2, 3)
+    a = w[:, :2]
+    sx = float(np.hypot(a[0, 0], a[1, 0]))
+    sy = float(np.hypot(a[0, 1], a[1, 1]))
+    new_mean = mean.copy()
+    new_mean[:, 0:2] = mean[:, 0:2] @ a.T + w[:, 2]
+    new_mean[:, 4:6] = mean[:, 4:6] @ a.T
+    new_mean[:, [2, 6]] *= sx
+    new_mean[:, [3, 7]] *= sy
+    np.maximum(new_mean[:, 2:4], 1.0, out=new_mean[:, 2:4])
+    a2 = a * a
+    new_cov = cov.copy()
+    new_cov[:, :, 0:2] = cov[:, :, 0:2] @ a2.T
+    new_cov[:, :, 2] *= sx * sx
+    new_cov[:, :, 3] *= sy * sy
+    return new_mean, new_cov
+
+
+def warp_boxes(boxes: NDArray[np.floating], warp: NDArray[np.floating]) -> F64:
+    """``[N,4]`` xyxy boxes moved by the camera motion ``warp [2,3]`` (centre through the affine, sides scaled as
+    in ``warp_affine``); NaN rows stay NaN."""
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.shape[0] == 0:
+        return b.copy()
+    z = xyxy_to_cxcywh(b)
+    w = np.asarray(warp, dtype=np.float64).reshape(2, 3)
+    a = w[:, :2]
+    z[:, 0:2] = z[:, 0:2] @ a.T + w[:, 2]
+    z[:, 2] *= float(np.hypot(a[0, 0], a[1, 0]))
+    z[:, 3] *= float(np.hypot(a[0, 1], a[1, 1]))
+    return cxcywh_to_xyxy(z)

@@ -32,7 +32,7 @@ from tracker_core.tracking.config import DEFAULT_CONFIG, TrackerConfig
 from tracker_core.tracking.gallery import Gallery
 from tracker_core.tracking.matching import linear_assignment
 from tracker_core.tracking.track import TrackState, TrackTable
-from tracker_core.tracking.validation import validate_detections, validate_timestamp
+from tracker_core.tracking.validation import validate_detections, validate_timestamp, validate_warp
 
 _CONFIRMED = int(TrackState.CONFIRMED)
 _LOST = int(TrackState.LOST)
@@ -140,16 +140,19 @@ class Tracker:
         timestamp: float,
         classes: NDArray[np.integer] | None = None,
         embeddings: NDArray[np.floating] | None = None,
+        warp: NDArray[np.floating] | None = None,
     ) -> list[TrackOutput]:
         """Advance to ``timestamp`` (seconds) with this frame's detections; return the tracks in this frame.
 
         boxes ``[N,4]`` xyxy float pixels; scores ``[N]``; classes ``[N]`` int (default all 0); embeddings
-        ``[N,D]`` float (optional; any D, fixed for the stream). Raises ``InvalidInputError`` on bad input,
-        leaving the tracker unchanged.
+        ``[N,D]`` float (optional; any D, fixed for the stream); warp ``[2,3]`` the camera motion since the
+        previous ``update`` (an affine mapping that frame's pixels to this frame's; ``None``: a static camera).
+        Raises ``InvalidInputError`` on bad input, leaving the tracker unchanged.
         """
         cfg = self.config
         b, s, c, e = validate_detections(boxes, scores, classes, embeddings)
         ts = validate_timestamp(timestamp, self._last_time)
+        w = validate_warp(warp)
         tr = self._tracks
         if e is not None:
             if tr.embed_dim == 0:
@@ -164,6 +167,10 @@ class Tracker:
         if self._first_class is None and c.size:
             self._first_class = int(c[0])
         self.frame_count += 1
+        if w is not None and len(
+            self._gallery
+        ):  # where removed tracks were last seen, in this frame's pixels
+            self._gallery.boxes = kalman.warp_boxes(self._gallery.boxes, w)
         if len(tr) == 0 and b.shape[0] == 0:  # nothing to track, nothing to start
             self._last_time = ts
             if len(self._gallery):
@@ -175,6 +182,9 @@ class Tracker:
             dt = ts - (self._last_time if self._last_time is not None else ts)
             if dt > 0:
                 tr.mean, tr.cov = kalman.predict(tr.mean, tr.cov, dt, cfg.q_pos, cfg.q_vel)
+            if w is not None:  # camera motion: every track into this frame's image coordinates
+                tr.mean, tr.cov = kalman.warp_affine(tr.mean, tr.cov, w)
+                tr.det_box = kalman.warp_boxes(tr.det_box, w)
             tr.det_index[:] = -1
         self._last_time = ts
 

@@ -97,3 +97,26 @@ def validate_timestamp(timestamp: object, last: float | None) -> float:
             f"timestamp {t} is earlier than the previous frame's {last}; time must not go back"
         )
     return t
+
+
+def validate_warp(warp: object) -> NDArray[np.float64] | None:
+    """A camera motion ``[2,3]`` affine (previous frame's pixels -> this frame's), or ``None``.
+
+    Finite, with a linear part that keeps orientation and changes scale by at most 4x per frame (anything else is
+    not a camera moving between two frames, but a broken estimate)."""
+    if warp is None:
+        return None
+    try:
+        w = np.asarray(warp, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"camera motion must be a numeric [2,3] affine: {exc}") from None
+    if w.shape != (2, 3):
+        raise InvalidInputError(f"camera motion must have shape [2,3], got {w.shape}")
+    if not np.isfinite(w).all():
+        raise InvalidInputError("camera motion must be finite")
+    det = float(np.linalg.det(w[:, :2]))
+    if not (1.0 / 16.0 <= det <= 16.0):
+        raise InvalidInputError(
+            f"camera motion {w.tolist()} scales the image area by {det:g} in one frame; expected a camera motion"
+        )
+    return w

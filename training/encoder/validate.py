@@ -3,6 +3,8 @@
 Baselines on the same queries: ``center_distance`` (minus the distance between box centres), ``raw_features``
 (the encoder's input ROI features average-pooled over the 10x10 grid, cosine similarity) and ``color_histogram``
 (a joint HSV histogram of each box's pixels in the original frame, :func:`tracker_core.features.box_histograms`).
+ReID models (``tracker_core.reid``) are scored beside them: :func:`pair_reid_embeddings` embeds each box's crop
+of the original frame, as the server and eval-mot do.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ def pair_histograms(pairs: list[ValPair]) -> tuple[list[torch.Tensor], list[torc
     """Colour histograms of every pair's gallery and query boxes, from the original frames."""
     memo: dict[tuple[str, bytes], torch.Tensor] = {}
     return [_frame_histograms(p.pre, memo) for p in pairs], [_frame_histograms(p.now, memo) for p in pairs]
+
+
+def pair_reid_embeddings(pairs: list[ValPair], model: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """ReID embeddings (``model``: a ``tracker_core.reid.ReidModel``) of every pair's gallery and query boxes,
+    from crops of the original frames."""
+    memo: dict[tuple[str, bytes], torch.Tensor] = {}
+
+    def emb(fl: FrameLabels) -> torch.Tensor:
+        key = (str(fl.image), fl.boxes.tobytes())
+        if key not in memo:
+            memo[key] = torch.from_numpy(model.embed_frame(read_rgb(fl.image), fl.boxes))
+        return memo[key]
+
+    return [emb(p.pre) for p in pairs], [emb(p.now) for p in pairs]
 
 
 @torch.no_grad()
@@ -163,9 +179,15 @@ def encoder_embed_fn(
     return embed
 
 
-def validate(val: ValFeatures, encoder: torch.nn.Module | None, device: torch.device | str = "cpu") -> dict:
+def validate(
+    val: ValFeatures,
+    encoder: torch.nn.Module | None,
+    device: torch.device | str = "cpu",
+    reid: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None,
+) -> dict:
     """``{"encoder": M, "raw_features": M, "center_distance": M, "color_histogram": M}`` (``encoder`` omitted
-    when None, ``color_histogram`` when ``val`` has no histograms)."""
+    when None, ``color_histogram`` when ``val`` has no histograms), plus one ``M`` per entry of ``reid``
+    (method name -> :func:`pair_reid_embeddings`)."""
     out = {}
     if encoder is not None:
         out["encoder"] = score_with(val, encoder_embed_fn(encoder, device)).to_dict()
@@ -173,4 +195,6 @@ def validate(val: ValFeatures, encoder: torch.nn.Module | None, device: torch.de
     out["center_distance"] = center_distance(val).to_dict()
     if val.pre_hist is not None and val.now_hist is not None:
         out["color_histogram"] = score_with(val, lambda h: h, (val.pre_hist, val.now_hist)).to_dict()
+    for name, inputs in (reid or {}).items():
+        out[name] = score_with(val, lambda e: e, inputs).to_dict()
     return out

@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Embedding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBEDDING_UNSPECIFIED: _ClassVar[Embedding]
+    EMBEDDING_OFF: _ClassVar[Embedding]
+    EMBEDDING_ROI: _ClassVar[Embedding]
+    EMBEDDING_REID: _ClassVar[Embedding]
+
+class CameraMotion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMERA_MOTION_UNSPECIFIED: _ClassVar[CameraMotion]
+    CAMERA_MOTION_AUTO: _ClassVar[CameraMotion]
+    CAMERA_MOTION_ON: _ClassVar[CameraMotion]
+    CAMERA_MOTION_OFF: _ClassVar[CameraMotion]
+
 class PixelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PIXEL_FORMAT_UNSPECIFIED: _ClassVar[PixelFormat]
@@ -29,6 +43,14 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_ERROR_CODE_INTERNAL: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_INVALID_TIMESTAMP: _ClassVar[FrameErrorCode]
     FRAME_ERROR_CODE_TOO_MANY_DETECTIONS: _ClassVar[FrameErrorCode]
+EMBEDDING_UNSPECIFIED: Embedding
+EMBEDDING_OFF: Embedding
+EMBEDDING_ROI: Embedding
+EMBEDDING_REID: Embedding
+CAMERA_MOTION_UNSPECIFIED: CameraMotion
+CAMERA_MOTION_AUTO: CameraMotion
+CAMERA_MOTION_ON: CameraMotion
+CAMERA_MOTION_OFF: CameraMotion
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -63,18 +85,22 @@ class OpenStream(_message.Message):
     def __init__(self, stream_id: _Optional[str] = ..., resume: _Optional[bool] = ..., options: _Optional[_Union[StreamOptions, _Mapping]] = ...) -> None: ...
 
 class StreamOptions(_message.Message):
-    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost")
+    __slots__ = ("classes", "conf_threshold", "iou_threshold", "appearance", "return_lost", "camera_motion", "embedding")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     CONF_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     APPEARANCE_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOST_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_MOTION_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[int]
     conf_threshold: float
     iou_threshold: float
     appearance: bool
     return_lost: bool
-    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ...) -> None: ...
+    camera_motion: CameraMotion
+    embedding: Embedding
+    def __init__(self, classes: _Optional[_Iterable[int]] = ..., conf_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., appearance: _Optional[bool] = ..., return_lost: _Optional[bool] = ..., camera_motion: _Optional[_Union[CameraMotion, str]] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "format", "data")
@@ -145,18 +171,20 @@ class Track(_message.Message):
     def __init__(self, track_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., class_id: _Optional[int] = ..., state: _Optional[_Union[TrackState, str]] = ..., detection_index: _Optional[int] = ..., age_s: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("queue_ms", "inference_ms", "tracking_ms", "total_ms", "batch_size")
+    __slots__ = ("queue_ms", "inference_ms", "tracking_ms", "total_ms", "batch_size", "camera_motion_ms")
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     TRACKING_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_MOTION_MS_FIELD_NUMBER: _ClassVar[int]
     queue_ms: float
     inference_ms: float
     tracking_ms: float
     total_ms: float
     batch_size: int
-    def __init__(self, queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., tracking_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    camera_motion_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., tracking_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., camera_motion_ms: _Optional[float] = ...) -> None: ...
 
 class FrameError(_message.Message):
     __slots__ = ("code", "message")
@@ -167,20 +195,22 @@ class FrameError(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TrackResponse(_message.Message):
-    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error")
+    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error", "embedding")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     timestamp: float
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
     timings: Timings
     dropped_frames: int
     error: FrameError
-    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ...) -> None: ...
+    embedding: Embedding
+    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ()
@@ -249,7 +279,7 @@ class Limits(_message.Message):
     def __init__(self, max_streams: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_wait_ms: _Optional[float] = ..., queue_size: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_detections: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("version", "detector_arch", "weights_sha256", "encoder_sha256", "device", "input_size", "appearance_available", "batching", "limits", "class_names")
+    __slots__ = ("version", "detector_arch", "weights_sha256", "encoder_sha256", "device", "input_size", "appearance_available", "batching", "limits", "class_names", "reid_model_sha256", "embeddings", "default_embedding")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DETECTOR_ARCH_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +290,9 @@ class GetInfoResponse(_message.Message):
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    REID_MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     version: str
     detector_arch: str
     weights_sha256: str
@@ -270,4 +303,7 @@ class GetInfoResponse(_message.Message):
     batching: bool
     limits: Limits
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., detector_arch: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., input_size: _Optional[int] = ..., appearance_available: _Optional[bool] = ..., batching: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    reid_model_sha256: str
+    embeddings: _containers.RepeatedScalarFieldContainer[Embedding]
+    default_embedding: Embedding
+    def __init__(self, version: _Optional[str] = ..., detector_arch: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., input_size: _Optional[int] = ..., appearance_available: _Optional[bool] = ..., batching: _Optional[bool] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., reid_model_sha256: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, str]]] = ..., default_embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...

@@ -5,7 +5,7 @@ import warnings
 
 from roitrack_api.roitrack.v1 import tracking_pb2 as roitrack__api_dot_roitrack_dot_v1_dot_tracking__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
