@@ -131,9 +131,7 @@ async def test_stream_equals_eval_mot_with_appearance(pets_sequence: Path, tmp_p
         "--size",
         str(SIZE),
     )
-    cfg = replace(
-        config(), weights=str(weights), random_weights=False, encoder=str(enc), fuse=False, input_size=SIZE
-    )
+    cfg = replace(config(), weights=str(weights), random_weights=False, encoder=str(enc), input_size=SIZE)
     runner = build_runner(cfg)
     runner.warmup()
     # the two paths compute the same embeddings (the tracker weighs a random encoder's embeddings little, so
