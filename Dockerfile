@@ -25,16 +25,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
-# Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml changes.
-# The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS (default
-# openvino + reid: the fast CPU inference backend, and onnxruntime for `serve --reid-model`).
+# Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml or the lock
+# changes. The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS
+# (default openvino + reid: the fast CPU inference backend, and onnxruntime for `serve --reid-model`), at the
+# versions of requirements/lock.txt (what `make install` and CI test; `make lock` refreshes it).
 ARG ROITRACK_EXTRAS
 COPY pyproject.toml ./
+COPY requirements/lock.txt ./requirements/lock.txt
 RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 extras = [e for e in os.environ.get('ROITRACK_EXTRAS', '').split(',') if e.strip()]; \
 print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e.strip()]]))" \
       > /tmp/requirements.txt \
- && /opt/roitrack/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+ && /opt/roitrack/bin/pip install --no-cache-dir -c requirements/lock.txt -r /tmp/requirements.txt
 
 # The package itself, built as a wheel and installed (no source tree at run time). Same list as
 # [tool.setuptools.packages.find] in pyproject.toml (tests/integration/test_deploy_docker.py checks it).

@@ -181,8 +181,10 @@ def motion_breakdown(
     them sit on *ghost* tracks (tracks most of whose boxes match no ground truth) rather than on tracks following a
     real person (loose or duplicate boxes). ``gt_detections_left_out``: detections scoring at least ``min_score``
     that match ground truth but were not output, and how many of those score below ``weak_below``. An output box
-    is the detection it equals (IoU >= 0.99), as with the default ``output_filtered_box = False``."""
+    is the detection it was made from (the detection smoothed by its track's filter, ``output_blend``): output
+    boxes and detections are paired one to one by IoU (at least 0.5)."""
     from tracker_core.tracking.costs import iou_matrix
+    from tracker_core.tracking.matching import linear_assignment
 
     rows = _result_array(lines)
     track_gt: dict[int, list[bool]] = {}
@@ -193,13 +195,10 @@ def motion_breakdown(
         used = np.zeros(det.boxes.shape[0], bool)
         if r.shape[0] and det.boxes.shape[0]:
             out_boxes = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], axis=1)
-            iou = iou_matrix(out_boxes, det.boxes)
-            k = iou.argmax(axis=1)
-            same = iou[np.arange(k.size), k] >= 0.99
-            used[k[same]] = True
-            for tid, on_gt in zip(
-                r[same, 1].astype(int).tolist(), (f_ids[k[same]] >= 0).tolist(), strict=True
-            ):
+            m, _, _ = linear_assignment(1.0 - iou_matrix(out_boxes, det.boxes), 0.5)
+            k = m[:, 1]
+            used[k] = True
+            for tid, on_gt in zip(r[m[:, 0], 1].astype(int).tolist(), (f_ids[k] >= 0).tolist(), strict=True):
                 track_gt.setdefault(tid, []).append(on_gt)
                 if not on_gt:
                     off.append(tid)
@@ -420,8 +419,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--score-scale", type=float, default=100.0, help="divide det scores by this (default 100, MOT15)")
     a(
         "--score-clip",
-        action="store_true",
-        help="clip scaled scores to [0, 1] (PETS09's public detections reach 138.9 / 100); else out of range = error",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clip scaled scores to [0, 1] (default on: MOT15's PETS09 public detections reach 138.9 / 100); "
+        "--no-score-clip: out of range = error",
     )
     a("--noise", type=float, nargs="*", default=list(DEFAULT_NOISES), help="noise levels to sweep")
     a("--wrong", type=float, nargs="*", default=list(DEFAULT_WRONGS), help="wrong-identity rates to sweep")

@@ -31,6 +31,7 @@ from tracker_core.evaluation import (
     write_results,
 )
 from tracker_core.evaluation.trackeval_runner import figures, raw_from_json
+from tracker_core.motion import gate_known_motion
 
 DEFAULT_TRACKERS = (
     "ours",
@@ -118,6 +119,12 @@ def run_bench(
                 e.det, e.info.seq_length, "max" if rule.by_max else rule.scale, score_clip=rule.clip
             )
             warps = read_camera_motion(e.gmc, e.info.seq_length) if e.gmc is not None else None
+            # ours applies it as the server does (motion only while the camera is seen moving); peers get it all
+            ours_warps = (
+                gate_known_motion(warps, e.info.im_width, e.info.im_height, e.info.frame_rate)
+                if warps is not None
+                else None
+            )
             gmc_sha = file_sha256(e.gmc) if e.gmc is not None else ""
             size = (e.info.im_width, e.info.im_height)
             specs = {s.key: s for s in mot_peers(size, warps is not None)}
@@ -133,7 +140,9 @@ def run_bench(
                     per[key] = {**hit, "cached": True, "cache_key": ck}
                     continue
                 try:
-                    lines, spent, name, note, used = run_one(spec, frames, e.info.frame_rate, warps)
+                    lines, spent, name, note, used = run_one(
+                        spec, frames, e.info.frame_rate, ours_warps if key == "ours" else warps
+                    )
                 except ImportError as exc:
                     missing[key] = f"not installed ({exc.name or exc})"
                     continue

@@ -54,6 +54,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf", type=float, default=0.25, help="detector confidence threshold (without --det)"
     )
+    parser.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="run the detector unfused (default: fused for inference, as `roitrack serve` runs it)",
+    )
     add_reid_args(parser)
     parser.add_argument(
         "--save-embeddings",
@@ -80,6 +85,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="TrackEval scoring protocol: mot17/mot20 = official MOTChallenge preprocessing (distractor classes and "
         "the boxes matched to them removed, flag-0 rows ignored), mot15 = every flag-1 gt row counts; auto "
         "(default) chooses from the gt's columns and the sequence name",
+    )
+    parser.add_argument(
+        "--camera-motion",
+        choices=("auto", "on"),
+        default="auto",
+        help="with --gmc: apply the motion only while the camera is seen moving (auto, the server's default: a "
+        "static camera's sub-pixel estimation noise is ignored) or on every frame (on)",
     )
     parser.add_argument("--config", help="JSON file of TrackerConfig overrides (default: DEFAULT_CONFIG)")
     parser.add_argument("--out", help="write the results here (MOTChallenge format)")
@@ -177,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
             conf=args.conf,
             inference=InferenceOptions(backend=args.backend, precision=args.precision),
             report=inference,
+            fuse=not args.no_fuse,
         )
     assert frames is not None
     what = args.det or f"detector {args.weights}"
@@ -201,13 +214,19 @@ def run(args: argparse.Namespace) -> int:
         from tracker_core.motion import estimate_sequence_motion
 
         t1 = time.perf_counter()
-        warps = estimate_sequence_motion(seq, info, frames)
+        warps = estimate_sequence_motion(seq, info, frames, args.camera_motion)
         gmc_ms = 1000.0 * (time.perf_counter() - t1) / max(info.seq_length, 1)
         camera_motion = "frames"
     elif args.gmc:
+        from tracker_core.motion import gate_known_motion
+
         gmc = seq / "gmc.txt" if args.gmc == "auto" else Path(args.gmc)
         if gmc.is_file() or args.gmc != "auto":
             warps = read_camera_motion(gmc, info.seq_length)  # NotFoundError naming a missing file
+            # the server's policy: 'auto' applies a file's motion only while the camera is seen moving
+            warps = gate_known_motion(
+                warps, info.im_width, info.im_height, info.frame_rate, args.camera_motion
+            )
             camera_motion = str(gmc)
     run_ = track_sequence(frames, info.frame_rate, config, embeddings, warps)
 

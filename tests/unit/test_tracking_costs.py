@@ -101,18 +101,16 @@ def test_appearance_margin_and_weight_fall_when_embeddings_are_uninformative():
 
 
 def _brute_force(cost, max_cost):
+    """The matching with the largest total slack ``sum(max_cost - cost)`` over every partial matching."""
     t, n = cost.shape
-    best, best_pairs = (0, 0.0), []
-    for k in range(min(t, n), -1, -1):
+    best, best_pairs = 0.0, []
+    for k in range(1, min(t, n) + 1):
         for rows in itertools.combinations(range(t), k):
             for cols in itertools.permutations(range(n), k):
                 if all(cost[r, c] <= max_cost for r, c in zip(rows, cols, strict=True)):
-                    total = sum(cost[r, c] for r, c in zip(rows, cols, strict=True))
-                    key = (k, -total)
-                    if key > best:
-                        best, best_pairs = key, sorted(zip(rows, cols, strict=True))
-        if best_pairs or k == 0:
-            break
+                    slack = sum(max_cost - cost[r, c] for r, c in zip(rows, cols, strict=True))
+                    if slack > best + 1e-12:
+                        best, best_pairs = slack, sorted(zip(rows, cols, strict=True))
     return best_pairs
 
 
@@ -127,9 +125,8 @@ def test_linear_assignment_contract_and_ceiling_against_brute_force():
         assert sorted(set(range(t)) - set(m[:, 0].tolist())) == ur.tolist()
         assert sorted(set(range(n)) - set(m[:, 1].tolist())) == uc.tolist()
         ref = _brute_force(cost, 0.6)
-        assert len(m) == len(ref)
-        got = sum(cost[r, c] for r, c in m)
-        assert got == pytest.approx(sum(cost[r, c] for r, c in ref))
+        got = sum(0.6 - cost[r, c] for r, c in m)
+        assert got == pytest.approx(sum(0.6 - cost[r, c] for r, c in ref))
 
 
 def test_linear_assignment_never_matches_above_ceiling():
@@ -375,3 +372,39 @@ def test_sure_match_evidence_matches_a_per_pair_reference():
                     want[3] += 1
                     want[2] += min(rivals) < own
         assert tuple(ev) == tuple(int(w) for w in want)
+
+
+def test_height_iou_matches_a_slow_reference_and_modulates_iou():
+    from tracker_core.tracking.kalman import xyxy_to_cxcywh
+
+    rng = np.random.default_rng(5)
+    tb = np.hstack([tl := rng.uniform(0, 200, (5, 2)), tl + rng.uniform(5, 80, (5, 2))])
+    db = np.hstack([dl := rng.uniform(0, 200, (4, 2)), dl + rng.uniform(5, 80, (4, 2))])
+    buf = rng.uniform(0, 0.5, 5)
+    got = costs.height_iou_cxcywh(xyxy_to_cxcywh(tb), xyxy_to_cxcywh(db), buf)
+    for i in range(5):
+        t = costs.expand_boxes(tb[i : i + 1], buf[i])[0]
+        for j in range(4):
+            d = costs.expand_boxes(db[j : j + 1], buf[i])[0]
+            inter = max(0.0, min(t[3], d[3]) - max(t[1], d[1]))
+            union = (t[3] - t[1]) + (d[3] - d[1]) - inter
+            assert got[i, j] == pytest.approx(inter / union)
+    # same footprint, one person standing farther back (shorter, higher feet): plain IoU is high, HMIoU lower
+    near, far = np.array([[100.0, 100, 140, 200]]), np.array([[100.0, 100, 140, 180]])
+    iou = costs.iou_matrix(near, far)[0, 0]
+    h = costs.height_iou_cxcywh(xyxy_to_cxcywh(near), xyxy_to_cxcywh(far))[0, 0]
+    assert h == pytest.approx(0.8) and iou * h < iou
+
+
+def test_direction_consistency_rewards_the_way_a_track_moves():
+    prev = np.array([[100.0, 100, 20, 40], [300.0, 100, 20, 40], [500.0, 100, 20, 40]])
+    last = prev + np.array([[10.0, 0, 0, 0], [0, 0, 0, 0], [10.0, 0, 0, 0]])  # right, still, right
+    valid = np.array([True, True, False])
+    dets = np.array([[125.0, 100, 20, 40], [80.0, 100, 20, 40], [110.0, 130, 20, 40]])  # ahead, behind, down
+    out = costs.direction_consistency(prev, last, valid, dets)
+    assert out[0, 0] == pytest.approx(0.5)  # straight ahead
+    assert out[0, 1] == pytest.approx(-0.5)  # straight back
+    assert -0.5 < out[0, 2] < 0.5 and out[0, 2] < out[0, 0]
+    np.testing.assert_array_equal(out[1], 0.0)  # a track that did not move has no direction
+    np.testing.assert_array_equal(out[2], 0.0)  # no earlier observation
+    assert costs.direction_consistency(prev[:0], last[:0], valid[:0], dets).shape == (0, 3)

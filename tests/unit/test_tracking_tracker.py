@@ -9,6 +9,7 @@ import pytest
 
 from tracker_core.errors import InvalidInputError
 from tracker_core.tracking import DEFAULT_CONFIG, Tracker, TrackerConfig
+from tracker_core.tracking.costs import iou_matrix
 from tracker_core.tracking.costs import normalize as costs_normalize
 
 
@@ -72,7 +73,8 @@ def _identity_map(tracker: Tracker, frames, use_emb: bool):
         outs = tracker.update(boxes, scores, t, embeddings=emb if use_emb else None)
         for o in outs:
             assert o.state == "confirmed" and 0 <= o.det_index < len(ids)
-            np.testing.assert_allclose(o.box, boxes[o.det_index].astype(np.float32))
+            # the output box is the detection smoothed by the track's filter (``output_blend``): close to it
+            assert iou_matrix(o.box[None], boxes[o.det_index][None])[0, 0] > 0.7
             if ids[o.det_index] >= 0:
                 seen[ids[o.det_index]].add(o.track_id)
     return seen
@@ -410,14 +412,14 @@ def test_proven_memory_holds_against_outliers_and_counts_a_repeated_other_object
 
 
 def _panning_scene(frames: int = 40):
-    """Five people standing still in the world while a hand-held camera jerks left and right by 50 px (and zooms
+    """Five people standing still in the world while a hand-held camera jerks left and right by 70 px (and zooms
     a little) between frames: ``(boxes per frame, warp into each frame)``."""
     world = np.array([[100.0 + 90 * k, 200.0 + 7 * k] for k in range(5)])
     rng = np.random.default_rng(1)
     offset, scale = np.zeros(2), 1.0
     boxes, warps = [], []
     for f in range(frames):
-        step = np.array([50.0 if f % 2 else -50.0, rng.normal(0, 5)])
+        step = np.array([70.0 if f % 2 else -70.0, rng.normal(0, 5)])
         zoom = 1.0 + rng.normal(0, 0.01)
         # image = scale * world + offset; the warp maps the previous frame's pixels into this one's
         warps.append(np.array([[zoom, 0.0, step[0]], [0.0, zoom, step[1]]]) if f else None)
@@ -431,16 +433,17 @@ def _panning_scene(frames: int = 40):
 def test_camera_motion_keeps_identities_through_a_jerky_pan():
     boxes, warps = _panning_scene()
     scores = np.full(5, 0.9)
-    ids = {}
+    shown: dict[bool, list[int]] = {}
     for use_warp in (False, True):
         tracker = Tracker()
-        seen = set()
+        shown[use_warp] = []
         for f, b in enumerate(boxes):
             outs = tracker.update(b, scores, f / 10.0, warp=warps[f] if use_warp else None)
-            seen.update(o.track_id for o in outs)
-        ids[use_warp] = seen
-    assert ids[True] == {1, 2, 3, 4, 5}  # every person keeps the ID of the first frame
-    assert len(ids[False]) > 10  # without the camera's motion the 50 px jerks break the tracks
+            shown[use_warp] += [o.track_id for o in outs]
+    # with the camera's motion every person keeps the ID of the first frame, in every frame
+    assert len(shown[True]) == 5 * len(boxes) and set(shown[True]) == {1, 2, 3, 4, 5}
+    # without it the 70 px jerks break the tracks: people go untracked and come back under new IDs
+    assert len(shown[False]) < 0.9 * len(shown[True]) and len(set(shown[False])) > 5
 
 
 def test_camera_motion_is_validated():

@@ -238,6 +238,15 @@ class IDetect(nn.Module):
             for i in range(self.nl)
         ]
 
+    def levels(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The raw head outputs laid out for training (logits, before any sigmoid): per level
+        ``[B, na, H/s_i, W/s_i, 5+nc]`` with box ``(tx, ty, tw, th)``, objectness and class logits."""
+        out = []
+        for p in self.raw(xs):
+            bs, _, ny, nx = p.shape
+            out.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+        return out
+
     def decode(self, raws: list[torch.Tensor]) -> torch.Tensor:
         """Per-level logits (:meth:`raw`) -> ``[B, A, 5+nc]`` as the official eval-mode output, in the logits'
         dtype. Inference backends run :meth:`raw` in their precision and this decode in float32 (box centres

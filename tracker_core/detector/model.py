@@ -138,7 +138,7 @@ class YoloNet(nn.Module):
         want = set(taps)
         keep = self._keep | want
         saved: dict[int, torch.Tensor] = {}
-        prev = x
+        prev: object = x
         for i, module in enumerate(self.model):
             srcs = self.sources[i]
             if isinstance(module, IDetect):
@@ -151,10 +151,24 @@ class YoloNet(nn.Module):
                 inp = prev if (s == i - 1 or i == 0) else saved[s]
             prev = module(inp)
             if i in keep:
+                assert isinstance(prev, torch.Tensor)
                 saved[i] = prev
         raise ValueError(
             f"{self.spec.name} has no detection head"
         )  # pragma: no cover - every table ends in one
+
+    def forward_levels(
+        self, x: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """Training: the head's raw logits, one ``[B,na,H/s,W/s,5+nc]`` per level (as :meth:`IDetect.levels`),
+        instead of the decoded predictions; same taps."""
+        raws, maps = self.forward_head_raw(x, taps)
+        head = self.head
+        levels = []
+        for p in raws:
+            bs, _, ny, nx = p.shape
+            levels.append(p.view(bs, head.na, head.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+        return levels, maps
 
     @torch.no_grad()
     def fuse(self) -> YoloNet:

@@ -41,6 +41,7 @@ def frames_from_images(
     max_frames: int | None = None,
     inference: Any = None,
     report: dict[str, Any] | None = None,
+    fuse: bool = True,
 ) -> tuple[list[FrameDetections], list[NDArray[np.float32]] | None]:
     """Run the detector over ``seq_dir/img1`` frame by frame.
 
@@ -49,6 +50,8 @@ def frames_from_images(
     embedding ``[N,D]`` is returned too (else ``None``). ``inference``: ``tracker_core.inference.InferenceOptions``
     (default torch fp32, the reference); the backend that ran is written to ``report["inference"]``. The models
     run on a worker thread, as the server runs them (torch from a process's main thread crawls on a loaded CPU).
+    ``fuse``: the detector fused for inference, as ``roitrack serve`` runs it by default, so both paths give the
+    same numbers; ``False`` (torch fp32 only) runs the network as loaded, the reference for parity checks.
     """
     from tracker_core.detector import load_detector
     from tracker_core.encoder import Appearance
@@ -58,8 +61,8 @@ def frames_from_images(
     if not img_dir.is_dir():
         raise NotFoundError(f"{img_dir} not found: the sequence has no frames")
     options = inference or InferenceOptions(backend="torch", precision="fp32")
-    # The reference runs the network as loaded (unfused); every other backend compiles the fused one.
-    fuse = (options.backend, options.precision) != REFERENCE
+    # Every backend but torch fp32 compiles the fused network; torch fp32 runs unfused only when asked.
+    fuse = fuse or (options.backend, options.precision) != REFERENCE
     detector = load_detector(weights, device=device, fuse=fuse)
     appearance = Appearance.from_checkpoint(encoder, detector=detector, device=device) if encoder else None
     backend = build_backend(detector, appearance, options, input_size=(size, size))

@@ -5,7 +5,13 @@ into the ``[2,3]`` affine ``Tracker.update(warp=...)`` takes; ``estimate_sequenc
 estimator over a MOTChallenge sequence's images (``roitrack eval-mot --gmc frames``). NumPy + OpenCV only.
 """
 
-from tracker_core.motion.camera_motion import DEFAULT_POLICY, CameraMotion, MotionMode, MotionPolicy
+from tracker_core.motion.camera_motion import (
+    DEFAULT_POLICY,
+    CameraMotion,
+    MotionMode,
+    MotionPolicy,
+    gate_known_motion,
+)
 from tracker_core.motion.estimator import (
     DEFAULT_FLOW_CONFIG,
     FlowConfig,
@@ -29,5 +35,6 @@ __all__ = [
     "corner_motion",
     "downscale_gray",
     "estimate_sequence_motion",
+    "gate_known_motion",
     "to_original",
 ]

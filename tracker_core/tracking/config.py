@@ -37,6 +37,23 @@ class TrackerConfig:
             enlarged by this fraction of their size per second since the track's last detection (so a track that
             coasted through an occlusion can still be picked up), capped at ``lost_buffer_max``.
         class_aware: never associate a detection with a track of another class.
+        height_modulated: multiply every IoU by the overlap of the two boxes' vertical extents (Hybrid-SORT's
+            height-modulated IoU): people overlapping in the image but at different depths differ in where
+            their heads and feet are.
+        match_cost_low_lost: stage 2 offers a weak detection to a track that has already missed frames only when
+            its cost is at most this (0.4: IoU >= 0.6 with the prediction; a weak box half over a coasting track is
+            more often somebody else, partly hidden). Tracks seen in the previous frame keep ``match_cost_low``.
+
+    Weak cues (stage 1; they re-rank the pairs motion allows and never forbid one, ``costs.motion_cues``):
+        stale_cost: cost per second a track has gone unmatched beyond one frame (capped at 1 s): of two tracks
+            that can take one detection, the one seen a moment ago keeps it, so tracks on overlapping people do
+            not trade a detection back and forth (a soft matching cascade; the hard cascade cost 0.8-1.6 HOTA).
+        score_weight: cost per unit of difference between the track's last score and the detection's
+            (Hybrid-SORT's confidence cue: someone walking into occlusion loses confidence gradually).
+        direction_weight / direction_span_s: OC-SORT's velocity-direction consistency on the four box corners,
+            weighted by the detection's score: up to ``direction_weight / 2`` off the cost of a detection lying
+            the way the track moved between its latest observation and the newest one at least
+            ``direction_span_s`` seconds older, as much onto one lying the other way.
 
     Life cycle (seconds):
         confirm_hits: matched detections a tentative track needs to be confirmed (and get an ID).
@@ -143,11 +160,17 @@ class TrackerConfig:
         output_lost: also output lost tracks' predicted boxes (state ``"lost"``, ``det_index = -1``).
         output_lost_max_s: ... but only for this long after their last detection.
         output_filtered_box: output the Kalman-filtered box instead of the matched detection's box.
+        output_blend: a matched track's output box is ``(1 - a) * detection + a * filtered`` in (cx, cy, w, h)
+            with ``a = output_blend`` (0: the detection's box exactly); detection boxes jitter and, where two people
+            overlap, alternately cover one or both, which the smoothed box rides out.
+        output_blend_shape: ``a`` rises to 1 as the detection's aspect ratio departs from the track's, reaching 1
+            at ``|log(aspect ratio)| = output_blend_shape`` (a box suddenly much wider than the person is a merged
+            detection); 0: off.
     """
 
-    high_score: float = 0.5
+    high_score: float = 0.6
     low_score: float = 0.1
-    new_track_score: float = 0.6
+    new_track_score: float = 0.7
     match_cost_high: float = 0.8
     match_cost_low: float = 0.6
     match_cost_tentative: float = 0.7
@@ -156,15 +179,21 @@ class TrackerConfig:
     lost_buffer_rate: float = 0.4
     lost_buffer_max: float = 1.0
     class_aware: bool = True
+    height_modulated: bool = True
+    direction_weight: float = 0.2
+    direction_span_s: float = 0.1
+    stale_cost: float = 0.5
+    score_weight: float = 0.3
+    match_cost_low_lost: float = 0.4
 
-    confirm_hits: int = 2
+    confirm_hits: int = 3
     confirm_first_frame: bool = True
     tentative_max_age_s: float = 0.2
-    max_lost_s: float = 3.0
+    max_lost_s: float = 1.5
     max_tracks: int = 1024
 
     q_pos: float = 0.05
-    q_vel: float = 0.1
+    q_vel: float = 0.3
     r_meas: float = 0.1
     score_noise_weight: float = 0.5
     init_vel_std: float = 0.5
@@ -201,6 +230,8 @@ class TrackerConfig:
     output_lost: bool = False
     output_lost_max_s: float = 0.5
     output_filtered_box: bool = False
+    output_blend: float = 0.4
+    output_blend_shape: float = 0.6
 
     def __post_init__(self) -> None:
         for f in fields(self):

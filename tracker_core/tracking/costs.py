@@ -468,3 +468,137 @@ def switch_veto(
     a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=0.0)
     alt = np.nan_to_num(np.asarray(alt_distance, dtype=np.float64), nan=np.inf)
     return np.asarray(suspicious, bool)[:, None] & (a > reject) & (alt <= accept)
+
+
+def height_iou_cxcywh(
+    tracks: NDArray[np.floating], dets: NDArray[np.floating], buffer: NDArray[np.floating] | float = 0.0
+) -> F64:
+    """Pairwise overlap of the vertical extents ``[T,N]`` (intersection / union of ``[y1, y2]``) of boxes in centre
+    form, with the same ``buffer`` as ``buffered_iou_cxcywh``. Multiplying the IoU by it gives Hybrid-SORT's
+    height-modulated IoU: two people overlapping in the image but standing at different depths differ in where
+    their feet and heads are, which plain IoU discounts."""
+    t = np.asarray(tracks, dtype=np.float64).reshape(-1, 4)
+    d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    if t.shape[0] == 0 or d.shape[0] == 0:
+        return np.zeros((t.shape[0], d.shape[0]))
+    shrink = 1.0 / (1.0 + np.asarray(buffer, dtype=np.float64))
+    off = np.abs(t[:, None, 1] - d[None, :, 1])
+    off = off * shrink[:, None] if shrink.ndim else off * shrink
+    half_sum = (t[:, None, 3] + d[None, :, 3]) * 0.5
+    inter = np.minimum(np.maximum(half_sum - off, 0.0), np.minimum(t[:, None, 3], d[None, :, 3]))
+    union = t[:, None, 3] + d[None, :, 3] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+_CORNER_SIGNS = np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])
+
+
+def box_corners(z: NDArray[np.floating]) -> F64:
+    """``[...,4]`` (cx, cy, w, h) -> ``[...,4,2]`` corners (top-left, top-right, bottom-left, bottom-right)."""
+    z = np.asarray(z, dtype=np.float64)
+    return z[..., None, 0:2] + z[..., None, 2:4] * _CORNER_SIGNS
+
+
+def direction_consistency(
+    prev: NDArray[np.floating],
+    last: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+) -> F64:
+    """OC-SORT's velocity-direction consistency ``[T,N]`` in ``[-0.5, 0.5]``, averaged over box corners
+    (Hybrid-SORT's robust variant).
+
+    ``prev [T,4]`` / ``last [T,4]``: each track's earlier and latest observed box (cx, cy, w, h); ``dets [N,4]``.
+    For every corner, the angle between the track's direction of motion (``prev -> last``) and the direction from
+    ``prev`` to the detection: ``(pi/2 - angle) / pi``, so +0.5 for the same direction, -0.5 for the opposite one.
+    Tracks that are not ``valid`` (no earlier observation) or did not move get 0.
+    """
+    t, n = np.asarray(prev).shape[0], np.asarray(dets).shape[0]
+    ti, di = np.divmod(np.arange(t * n), max(n, 1))
+    return direction_consistency_pairs(prev, last, valid, dets, ti, di).reshape(t, n)
+
+
+def direction_consistency_pairs(
+    prev: NDArray[np.floating],
+    last: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+    ti: NDArray[np.integer],
+    di: NDArray[np.integer],
+) -> F64:
+    """``direction_consistency`` for the pairs ``(ti[k], di[k])`` only: ``[K]`` (the tracker scores just the pairs
+    motion allows, a few per track, instead of the whole matrix)."""
+    if ti.size == 0:
+        return np.zeros(0)
+    p = box_corners(np.asarray(prev, dtype=np.float64)[ti])  # [K,4,2]
+    v = box_corners(np.asarray(last, dtype=np.float64)[ti]) - p
+    u = box_corners(np.asarray(dets, dtype=np.float64)[di]) - p
+    vn = np.sqrt(np.einsum("kcx,kcx->kc", v, v))
+    un = np.sqrt(np.einsum("kcx,kcx->kc", u, u))
+    cos = np.einsum("kcx,kcx->kc", u, v) / np.maximum(vn * un, 1e-12)
+    score = (np.pi / 2 - np.arccos(np.clip(cos, -1.0, 1.0))) / np.pi
+    score = np.where((vn > 1e-6) & (un > 1e-6), score, 0.0).mean(axis=1)
+    return np.where(np.asarray(valid, dtype=bool)[ti], score, 0.0)
+
+
+class MotionCueWeights(NamedTuple):
+    """Weights of the weak cues that re-rank the pairs motion allows (``motion_cues``); 0 switches one off."""
+
+    stale: float = 0.0
+    score: float = 0.0
+    direction: float = 0.0
+
+
+def motion_cues(
+    w: MotionCueWeights,
+    missed_s: NDArray[np.floating],
+    track_score: NDArray[np.floating],
+    prev_obs: NDArray[np.floating],
+    last_obs: NDArray[np.floating],
+    has_prev: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+    det_score: NDArray[np.floating],
+    ti: NDArray[np.integer],
+    di: NDArray[np.integer],
+) -> F64:
+    """Additive cost ``[K]`` of the weak cues for the track/detection pairs ``(ti[k], di[k])``, added to their motion
+    cost to rank the pairs motion allows.
+
+    - stale: ``w.stale x missed_s`` (seconds the track has gone unmatched beyond one frame, capped at 1): among
+      candidates for one detection, the track that was seen a moment ago keeps it (a soft matching cascade), so
+      two tracks on overlapping people do not trade a detection back and forth;
+    - score: ``w.score x |track score - detection score|`` (Hybrid-SORT's confidence cue: a person walking into
+      occlusion loses confidence gradually, and its detection keeps matching the track whose score fell alike);
+    - direction: ``-w.direction x detection score x direction_consistency`` (OC-SORT's velocity direction, on
+      the four corners: a bonus for a detection that lies the way the track has been moving, a cost otherwise).
+
+    (BoostTrack's shape cue, a relative width/height difference, was tried and changed nothing.) Per track:
+    ``missed_s``, ``track_score``, ``prev_obs`` / ``last_obs [T,4]`` (observed boxes, cx, cy, w, h), ``has_prev``;
+    per detection: ``dets [N,4]``, ``det_score`` (scores in [0, 1]).
+    """
+    out = np.zeros(ti.shape[0])
+    if ti.size == 0:
+        return out
+    ds = np.asarray(det_score, dtype=np.float64)[di]
+    if w.stale:
+        out += w.stale * np.asarray(missed_s, dtype=np.float64)[ti]
+    if w.score:
+        out += w.score * np.abs(np.asarray(track_score, dtype=np.float64)[ti] - ds)
+    if w.direction:
+        out -= w.direction * ds * direction_consistency_pairs(prev_obs, last_obs, has_prev, dets, ti, di)
+    return out
+
+
+def blend_boxes(
+    dets: NDArray[np.floating], filtered: NDArray[np.floating], blend: float, shape_scale: float = 0.0
+) -> F64:
+    """Output boxes ``[N,4]`` (cx, cy, w, h) between the matched detections and the tracks' filtered boxes:
+    ``(1 - a) * det + a * filtered`` with ``a = blend``, raised towards 1 as a detection's aspect ratio departs from
+    its track's (``a = 1`` at ``|log(ratio of aspect ratios)| = shape_scale``; 0: off)."""
+    d = np.asarray(dets, dtype=np.float64)
+    f = np.asarray(filtered, dtype=np.float64)
+    a = np.full((d.shape[0], 1), float(blend))
+    if shape_scale > 0 and d.shape[0]:
+        dev = np.abs(np.log((d[:, 2] / d[:, 3]) / (f[:, 2] / f[:, 3])))
+        a = np.maximum(a, np.minimum(1.0, dev / shape_scale)[:, None])
+    return (1.0 - a) * d + a * f

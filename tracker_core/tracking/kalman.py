@@ -71,7 +71,11 @@ def initiate(z: F64, r_meas: float, init_vel_std: float) -> tuple[F64, F64]:
 
 
 def predict(
-    mean: F64, cov: F64, dt: NDArray[np.floating] | float, q_pos: float, q_vel: float
+    mean: F64,
+    cov: F64,
+    dt: NDArray[np.floating] | float,
+    q_pos: float,
+    q_vel: float,
 ) -> tuple[F64, F64]:
     """Predict every track ``dt`` seconds ahead (``dt`` scalar or ``[T]``, >= 0).
 

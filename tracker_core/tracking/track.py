@@ -27,6 +27,10 @@ class TrackState(IntEnum):
     REMOVED = 3
 
 
+HISTORY = 8
+"""Observations kept per track (newest first) for its direction of motion."""
+
+
 def _empty(shape: tuple[int, ...], dtype: type | np.dtype = np.float64) -> NDArray:
     return np.zeros(shape, dtype=dtype)
 
@@ -39,7 +43,9 @@ class TrackTable:
     state ``[T]`` int8 ``TrackState``; track_id ``[T]`` (0 while tentative); class_id ``[T]``; score ``[T]``
     (last matched detection's); hits ``[T]``; first_seen / last_seen ``[T]`` seconds; det_index ``[T]`` (this
     frame's matched detection, -1 if none); emb ``[T,D]`` EMA embedding, emb_valid ``[T]``; bank ``[T,K,D]``
-    ring buffer of recent embeddings with bank_valid ``[T,K]`` and bank_pos ``[T]``.
+    ring buffer of recent embeddings with bank_valid ``[T,K]`` and bank_pos ``[T]``. hist_z ``[T,H,4]`` /
+    hist_t ``[T,H]``: the last ``HISTORY`` matched detections (cx, cy, w, h) and their times, newest first (NaN
+    time: none yet), for the direction of motion.
     """
 
     bank_size: int = 0
@@ -64,6 +70,8 @@ class TrackTable:
     alt_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
     alt_streak: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
     last_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
+    hist_z: NDArray[np.float64] = field(default_factory=lambda: _empty((0, HISTORY, 4)))
+    hist_t: NDArray[np.float64] = field(default_factory=lambda: _empty((0, HISTORY)))
 
     _ROW_FIELDS = (
         "mean",
@@ -86,6 +94,8 @@ class TrackTable:
         "alt_emb",
         "alt_streak",
         "last_emb",
+        "hist_z",
+        "hist_t",
     )
 
     def __post_init__(self) -> None:
@@ -159,9 +169,20 @@ class TrackTable:
             "alt_emb": np.zeros((m, d), np.float32),
             "alt_streak": np.zeros(m, np.int64),
             "last_emb": new_emb,
+            "hist_z": np.concatenate([mean[:, None, :4], np.zeros((m, HISTORY - 1, 4))], axis=1),
+            "hist_t": np.concatenate([np.full((m, 1), now), np.full((m, HISTORY - 1), np.nan)], axis=1),
         }
         for name, value in parts.items():
             setattr(self, name, np.concatenate([getattr(self, name), value], axis=0))
+
+    def observe(self, rows: NDArray[np.int64], z: NDArray[np.float64], now: float) -> None:
+        """Record matched detections ``z [M,4]`` (cx, cy, w, h) at ``now`` in the history of ``rows``."""
+        if rows.size == 0:
+            return
+        self.hist_z[rows, 1:] = self.hist_z[rows, :-1]
+        self.hist_t[rows, 1:] = self.hist_t[rows, :-1]
+        self.hist_z[rows, 0] = z
+        self.hist_t[rows, 0] = now
 
     def remember(
         self,

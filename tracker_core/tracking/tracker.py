@@ -89,6 +89,7 @@ class Tracker:
         self._mis_n = 0.0
         self._decisive_ok = False
         self._last_time: float | None = None
+        self._frame_dt = 0.0  # smoothed seconds between frames (0: not yet known)
         self.frame_count = 0
 
     @property
@@ -178,6 +179,9 @@ class Tracker:
             return []
 
         # 0. predict every track to now
+        if self._last_time is not None and ts > self._last_time:
+            gap = ts - self._last_time
+            self._frame_dt = gap if self._frame_dt == 0 else 0.9 * self._frame_dt + 0.1 * gap
         if len(tr):
             dt = ts - (self._last_time if self._last_time is not None else ts)
             if dt > 0:
@@ -185,6 +189,10 @@ class Tracker:
             if w is not None:  # camera motion: every track into this frame's image coordinates
                 tr.mean, tr.cov = kalman.warp_affine(tr.mean, tr.cov, w)
                 tr.det_box = kalman.warp_boxes(tr.det_box, w)
+                hz = tr.hist_z.reshape(-1, 4)
+                tr.hist_z = kalman.xyxy_to_cxcywh(kalman.warp_boxes(kalman.cxcywh_to_xyxy(hz), w)).reshape(
+                    tr.hist_z.shape
+                )
             tr.det_index[:] = -1
         self._last_time = ts
 
@@ -248,6 +256,8 @@ class Tracker:
         # detection: computed once, shared by the three stages
         buffer = np.minimum(cfg.lost_buffer_rate * (ts - tr.last_seen), cfg.lost_buffer_max)
         iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z, buffer)
+        if cfg.height_modulated:
+            iou *= costs.height_iou_cxcywh(tr.mean[:, :4], z, buffer)
         if (
             not self._multi_class
             and self._classes_given
@@ -257,16 +267,26 @@ class Tracker:
 
         # 1. high-score detections vs confirmed + lost tracks (fused cost)
         pool = (state != _TENTATIVE).nonzero()[0]
-        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, iou, z, c, e)
+        rows1, dets1, um_pool, um_hi = self._stage_fused(pool, hi_idx, iou, z, sc, c, e, ts)
 
         # 2. low-score detections vs remaining confirmed (and recently lost) tracks (buffered IoU)
         rest = pool[um_pool]
         rest = rest[(state[rest] == _CONFIRMED) | ((ts - tr.last_seen[rest]) <= cfg.low_match_max_lost_s)]
-        rows2, dets2 = self._stage_iou(rest, lo_idx, iou, c, cfg.match_cost_low)
+        if cfg.match_cost_low_lost < cfg.match_cost_low and rest.size and lo_idx.size:
+            # tracks already missed take a weak detection only where it sits squarely on their prediction
+            iou2 = iou.copy()
+            missed = rest[state[rest] != _CONFIRMED]
+            sub = iou2[np.ix_(missed, lo_idx)]
+            sub[sub < 1.0 - cfg.match_cost_low_lost] = 0.0
+            iou2[np.ix_(missed, lo_idx)] = sub
+            rows2, dets2 = self._stage_iou(rest, lo_idx, iou2, c, cfg.match_cost_low)
+        else:
+            rows2, dets2 = self._stage_iou(rest, lo_idx, iou, c, cfg.match_cost_low)
+
+        rem_hi = hi_idx[um_hi]
 
         # 3. remaining high-score detections vs tentative tracks
         tent = (state == _TENTATIVE).nonzero()[0]
-        rem_hi = hi_idx[um_hi]
         rows3, dets3 = self._stage_iou(tent, rem_hi, iou, c, cfg.match_cost_tentative)
         if dets3.size:
             new_mask = np.zeros(rem_hi.shape[0], bool)
@@ -282,6 +302,7 @@ class Tracker:
         if rows.size:
             r = kalman.measurement_var(z[dets], sc[dets], cfg.r_meas, cfg.score_noise_weight)
             tr.mean[rows], tr.cov[rows] = kalman.update(tr.mean[rows], tr.cov[rows], z[dets], r)
+            tr.observe(rows, z[dets], ts)
             tr.last_seen[rows] = ts
             tr.hits[rows] += 1
             tr.score[rows] = s[dets]
@@ -305,6 +326,18 @@ class Tracker:
 
         return unmatched_hi
 
+    def _direction_reference(self, rows: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Each track's earlier observation ``[R,4]`` for its direction of motion: the newest one at least
+        ``direction_span_s`` before its latest (else its oldest kept), and whether it has one."""
+        tr = self._tracks
+        ht = tr.hist_t[rows]
+        known = ~np.isnan(ht)
+        count = known.sum(axis=1)
+        old_enough = known & (ht <= ht[:, :1] - self.config.direction_span_s + 1e-9)
+        old_enough[:, 0] = False
+        pick = np.where(old_enough.any(axis=1), old_enough.argmax(axis=1), np.maximum(count - 1, 0))
+        return tr.hist_z[rows, pick], count >= 2
+
     # ------------------------------------------------------------------ stages
     def _stage_fused(
         self,
@@ -312,8 +345,10 @@ class Tracker:
         det_idx: NDArray[np.int64],
         iou: NDArray[np.float64],
         z: NDArray[np.float64],
+        sc: NDArray[np.float64],
         c: NDArray[np.int64],
         e: NDArray[np.float32] | None,
+        ts: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """Stage 1 on ``rows`` x ``det_idx`` of the shared buffered ``iou``.
 
@@ -388,13 +423,51 @@ class Tracker:
                     )
                     gates.append(veto & (tr.state[rows] == _LOST)[:, None])  # only tracks motion already lost
                 forbidden = np.logical_or.reduce(gates) if gates else None
-                fused = costs.fused_gated(cost, app, w, cfg.match_cost_high, forbidden)
-                m, ur, uc = linear_assignment(fused, 1.0)
+                rank = self._rank(rows, det_idx, cost, z, sc, ts)
+                fused = costs.fused_gated(rank, app, w, cfg.match_cost_high, forbidden)
+                # within the ceiling wherever motion allows the pair (appearance re-ranks, never forbids)
+                fused = np.where(np.isfinite(fused), np.minimum(fused, cfg.match_cost_high), np.inf)
+                m, ur, uc = linear_assignment(fused, cfg.match_cost_high)
                 return rows[m[:, 0]], det_idx[m[:, 1]], ur, uc
         if gates:
             cost = costs.gate(cost, np.logical_or.reduce(gates))
-        m, ur, uc = linear_assignment(cost, cfg.match_cost_high)
+        m, ur, uc = linear_assignment(self._rank(rows, det_idx, cost, z, sc, ts), cfg.match_cost_high)
         return rows[m[:, 0]], det_idx[m[:, 1]], ur, uc
+
+    def _rank(
+        self,
+        rows: NDArray[np.int64],
+        det_idx: NDArray[np.int64],
+        motion: NDArray[np.float64],
+        z: NDArray[np.float64],
+        sc: NDArray[np.float64],
+        ts: float,
+    ) -> NDArray[np.float64]:
+        """The stage-1 ranking cost ``[R,N]``: the motion cost plus the weak cues (``costs.motion_cues``), kept
+        within the ceiling for every pair motion allows (a cue re-ranks, never forbids), ``inf`` elsewhere."""
+        cfg = self.config
+        tr = self._tracks
+        allowed = motion <= cfg.match_cost_high
+        if not allowed.any():
+            return motion
+        ti, di = allowed.nonzero()
+        prev, has_prev = self._direction_reference(rows)
+        missed = np.clip(ts - tr.last_seen[rows] - self._frame_dt, 0.0, 1.0)
+        cues = costs.motion_cues(
+            costs.MotionCueWeights(cfg.stale_cost, cfg.score_weight, cfg.direction_weight),
+            missed,
+            np.minimum(tr.score[rows], 1.0),
+            prev,
+            tr.hist_z[rows, 0],
+            has_prev,
+            z[det_idx],
+            sc[det_idx],
+            ti,
+            di,
+        )
+        rank = np.full(motion.shape, np.inf)
+        rank[ti, di] = np.minimum(motion[ti, di] + cues, cfg.match_cost_high)
+        return rank
 
     def _stage_iou(
         self,
@@ -531,6 +604,16 @@ class Tracker:
         else:
             filt = kalman.cxcywh_to_xyxy(tr.mean[idx, :4])
             out_boxes = np.where(live[idx][:, None], tr.det_box[idx], filt)
+        if cfg.output_blend > 0 and not cfg.output_filtered_box and live[idx].any():
+            blended = kalman.cxcywh_to_xyxy(
+                costs.blend_boxes(
+                    kalman.xyxy_to_cxcywh(tr.det_box[idx]),
+                    tr.mean[idx, :4],
+                    cfg.output_blend,
+                    cfg.output_blend_shape,
+                )
+            )
+            out_boxes = np.where(live[idx][:, None], blended, out_boxes)
         out_boxes = out_boxes.astype(np.float32)
         ids = tr.track_id[idx].tolist()
         scores = tr.score[idx].tolist()
