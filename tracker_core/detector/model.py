@@ -138,7 +138,7 @@ class YoloNet(nn.Module):
         want = set(taps)
         keep = self._keep | want
         saved: dict[int, torch.Tensor] = {}
-        prev: object = x
+        prev: torch.Tensor = x
         for i, module in enumerate(self.model):
             srcs = self.sources[i]
             if isinstance(module, IDetect):
