@@ -69,8 +69,10 @@ def test_floor_relates_flops_to_a_measured_matmul_rate(tmp_path, capsys):
         assert 0 < r[key] < 2, (
             key
         )  # a share of the machine's matmul rate (noise may lift it a little above 1)
-    # the whole pipeline does more than the forward: it cannot turn more of the machine into detector FLOPs
-    assert r["pipeline_ms_per_frame"] > r["forward_ms_b1"] * 0.5
+    # no timing relation between the pipeline and the forward is asserted: each is the fastest of two laps, and on
+    # a loaded 2-core CI machine one of them may spend both laps descheduled (seen: pipeline 44 ms, forward 604 ms)
+    assert 0 < r["pipeline_ms_per_frame"] <= r["pipeline_ms_per_frame_median"]
+    assert r["forward_ms_b1"] > 0 and r["default"] in {b["backend"] for b in r["backends"]}
     assert r["floor_ms_per_frame"] > 0
     assert (tmp_path / "floor.md").exists()
 
