@@ -33,14 +33,14 @@ class FlowConfig:
     """
 
     width: int = 320
-    max_corners: int = 400
+    max_corners: int = 200
     quality: float = 0.01
     min_distance: int = 6
     border: float = 0.02
     box_margin: float = 0.1
     ransac_px: float = 1.0
     min_inliers: int = 12
-    lk_window: int = 21
+    lk_window: int = 15
     lk_levels: int = 3
 
     def __post_init__(self) -> None:
