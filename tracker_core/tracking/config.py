@@ -199,6 +199,12 @@ class TrackerConfig:
     init_vel_std: float = 0.5
 
     appearance_weight: float = 0.5
+    appearance_calibrated: bool = True
+    appearance_calibration_ema: float = 0.995
+    appearance_min_separation: float = 0.3
+    appearance_separation_ref: float = 0.8
+    appearance_separation_z: float = 2.0
+    appearance_evidence_ema: float = 0.98
     appearance_margin_ref: float = 0.4
     appearance_confident_cost: float = 0.3
     appearance_margin_ema: float = 0.8
@@ -223,6 +229,10 @@ class TrackerConfig:
     gallery_max_dist: float = 0.25
     reid_lost: bool = True
     reid_max_misleading: float = 0.1
+    reid_min_separation: float = 0.55
+    reid_max_false_match: float = 0.02
+    reid_exits: bool = False
+    reid_edge_margin: float = 0.5
     reid_max_speed: float = 1.0
     reid_min_radius: float = 1.0
     reid_min_gap: float = 0.1
@@ -253,6 +263,8 @@ class TrackerConfig:
             "appearance_margin_ema",
             "appearance_error_ema",
             "appearance_consistency_ema",
+            "appearance_calibration_ema",
+            "appearance_evidence_ema",
         ):
             if getattr(self, name) > 1:
                 raise ConfigError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
