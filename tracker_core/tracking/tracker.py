@@ -84,6 +84,9 @@ class Tracker:
         # rank-1 confusion on sure matches: discounted counts, rate = (confused + 1) / (judged + 2) (prior 1/2)
         self._conf_bad = 0.0
         self._conf_n = 0.0
+        # sure matches beyond the gate (appearance_calibrated): discounted counts, rate with prior 1/2
+        self._dis_bad = 0.0
+        self._dis_n = 0.0
         # misleading sure matches (embedding names a rival): discounted counts, rate with prior 1/2
         self._mis_bad = 0.0
         self._mis_n = 0.0
@@ -413,7 +416,12 @@ class Tracker:
                 app = costs.calibrate(app, self.appearance_scale)
             ev = costs.sure_match_evidence(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
             ke = cfg.appearance_error_ema
-            if ev.sure:
+            if cfg.appearance_calibrated:
+                kd = cfg.appearance_evidence_ema**ev.sure
+                self._dis_bad = kd * self._dis_bad + ev.disagree
+                self._dis_n = kd * self._dis_n + ev.sure
+                self._veto_error = (self._dis_bad + 1.0) / (self._dis_n + 2.0)
+            elif ev.sure:
                 self._veto_error = ke * self._veto_error + (1.0 - ke) * ev.disagree / ev.sure
             if cfg.appearance_calibrated:
                 # evidence windows counted in judged sure matches, not frames: a 1 fps camera judges as many
@@ -472,9 +480,16 @@ class Tracker:
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
                 if cfg.appearance_veto_max_error > 0 and self._veto_error <= cfg.appearance_veto_max_error:
                     veto = costs.appearance_veto(
-                        app, cost, cfg.appearance_confident_cost, cfg.match_cost_high, cfg.appearance_gate
+                        app,
+                        cost,
+                        cfg.appearance_confident_cost,
+                        cfg.match_cost_high,
+                        cfg.appearance_veto_dist or cfg.appearance_gate,
                     )
-                    gates.append(veto & (tr.state[rows] == _LOST)[:, None])  # only tracks motion already lost
+                    who = tr.state[rows] == _LOST  # only tracks motion already lost
+                    if cfg.appearance_veto_proven:
+                        who |= tr.app_dev[rows] <= cfg.appearance_consistent_dev
+                    gates.append(veto & who[:, None])
                 forbidden = np.logical_or.reduce(gates) if gates else None
                 rank = self._rank(rows, det_idx, cost, z, sc, ts)
                 fused = costs.fused_gated(rank, app, w, cfg.match_cost_high, forbidden)
