@@ -20,12 +20,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
-# Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml changes.
-# Plus the `reid` extra (onnxruntime, for `serve --reid-model`).
+# Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml or the lock
+# changes. The service's dependencies plus the `reid` extra (onnxruntime, for `serve --reid-model`), at the versions
+# of requirements/lock.txt (what `make install` and CI test; `make lock` refreshes it).
 COPY pyproject.toml ./
+COPY requirements/lock.txt ./requirements/lock.txt
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['reid']))" \
       > /tmp/requirements.txt \
- && /opt/roitrack/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+ && /opt/roitrack/bin/pip install --no-cache-dir -c requirements/lock.txt -r /tmp/requirements.txt
 
 # The package itself, built as a wheel and installed (no source tree at run time). Same list as
 # [tool.setuptools.packages.find] in pyproject.toml (tests/integration/test_deploy_docker.py checks it).

@@ -37,7 +37,11 @@ VAL_METHODS = ("encoder", "raw_features", "color_histogram", "center_distance", 
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="detector .safetensors (e.g. converted yolov7-tiny)")
+    p.add_argument(
+        "--weights",
+        help="detector .safetensors (e.g. converted yolov7-tiny; default: a randomly initialised yolov7-tiny written "
+        "into --work, so every stage runs - the figures are then not a trained detector's)",
+    )
     p.add_argument("--seq", default="../shared/data/PETS09-S2L1-dev", help="sequence to split in time")
     p.add_argument("--split", default="1-250:251-400", help="TRAIN:TEST frame ranges of --seq")
     p.add_argument("--train", help="training sequence/video (instead of splitting --seq)")
@@ -48,8 +52,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-scale", default="100", help="detection scores are divided by this (PETS: 100)")
     p.add_argument(
         "--score-clip",
-        action="store_true",
-        help="clip scaled detection scores to [0, 1] (PETS09's reach 138.9 / 100); else out of range = error",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clip scaled detection scores to [0, 1] (default on: the default --seq, PETS09, reaches 138.9 / 100); "
+        "--no-score-clip: out of range = error",
     )
     p.add_argument("--gaps", default="5,10,25,50", help="roitrack val gaps")
     from roitrack_cli.reid_args import add_reid_args
@@ -150,8 +156,9 @@ def _served(test: Path, args: argparse.Namespace, encoder: Path, work: Path) -> 
 
 def command_line(args: argparse.Namespace) -> str:
     """The ``roitrack bench appearance`` command that reproduces this run (its data, encoder and files)."""
-    parts = ["--weights", args.weights, "--score-scale", str(args.score_scale)]
-    parts += ["--score-clip"] if args.score_clip else []
+    parts = [] if getattr(args, "random_weights", False) else ["--weights", args.weights]
+    parts += ["--score-scale", str(args.score_scale)]
+    parts += [] if args.score_clip else ["--no-score-clip"]
     if args.train or args.test:
         parts += ["--train", str(args.train), "--test", str(args.test)]
     else:
@@ -163,15 +170,28 @@ def command_line(args: argparse.Namespace) -> str:
     return "roitrack bench appearance " + shlex.join(parts)
 
 
+def random_weights(path: Path, arch: str = "yolov7-tiny", seed: int = 0) -> Path:
+    """A randomly initialised detector in our safetensors format (what the bench runs without ``--weights``)."""
+    from tracker_core.detector import build_detector
+    from tracker_core.detector.weights_io import save_weights
+
+    det = build_detector(arch, seed=seed)
+    save_weights(path, det.net.state_dict(), det.meta)
+    return path
+
+
 def run_cli(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    args.random_weights = not args.weights
+    if args.random_weights:
+        args.weights = str(random_weights(work / "yolov7-tiny-random.safetensors"))
     train, test = _splits(args, work)
     result: dict[str, Any] = {
         "command": command_line(args),
         "train": str(train),
         "test": str(test),
-        "weights": args.weights,
+        "weights": ("random yolov7-tiny (seed 0): " if args.random_weights else "") + args.weights,
     }
     if args.encoder:
         encoder = Path(args.encoder)

@@ -180,7 +180,7 @@ def scene_stream(
     scene = SyntheticScene(n=dets, seed=seed)
     for i in range(n_frames):
         frame, boxes, scores, _ = scene.step(1.0 / fps)
-        yield encode_jpeg(frame), boxes, scores, i / fps
+        yield encode_jpeg(frame), boxes, scores, (i + 1) / fps  # never 0: 0 means the server's clock
 
 
 # ---------------------------------------------------------------------------------------------- models

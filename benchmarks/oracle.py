@@ -419,8 +419,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--score-scale", type=float, default=100.0, help="divide det scores by this (default 100, MOT15)")
     a(
         "--score-clip",
-        action="store_true",
-        help="clip scaled scores to [0, 1] (PETS09's public detections reach 138.9 / 100); else out of range = error",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clip scaled scores to [0, 1] (default on: MOT15's PETS09 public detections reach 138.9 / 100); "
+        "--no-score-clip: out of range = error",
     )
     a("--noise", type=float, nargs="*", default=list(DEFAULT_NOISES), help="noise levels to sweep")
     a("--wrong", type=float, nargs="*", default=list(DEFAULT_WRONGS), help="wrong-identity rates to sweep")

@@ -200,6 +200,12 @@ def make_items(n: int, dets: int, seed: int = 0) -> list[FrameItem]:
     return items
 
 
+def capture_time(i: int, fps: float) -> float:
+    """Frame ``i``'s (from 0) capture time on the camera's clock: ``(i + 1) / fps``, never 0 (a first timestamp of 0
+    puts a stream on the server's clock, and capture times after it are refused)."""
+    return (i + 1) / fps
+
+
 def frame_request(item: FrameItem, frame_id: int, ts: float, client_dets: bool) -> Any:
     from roitrack_api.roitrack.v1 import tracking_pb2 as pb
 
@@ -350,7 +356,7 @@ async def run_stream(
 async def _send(
     call: Any, pending: dict[int, float], items: Sequence[FrameItem], i: int, fps: float, cd: bool
 ) -> None:
-    req = frame_request(items[i % len(items)], i, i / fps, cd)
+    req = frame_request(items[i % len(items)], i, capture_time(i, fps), cd)
     pending[i] = time.perf_counter()
     await call.write(req)
 
@@ -383,7 +389,7 @@ class LockstepStream:
     async def send(self, item: FrameItem, i: int, fps: float = 10.0) -> tuple[Any, float]:
         import grpc
 
-        req = frame_request(item, i, i / fps, self.client_dets)
+        req = frame_request(item, i, capture_time(i, fps), self.client_dets)
         t0 = time.perf_counter()
         await self._call.write(req)
         resp = await self._call.read()

@@ -1,5 +1,6 @@
 """Frame sources for the camera client: a video file, a camera index, an rtsp/http URL, or an image folder
-(a MOTChallenge sequence folder with ``img1/`` works too, and then its ``det/det.txt`` can be sent along).
+(a MOTChallenge sequence folder ``SEQ`` or its ``SEQ/img1``: the frame rate comes from ``SEQ/seqinfo.ini`` and its
+``det/det.txt`` can be sent along).
 
 A source yields :class:`SourceFrame` with BGR pixels as OpenCV reads them.
 """
@@ -48,7 +49,16 @@ class FrameSource:
         pass
 
 
+DEFAULT_FOLDER_FPS = 10.0
+"""The rate an image folder's frames are stamped at when nothing gives it (a warning says so, naming --fps)."""
+
+
 class ImageFolderSource(FrameSource):
+    """The images of a folder in name order. ``folder`` may be a MOTChallenge sequence (``SEQ``: its ``img1/``
+    is read) or its image folder itself (``SEQ/img1``); either way the sequence's ``seqinfo.ini`` gives the frame
+    rate. ``fps``: the rate when no ``seqinfo.ini`` gives one (0: unknown, frames stamped at
+    :data:`DEFAULT_FOLDER_FPS` and :attr:`notices` says so once)."""
+
     def __init__(
         self,
         folder: Path,
@@ -56,13 +66,20 @@ class ImageFolderSource(FrameSource):
         detections: Path | None = None,
         score_rule: ScoreRule | None = None,
     ):
+        self.sequence = sequence_root(folder)
         img_dir = folder / "img1" if (folder / "img1").is_dir() else folder
         self.files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
             raise NotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {img_dir}")
-        if fps <= 0:
-            fps = _seqinfo_fps(folder)
-        super().__init__(str(folder), fps, live=False)
+        self.notices: list[str] = []
+        rate = _seqinfo_fps(self.sequence) if self.sequence is not None else 0.0
+        if rate <= 0 and fps <= 0:
+            self.notices.append(
+                f"the frame rate of {folder} is unknown (no seqinfo.ini with frameRate in or beside it): its "
+                f"frames are stamped at {DEFAULT_FOLDER_FPS:g} fps, which the tracker's motion model relies on; "
+                "give the real rate with --fps"
+            )
+        super().__init__(str(folder), rate if rate > 0 else max(fps, 0.0), live=False)
         self.dets = (
             read_mot_detections(detections, len(self.files), score_rule) if detections is not None else None
         )
@@ -70,7 +87,7 @@ class ImageFolderSource(FrameSource):
     def __iter__(self) -> Iterator[SourceFrame]:
         # Frame i (from 1) at i / fps seconds, computed as `roitrack eval-mot` does (bit-identical timestamps);
         # never 0, which would tell the server to use its own clock.
-        rate = self.fps if self.fps > 0 else 10.0
+        rate = self.fps if self.fps > 0 else DEFAULT_FOLDER_FPS
         for i, p in enumerate(self.files, start=1):
             data = p.read_bytes()
             bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -81,6 +98,18 @@ class ImageFolderSource(FrameSource):
                 dets = self.dets[i - 1]
             encoded = data if p.suffix.lower() in (".jpg", ".jpeg", ".png") else None
             yield SourceFrame(i, i / rate, bgr, encoded, dets)
+
+
+def sequence_root(folder: Path) -> Path | None:
+    """The MOTChallenge sequence an image folder belongs to: ``folder`` itself when it holds ``seqinfo.ini`` or
+    ``img1/``, its parent when ``folder`` is the image folder its parent's ``seqinfo.ini`` names (``imDir``,
+    ``img1`` by default), else ``None``."""
+    if (folder / "seqinfo.ini").is_file() or (folder / "img1").is_dir():
+        return folder
+    ini = folder.resolve().parent / "seqinfo.ini"
+    if ini.is_file() and (_seqinfo_value(ini, "imdir") or "img1") == folder.resolve().name:
+        return folder.resolve().parent
+    return None
 
 
 class VideoSource(FrameSource):
@@ -151,10 +180,13 @@ class LatestOnly:
 def open_source(
     spec: str, fps: float = 0.0, detections: str | None = None, score_rule: ScoreRule | None = None
 ) -> FrameSource:
-    """``spec``: camera index (``0``), ``rtsp://``/``http(s)://`` URL, a video file, or an image folder.
+    """``spec``: camera index (``0``), ``rtsp://``/``http(s)://`` URL, a video file, or an image folder (a
+    MOTChallenge sequence ``SEQ`` or its ``SEQ/img1``). ``fps``: an image folder's rate when its ``seqinfo.ini``
+    gives none.
 
-    ``detections``: a MOTChallenge ``det.txt`` (image folders only); ``"auto"`` uses ``<folder>/det/det.txt``;
-    its scores are read by ``score_rule`` (``--score-scale`` / ``--score-clip``, see ``ScoreRule``)."""
+    ``detections``: a MOTChallenge ``det.txt`` (image folders only); ``"auto"`` uses the sequence's
+    ``det/det.txt`` (``SEQ/det/det.txt`` for ``SEQ/img1`` too); its scores are read by ``score_rule``
+    (``--score-scale`` / ``--score-clip``, see ``ScoreRule``)."""
     if spec.isdigit():
         return VideoSource(spec, int(spec), live=True)
     if spec.startswith(("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")):
@@ -163,7 +195,7 @@ def open_source(
     if p.is_dir():
         det_path = None
         if detections == "auto":
-            det_path = p / "det" / "det.txt"
+            det_path = (sequence_root(p) or p) / "det" / "det.txt"
             if not det_path.is_file():
                 raise NotFoundError(f"{det_path} not found (the sequence has no detections to send)")
         elif detections:
@@ -176,16 +208,23 @@ def open_source(
     raise NotFoundError(f"source {spec!r} is not a camera index, URL, video file or image folder")
 
 
+def _seqinfo_value(ini: Path, key: str) -> str | None:
+    """The value of ``key`` (case-insensitive) in a ``seqinfo.ini``, or ``None``."""
+    for line in ini.read_text(errors="replace").splitlines():
+        k, _, v = line.partition("=")
+        if k.strip().lower() == key:
+            return v.strip()
+    return None
+
+
 def _seqinfo_fps(folder: Path) -> float:
     ini = folder / "seqinfo.ini"
     if ini.is_file():
-        for line in ini.read_text().splitlines():
-            k, _, v = line.partition("=")
-            if k.strip().lower() == "framerate":
-                try:
-                    return float(v)
-                except ValueError:
-                    return 0.0
+        value = _seqinfo_value(ini, "framerate")
+        try:
+            return float(value) if value is not None else 0.0
+        except ValueError:
+            return 0.0
     return 0.0
 
 

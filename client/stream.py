@@ -35,8 +35,15 @@ from tracker_core.errors import (
     UnavailableError,
 )
 
-# Codes after which the client reconnects (with backoff) and resumes; every other code is a refusal.
+# Codes after which the client reconnects (with backoff) and resumes, whoever made them.
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+# Codes gRPC core gives a call whose connection or stream broke underneath it (a reset stream, a proxy that
+# dropped the connection mid-message, a write that raced the call's end: grpc/grpc#36066, where the Python client
+# reports INTERNAL "Internal error from Core" in place of the server's own status). They mean "the connection
+# broke" only when the server did not send them: see :func:`connection_broke`.
+CORE_BROKEN = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+# Trailing metadata a roitrack server puts on every status it sends on purpose (server/status_map.py).
+STATUS_ORIGIN_KEY = "roitrack-status-origin"
 _REFUSAL_TYPES: dict[grpc.StatusCode, type[RoitrackError]] = {
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
@@ -56,11 +63,28 @@ class StreamRefusedError(RoitrackError):
         self.details = message
 
 
+def server_sent(exc: grpc.aio.AioRpcError) -> bool:
+    """The status came from a roitrack server on purpose (its trailing metadata carries the server's marker), not
+    from gRPC core, a proxy or a load balancer."""
+    return any(k == STATUS_ORIGIN_KEY and v == "server" for k, v in exc.trailing_metadata() or ())
+
+
+def connection_broke(exc: grpc.aio.AioRpcError) -> bool:
+    """Reconnect (and fail over) after this status: UNAVAILABLE / CANCELLED whoever made them, and INTERNAL /
+    UNKNOWN that the server did not send (made by gRPC core for a broken connection or stream). A status the server
+    sent on purpose with any other code is a refusal."""
+    code = exc.code()
+    return code in RETRYABLE or (code in CORE_BROKEN and not server_sent(exc))
+
+
 def refusal(exc: grpc.aio.AioRpcError) -> RoitrackError:
     """A named error whose message starts with the gRPC status name (``UNAUTHENTICATED: invalid bearer token``)."""
     code = exc.code()
     cls = _REFUSAL_TYPES.get(code)
-    err = StreamRefusedError(code.name, exc.details() or "")
+    details = exc.details() or ""
+    if code in CORE_BROKEN and not server_sent(exc):
+        details += " (made by gRPC itself, not sent by the server: the connection or stream broke)"
+    err = StreamRefusedError(code.name, details)
     if cls is None:
         return err
     named = cls(str(err))
@@ -138,6 +162,8 @@ class StreamStats:
     t_end: float = 0.0
     track_ids: set[int] = field(default_factory=set)
     error_messages: list[str] = field(default_factory=list)
+    # Why each call broke before a reconnect ("CODE: details", the first 20): the server's word or gRPC core's.
+    reconnect_reasons: list[str] = field(default_factory=list)
 
     @property
     def elapsed_s(self) -> float:
@@ -239,6 +265,7 @@ class StreamClient:
         # processed yet (ids above its `roitrack-last-frame-id`); the others count as lost answers.
         self._unanswered: list[SourceFrame] = []
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roitrack-src-{cfg.stream_id}")
+        self._accepted = False  # the current call's open was accepted (it got roitrack-resumed)
 
     async def run(self, frames: Iterable[SourceFrame]) -> StreamStats:
         """Stream every frame of ``frames``; returns when they are all answered (or dropped). Raises a named error
@@ -275,11 +302,19 @@ class StreamClient:
                     if await self._one_call(stub, it, resume, md):
                         return self.stats
                 except grpc.aio.AioRpcError as exc:
-                    retry = exc.code() in RETRYABLE or (
-                        resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0
-                    )
+                    broke = connection_broke(exc)
+                    if broke and exc.code() in CORE_BROKEN and not self._accepted:
+                        # A refused call whose open raced the refusal surfaces as a core INTERNAL: ask the server
+                        # with a call that cannot race (unary), and report its own word when it refuses us.
+                        word = await self._server_word(stub, md)
+                        if word is not None and not connection_broke(word):
+                            raise refusal(word) from None
+                    retry = broke or (resume and exc.code() == grpc.StatusCode.ALREADY_EXISTS and attempt > 0)
                     if not cfg.reconnect or not retry or attempt >= cfg.max_retries:
                         raise refusal(exc) from None
+                    if len(self.stats.reconnect_reasons) < 20:
+                        origin = "server" if server_sent(exc) else "grpc"
+                        self.stats.reconnect_reasons.append(f"{exc.code().name}: {exc.details()} ({origin})")
                 if self.stats.answered > answered_before:
                     attempt = 0
                 attempt += 1
@@ -298,6 +333,17 @@ class StreamClient:
             for ch in channels.values():
                 with contextlib.suppress(Exception):
                     await ch.close()
+
+    @staticmethod
+    async def _server_word(
+        stub: pb_grpc.TrackingStub, md: tuple[tuple[str, str], ...]
+    ) -> grpc.aio.AioRpcError | None:
+        """The server's refusal of this client (bad token, ...) as a unary call gets it, or ``None``."""
+        try:
+            await stub.GetInfo(pb.GetInfoRequest(), metadata=md, timeout=10.0)
+        except grpc.aio.AioRpcError as exc:
+            return exc if server_sent(exc) else None
+        return None
 
     async def _fit_in_flight(self, stub: pb_grpc.TrackingStub, md: tuple[tuple[str, str], ...]) -> None:
         """Cap in-flight frames at the server's queue size so it never has to drop one (``lossless``)."""
@@ -356,6 +402,13 @@ class StreamClient:
         pending: OrderedDict[int, tuple[SourceFrame, float]] = OrderedDict()
         room = asyncio.Condition()
         exhausted = False
+        # The server is draining (it said so): write nothing more and half-close, so no write races the call's
+        # end; the frames in flight were not processed and go to the next call.
+        draining = False
+        self._accepted = False
+
+        def has_room() -> bool:
+            return draining or len(pending) < self.max_in_flight
 
         async def writer() -> None:
             # InvalidStateError / AioRpcError: the call already ended; the reader reports its status.
@@ -376,16 +429,20 @@ class StreamClient:
                 self._unanswered = [f for f in self._unanswered if f.index > last]
                 while self._unanswered:  # a frame leaves the list only once it is this call's
                     async with room:
-                        await room.wait_for(lambda: len(pending) < self.max_in_flight)
+                        await room.wait_for(has_room)
+                    if draining:
+                        break
                     frame = self._unanswered[0]
                     req = await loop.run_in_executor(self._io, build_frame, cfg, frame)
                     pending[frame.index] = (frame, time.perf_counter())
                     self._unanswered.pop(0)
                     await call.write(req)
             next_t = time.perf_counter()
-            while True:
+            while not draining:
                 async with room:
-                    await room.wait_for(lambda: len(pending) < self.max_in_flight)
+                    await room.wait_for(has_room)
+                if draining:
+                    break
                 item = await loop.run_in_executor(self._io, self._produce, it)
                 if item is None:
                     exhausted = True
@@ -396,6 +453,8 @@ class StreamClient:
                     if delay > 0:
                         await asyncio.sleep(delay)
                     next_t = max(next_t + 1.0 / cfg.fps, time.perf_counter() - 1.0 / cfg.fps)
+                if draining:
+                    break  # the frame stays in _carry: the next call sends it
                 pending[frame.index] = (frame, time.perf_counter())
                 self._carry = None  # from here on it is this call's: answered, dropped, re-sent or lost
                 self.stats.sent += 1  # each source frame once, whether this write or a re-send delivers it
@@ -424,9 +483,15 @@ class StreamClient:
             if used:
                 self.stats.embedding = str(used[0])
             if opened:
+                self._accepted = True
                 self.stats.resumed = self.stats.resumed or opened[0] == "true"
                 self._on_open(opened[0] == "true")
             async for resp in call:
+                if resp.draining:  # not an answer: the server asks us to stop sending and half-close
+                    draining = True
+                    async with room:
+                        room.notify_all()
+                    continue
                 now = time.perf_counter()
                 while pending and next(iter(pending)) < resp.frame_id:  # dropped by the server
                     pending.popitem(last=False)

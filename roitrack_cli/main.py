@@ -35,10 +35,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("roitrack_cli.commands.train", "train the ROI appearance encoder without identity labels"),
     "val": ("roitrack_cli.commands.val", "cross-frame matching metrics of an encoder (Top-1, MRR, Recall@K)"),
+    "train-detector": (
+        "roitrack_cli.commands.train_detector",
+        "train YOLOv7 / YOLOv7-tiny on your labelled frames (MOTChallenge, YOLO datasets)",
+    ),
     "export-onnx": ("roitrack_cli.commands.export_onnx", "export the ROI encoder to ONNX"),
     "eval-mot": (
         "roitrack_cli.commands.eval_mot",
         "track a MOTChallenge sequence and score it with TrackEval",
+    ),
+    "eval-det": (
+        "roitrack_cli.commands.eval_det",
+        "detection AP (COCO + VOC), precision / recall of detectors and det.txt files",
     ),
     "slice-seq": (
         "roitrack_cli.commands.slice_seq",

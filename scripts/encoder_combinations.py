@@ -16,9 +16,9 @@ import json
 
 from tracker_core.detector import load_detector
 from tracker_core.encoder import MixEncoder, load_encoder
-from training.config import input_size_for
-from training.val_data import mot_pairs
-from training.validate import extract_val_features, validate
+from training.encoder.config import input_size_for
+from training.encoder.val_data import mot_pairs
+from training.encoder.validate import extract_val_features, validate
 
 GRID = {"raw": (0.0, 0.5, 1.0), "learned": (0.0, 0.5, 1.0)}
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from server.status_map import SERVER_STATUS_METADATA, read_first_then
+
 # Probes (docker/k8s) must reach health without the token.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 
@@ -19,16 +21,27 @@ def _deny_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMetho
     """A handler of the same shape as ``handler`` that ends the call with ``UNAUTHENTICATED``."""
 
     async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
 
     async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
         yield  # pragma: no cover - abort raises; this makes it a response-streaming generator
 
+    async def deny_request_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        await read_first_then(
+            request_iterator
+        )  # the client's first write is done: it cannot race the refusal
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
+
+    async def deny_bidi(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await read_first_then(request_iterator)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message, SERVER_STATUS_METADATA)
+        yield  # pragma: no cover
+
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny_stream)
+        return grpc.stream_stream_rpc_method_handler(deny_bidi)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
+        return grpc.stream_unary_rpc_method_handler(deny_request_stream)
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(deny_stream)
     return grpc.unary_unary_rpc_method_handler(deny)

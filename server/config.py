@@ -69,6 +69,9 @@ class ServerConfig:
     tls_client_ca: str | None = None  # mutual TLS: clients must present a certificate signed by this CA
     max_streams: int = 64
     max_streams_per_principal: int = 0  # live streams of one principal (tenant) at most; 0: only max_streams
+    # Track calls of one principal waiting for their `open` message at most (0: only max_streams bounds them):
+    # the other waiting slots stay free for other principals' new streams and resumes.
+    max_waiting_per_principal: int = 16
     max_batch: int = 8
     max_wait_ms: float = 20.0  # a batch closes early once every live stream has a frame in it
     batching: bool = True  # False: every frame is its own forward (benchmarks)
@@ -298,6 +301,10 @@ def validate(cfg: ServerConfig) -> None:
     need(
         0 <= cfg.max_streams_per_principal <= cfg.max_streams,
         f"max_streams_per_principal must be 0..max_streams, got {cfg.max_streams_per_principal}",
+    )
+    need(
+        0 <= cfg.max_waiting_per_principal <= 10000,
+        f"max_waiting_per_principal must be 0..10000, got {cfg.max_waiting_per_principal}",
     )
     need(1 <= cfg.max_batch <= 256, f"max_batch must be 1..256, got {cfg.max_batch}")
     need(0 <= cfg.max_wait_ms <= 1000, f"max_wait_ms must be 0..1000, got {cfg.max_wait_ms}")

@@ -119,8 +119,10 @@ def frame_from_pb(msg: pb.Frame, options: StreamOptions) -> FrameInput:
     )
 
 
-def tracks_to_pb(tracks: Sequence[Any], return_lost: bool) -> list[pb.Track]:
-    """``TrackOutput`` list -> wire tracks (lost ones only when the stream asked for them)."""
+def tracks_to_pb(tracks: Sequence[Any], return_lost: bool, det_source: Any = None) -> list[pb.Track]:
+    """``TrackOutput`` list -> wire tracks (lost ones only when the stream asked for them). ``det_source``: the
+    client's index of each detection the tracker saw (client detections, some dropped or filtered by class), so
+    ``detection_index`` always names the client's own detection."""
     out = []
     for t in tracks:
         lost = t.state == "lost"
@@ -134,8 +136,14 @@ def tracks_to_pb(tracks: Sequence[Any], return_lost: bool) -> list[pb.Track]:
                 score=float(t.score),
                 class_id=int(t.class_id),
                 state=pb.TRACK_STATE_LOST if lost else pb.TRACK_STATE_CONFIRMED,
-                detection_index=int(t.det_index),
+                detection_index=_source_index(int(t.det_index), det_source),
                 age_s=float(t.age_s),
             )
         )
     return out
+
+
+def _source_index(k: int, det_source: Any) -> int:
+    if k < 0 or det_source is None:
+        return k
+    return int(det_source[k])

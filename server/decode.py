@@ -73,7 +73,7 @@ def decode_encoded(data: bytes, max_pixels: int) -> np.ndarray:
     if img is None or img.ndim != 3 or img.shape[2] != 3:
         raise InvalidInputError(f"image could not be decoded ({len(data)} bytes; corrupt or truncated)")
     _check_pixels(img.shape[1], img.shape[0], max_pixels)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: one image buffer per frame, not two
 
 
 def decode_raw(width: int, height: int, pixel_format: int, data: bytes, max_pixels: int) -> np.ndarray:

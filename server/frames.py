@@ -59,6 +59,8 @@ class ClientDetections:
     classes: np.ndarray
 
     def validate(self) -> None:
+        """Refuse malformed detections (``InvalidInputError``): wrong shapes, NaN/inf coordinates, non-positive
+        size, scores outside [0, 1]. Needs no image, so the runner checks it before decoding the frame."""
         b, s = self.boxes, self.scores
         if b.ndim != 2 or b.shape[1] != 4 or len(s) != len(b) or len(self.classes) != len(b):
             raise InvalidInputError(
@@ -71,18 +73,23 @@ class ClientDetections:
         if not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
             raise InvalidInputError("client detection scores must be in [0, 1]")
 
-    def check_in_frame(self, width: int, height: int) -> None:
-        """Every box must overlap the ``width x height`` frame (boxes reaching past its edges are fine: they are
-        tracked as sent, and their appearance is read from the part inside the frame)."""
+    def inside(self, width: int, height: int) -> np.ndarray:
+        """``[N]`` bool: the boxes that overlap the ``width x height`` frame. A box wholly outside it (a detector's
+        rounding, letterbox padding, an object that left the view) is not an error: the runner drops it and
+        counts it. Boxes reaching past the frame's edges are kept: they are tracked as sent, and their
+        appearance is read from the part inside the frame."""
         b = self.boxes
-        out = (b[:, 0] >= width) | (b[:, 1] >= height) | (b[:, 2] <= 0) | (b[:, 3] <= 0)
-        if out.any():
-            k = int(np.flatnonzero(out)[0])
-            x1, y1, x2, y2 = (float(v) for v in b[k])
-            raise InvalidInputError(
-                f"client detection {k} ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies wholly outside the "
-                f"{width}x{height} frame ({int(out.sum())} such box(es))"
-            )
+        return (b[:, 0] < width) & (b[:, 1] < height) & (b[:, 2] > 0) & (b[:, 3] > 0)
+
+
+def detached(exc: RoitrackError) -> RoitrackError:
+    """``exc`` without its traceback. An error kept in a frame's output must not keep the frames it was raised
+    through alive: their locals hold decoded images, and the traceback -> frame -> ``exc`` cycle would keep them
+    until the cycle collector happens to run (a flood of refused 4096x4096 frames grew the server by GBs)."""
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,8 @@ class FrameOutput:
     classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     embeddings: np.ndarray | None = None  # [N,D] float32 L2-normalised, None when appearance is off
     error: RoitrackError | None = None
-    error_reason: str = (
-        ""  # invalid_image | image_too_large | invalid_detections | too_many_detections | internal
-    )
+    # invalid_image | image_too_large | invalid_detections | too_many_detections | internal
+    error_reason: str = ""
     stage_s: dict[str, float] = field(default_factory=dict)
     batch_size: int = 1
     t_batch_start: float = 0.0  # time.perf_counter() when its batch started running
@@ -128,3 +134,7 @@ class FrameOutput:
     embedding: str = ""
     reid_crops: int = 0
     reid_s_per_crop: float = 0.0
+    # Client detections only: the client's index of each kept box (``boxes[k]`` is the client's
+    # ``det_source[k]``), and how many of its boxes were dropped for lying wholly outside the frame.
+    det_source: np.ndarray | None = None
+    dropped_detections: int = 0

@@ -129,6 +129,12 @@ class ServerMetrics:
             ["reason"],
             registry=r,
         )
+        self.client_detections_dropped = Counter(
+            "roitrack_client_detections_dropped_total",
+            "Client detections dropped because they lie wholly outside their frame (the frame's other boxes "
+            "are tracked; each response's dropped_detections counts its own).",
+            registry=r,
+        )
         self.active_streams = Gauge("roitrack_active_streams", "Streams with a live call.", registry=r)
         self.active_tracks = Gauge(
             "roitrack_active_tracks", "Confirmed and lost tracks held per stream.", ["stream"], registry=r

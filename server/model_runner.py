@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from server.frames import DecodedImage, EncodedImage, FrameInput, FrameOutput
+from server.frames import DecodedImage, EncodedImage, FrameInput, FrameOutput, detached
 from server.motion_frames import gray_frame
 from server.tensor_preprocess import decode_to_device, letterbox_batch
 from tracker_core.errors import InvalidInputError, ResourceExhaustedError, RoitrackError
@@ -79,37 +79,36 @@ class TooManyDetectionsError(ResourceExhaustedError):
     """A frame carries more client detections than the server accepts per frame."""
 
 
-def _decode_one(
-    inp: FrameInput, limit: int, max_detections: int = DEFAULT_MAX_DETECTIONS
-) -> tuple[np.ndarray | None, RoitrackError | None, str]:
-    """Decode one frame and check its client detections: ``(image, None, "")`` or ``(None, error, reason)``."""
-    too_many = _count_error(inp, max_detections)
-    if too_many is not None:
-        return None, too_many, "too_many_detections"
-    try:
-        img = inp.image.decode(limit)
-    except ResourceExhaustedError as exc:
-        return None, exc, "image_too_large"
-    except RoitrackError as exc:
-        return None, exc, "invalid_image"
-    if inp.client_detections is not None:
-        try:
-            inp.client_detections.validate()
-            inp.client_detections.check_in_frame(img.shape[1], img.shape[0])
-        except RoitrackError as exc:
-            return None, exc, "invalid_detections"
-    return img, None, ""
-
-
-def _count_error(inp: FrameInput, max_detections: int) -> RoitrackError | None:
-    """The over-cap error of a frame with more than ``max_detections`` client boxes (checked before decoding)."""
+def _precheck(inp: FrameInput, max_detections: int) -> tuple[RoitrackError, str] | None:
+    """What can be refused without decoding the frame: more than ``max_detections`` client boxes, or malformed
+    ones (NaN, non-positive size, bad scores). ``(error, reason)`` or ``None``. A refused frame is never decoded,
+    so a flood of tiny PNGs that decode to 4096x4096 costs nothing when their boxes are refused."""
     cd = inp.client_detections
-    if cd is not None and len(cd.boxes) > max_detections:
-        return TooManyDetectionsError(
-            f"frame has {len(cd.boxes)} client detections; the server accepts at most {max_detections} per "
-            "frame (max_detections)"
+    if cd is None:
+        return None
+    if len(cd.boxes) > max_detections:
+        return (
+            TooManyDetectionsError(
+                f"frame has {len(cd.boxes)} client detections; the server accepts at most {max_detections} "
+                "per frame (max_detections)"
+            ),
+            "too_many_detections",
         )
+    try:
+        cd.validate()
+    except RoitrackError as exc:
+        return detached(exc), "invalid_detections"
     return None
+
+
+def _decode_one(inp: FrameInput, limit: int) -> tuple[np.ndarray | None, RoitrackError | None, str]:
+    """Decode one frame: ``(image, None, "")`` or ``(None, error, reason)`` (the error without its traceback)."""
+    try:
+        return inp.image.decode(limit), None, ""
+    except ResourceExhaustedError as exc:
+        return None, detached(exc), "image_too_large"
+    except RoitrackError as exc:
+        return None, detached(exc), "invalid_image"
 
 
 def _timed(stage_s: dict[str, float], name: str, t0: float) -> float:
@@ -212,26 +211,31 @@ class ModelRunner:
         shared: dict[str, float] = {}
         images: list[Any] = [None] * n  # HxWx3 uint8 arrays, or [3,H,W] uint8 tensors on the device
         t = time.perf_counter()
-        decoded: list[tuple[Any, RoitrackError | None, str]]
-        over = [_count_error(inp, cap) for inp in inputs]
+        decoded: list[tuple[Any, RoitrackError | None, str]] = [(None, None, "")] * n
+        pre = [_precheck(inp, cap) for inp in inputs]
+        ok = [i for i in range(n) if pre[i] is None]
+        got: list[tuple[Any, RoitrackError | None, str]]
         if self.tensor_preprocess:
-            ok = [i for i in range(n) if over[i] is None]
-            got = iter(decode_to_device([inputs[i] for i in ok], self.detector.device, limit))
-            decoded = [
-                (None, over[i], "too_many_detections") if over[i] is not None else next(got) for i in range(n)
-            ]
-        elif n > 1:
-            decoded = list(self._decode_pool.map(lambda inp: _decode_one(inp, limit, cap), inputs))
+            got = list(decode_to_device([inputs[i] for i in ok], self.detector.device, limit))
+        elif len(ok) > 1:
+            got = list(self._decode_pool.map(lambda i: _decode_one(inputs[i], limit), ok))
         else:
-            decoded = [_decode_one(inp, limit, cap) for inp in inputs]
+            got = [_decode_one(inputs[i], limit) for i in ok]
+        for i, d in zip(ok, got, strict=True):
+            decoded[i] = d
+        for i, p in enumerate(pre):
+            if p is not None:
+                decoded[i] = (None, p[0], p[1])
+        del got
         for i, (img, err, reason) in enumerate(decoded):
             if err is not None:
-                outs[i].error, outs[i].error_reason = err, reason
+                outs[i].error, outs[i].error_reason = detached(err), reason
                 continue
             assert img is not None
             images[i] = img
             hw = img.shape[1:3] if self.tensor_preprocess else img.shape[:2]  # [3,H,W] tensor / HxWx3 array
             outs[i].image_hw = (int(hw[0]), int(hw[1]))
+        del decoded
         t = _timed(shared, "decode", t)
 
         # Frames that need the network: detector boxes wanted, or appearance on our features.
@@ -247,12 +251,14 @@ class ModelRunner:
         for i, inp in enumerate(inputs):
             cd = inp.client_detections
             if images[i] is not None and cd is not None:
-                keep = self._class_mask(cd.classes, inp.classes)
-                outs[i].boxes, outs[i].scores = (
-                    cd.boxes[keep].astype(np.float32),
-                    cd.scores[keep].astype(np.float32),
-                )
+                h, w = outs[i].image_hw
+                inside = cd.inside(w, h)
+                keep = np.flatnonzero(inside & self._class_mask(cd.classes, inp.classes))
+                outs[i].boxes = cd.boxes[keep].astype(np.float32)
+                outs[i].scores = cd.scores[keep].astype(np.float32)
                 outs[i].classes = cd.classes[keep].astype(np.int64)
+                outs[i].det_source = keep
+                outs[i].dropped_detections = int(len(inside) - int(inside.sum()))
         if fwd:
             self._forward_isolated(inputs, images, outs, fwd, want_app, shared)
         if self.reid is not None:
@@ -354,7 +360,7 @@ class ModelRunner:
     def _fail_reid(out: FrameOutput, exc: BaseException) -> None:
         out.embeddings, out.reid_crops = None, 0
         if isinstance(exc, InvalidInputError):
-            out.error, out.error_reason = exc, "invalid_detections"
+            out.error, out.error_reason = detached(exc), "invalid_detections"
         else:
             log.warning("ReID failed on a frame: %r", exc)
             out.error = RunnerFrameError(f"internal error in the ReID model ({type(exc).__name__})")
@@ -363,7 +369,7 @@ class ModelRunner:
     @staticmethod
     def _fail(out: FrameOutput, exc: BaseException) -> None:
         if isinstance(exc, RoitrackError):
-            out.error, out.error_reason = exc, "invalid_image"
+            out.error, out.error_reason = detached(exc), "invalid_image"
         else:
             log.warning("frame failed in the model runner: %r", exc)
             out.error = RunnerFrameError(f"internal error while processing the frame ({type(exc).__name__})")

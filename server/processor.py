@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.batcher import Batcher
-from server.frames import FrameOutput
+from server.frames import FrameOutput, detached
 from server.metrics import ServerMetrics
 from server.session import PendingFrame, StreamSession
 from tracker_core.errors import InvalidInputError, RoitrackError
@@ -40,6 +40,10 @@ class FrameResult:
     t_arrival: float = 0.0
     camera_motion_ms: float = 0.0  # grey frame (runner) + estimate; not part of tracking_ms
     embedding: str = ""  # the stream's embedding: off | roi | reid
+    # Client detections: the client's index of each box the tracker saw (``None``: the detector's boxes), and
+    # the client boxes dropped for lying wholly outside the frame.
+    det_source: Any = None
+    dropped_detections: int = 0
 
 
 def track_frame(
@@ -96,6 +100,7 @@ class StreamProcessor:
         except Exception as exc:  # a runner bug: this frame fails, the stream goes on
             out = FrameOutput(error=_internal(exc), error_reason="internal")
         res.batch_size = out.batch_size
+        res.det_source, res.dropped_detections = out.det_source, out.dropped_detections
         if out.run_s:
             res.queue_ms = (out.t_batch_start - pf.t_arrival) * 1000.0
             res.inference_ms = out.run_s * 1000.0
@@ -103,7 +108,7 @@ class StreamProcessor:
             try:
                 ts = _stream_time(session, pf)
             except InvalidInputError as exc:
-                out.error, out.error_reason = exc, "invalid_timestamp"
+                out.error, out.error_reason = detached(exc), "invalid_timestamp"
         if out.error is None:
             t0 = time.perf_counter()
             cm_s = 0.0
@@ -112,7 +117,7 @@ class StreamProcessor:
                     self.pool, _locked_track, session, out, ts, session.options.appearance
                 )
             except RoitrackError as exc:
-                out.error, out.error_reason = exc, "invalid_detections"
+                out.error, out.error_reason = detached(exc), "invalid_detections"
             except Exception as exc:
                 out.error, out.error_reason = _internal(exc), "internal"
             res.tracking_ms = (time.perf_counter() - t0 - cm_s) * 1000.0
@@ -135,6 +140,8 @@ class StreamProcessor:
         m = self.metrics
         assert m is not None
         m.stage_latency.labels("queue").observe(res.queue_ms / 1000.0)
+        if res.dropped_detections:
+            m.client_detections_dropped.inc(res.dropped_detections)
         for stage in MODEL_STAGES:
             if stage in out.stage_s:
                 m.stage_latency.labels(stage).observe(out.stage_s[stage])
@@ -158,17 +165,31 @@ lose their meaning."""
 
 
 def _stream_time(session: StreamSession, pf: PendingFrame) -> float:
-    """The frame's time for the motion model: the client's capture timestamp when it sends them (> 0), else the
-    arrival time at the server. Chosen once per session so a stream never mixes clocks. A NaN / infinite / huge
-    timestamp fails only its own frame: it is never recorded as the stream's last time."""
-    if not math.isfinite(pf.timestamp) or abs(pf.timestamp) > MAX_TIMESTAMP_S:
+    """The frame's time for the motion model. One rule, per stream: its first accepted frame picks the clock -
+    timestamp 0: the server's arrival times, for good; a positive capture time: the client's clock, for good - and
+    every later frame must keep to it. Refused, each failing only its own frame and never recorded as the stream's
+    last time: a NaN / infinite / huge timestamp, a negative one (capture times are >= 0; it used to switch the
+    stream to the server's clock silently), a time earlier than the stream's previous one (0 included), and a
+    non-zero timestamp on a stream that runs on the server's clock."""
+    t = pf.timestamp
+    if not math.isfinite(t) or abs(t) > MAX_TIMESTAMP_S:
         raise InvalidInputError(
-            f"frame {pf.frame_id}: timestamp {pf.timestamp!r} is not a finite number of seconds within "
+            f"frame {pf.frame_id}: timestamp {t!r} is not a finite number of seconds within "
             f"+-{MAX_TIMESTAMP_S:g} (send 0 on every frame to use the server's clock)"
         )
+    if t < 0:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {t:g} s is negative (capture times are >= 0 s; send 0 on every frame "
+            "to use the server's clock)"
+        )
     if session.last_timestamp is None:
-        session.uses_client_clock = pf.timestamp > 0
-    ts = pf.timestamp if session.uses_client_clock else pf.t_arrival + session.clock_offset
+        session.uses_client_clock = t > 0
+    elif not session.uses_client_clock and t != 0:
+        raise InvalidInputError(
+            f"frame {pf.frame_id}: timestamp {t:g} s on a stream that runs on the server's clock (its first frame "
+            "had timestamp 0): send 0 on every frame, or open a new stream to send capture times"
+        )
+    ts = t if session.uses_client_clock else pf.t_arrival + session.clock_offset
     last = session.last_timestamp
     if last is not None and ts < last:
         raise InvalidInputError(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -28,7 +28,7 @@ from server.processor import FrameResult, StreamProcessor
 from server.registry import OpenTimeoutError, SessionRegistry
 from server.session import PendingFrame, StreamSession, session_key
 from server.state_keeper import StateKeeper
-from server.status_map import status_code, status_message
+from server.status_map import SERVER_STATUS_METADATA, read_first_then, status_code, status_message
 from tracker_core import __version__
 from tracker_core.errors import (
     InvalidInputError,
@@ -45,6 +45,8 @@ RESUMED_METADATA_KEY = "roitrack-resumed"
 LAST_FRAME_METADATA_KEY = "roitrack-last-frame-id"
 # The embedding the stream tracks with: off | roi | reid (also in every TrackResponse).
 EMBEDDING_METADATA_KEY = "roitrack-embedding"
+DRAIN_GOODBYE_S = 2.0
+"""While draining: how long a call waits for its client to half-close after the `draining` notice."""
 
 
 @dataclass
@@ -66,6 +68,8 @@ class ServiceState:
     # Who is calling (server.auth.principal_of): streams belong to the principal that opened them.
     identify: Callable[[grpc.aio.ServicerContext], str] = lambda context: ""
     opening: int = 0  # Track calls waiting for their `open` message: they count toward max_streams
+    # The same, per principal (bounded by max_waiting_per_principal).
+    waiting: dict[str, int] = field(default_factory=dict)
 
 
 class RequestStreamError(RoitrackError):
@@ -80,7 +84,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
     resp = pb.TrackResponse(
         frame_id=res.frame_id,
         timestamp=res.timestamp,
-        tracks=tracks_to_pb(res.tracks, return_lost),
+        tracks=tracks_to_pb(res.tracks, return_lost, res.det_source),
         timings=pb.Timings(
             queue_ms=res.queue_ms,
             inference_ms=res.inference_ms,
@@ -91,6 +95,7 @@ def response_from_result(res: FrameResult, return_lost: bool) -> pb.TrackRespons
         ),
         dropped_frames=res.dropped,
         embedding=EMBEDDING_CODES.get(res.embedding, pb.EMBEDDING_UNSPECIFIED),
+        dropped_detections=res.dropped_detections,
     )
     if res.error_reason:
         resp.error.code = FRAME_ERROR_CODES.get(res.error_reason, pb.FRAME_ERROR_CODE_INTERNAL)
@@ -103,16 +108,24 @@ class TrackingServicer(pb_grpc.TrackingServicer):
         self.state = state
 
     async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-        await context.abort(status_code(exc), status_message(exc))
+        await context.abort(status_code(exc), status_message(exc), SERVER_STATUS_METADATA)
 
     async def Track(
         self, request_iterator: AsyncIterator[pb.TrackRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TrackResponse]:
         st = self.state
+        context.set_trailing_metadata(SERVER_STATUS_METADATA)  # an OK end is the server's word too
         if st.draining:
+            await read_first_then(request_iterator)  # so the client's open cannot race the refusal
             await self._abort(context, UnavailableError("the server is shutting down; reconnect later"))
         # A call waiting for its `open` holds a stream slot (registry.open counts them) until it opens or times out.
+        # The caller is known before `open` (its token or certificate): one principal may hold at most
+        # max_waiting_per_principal of them, so the rest stay free for the others' new streams and resumes.
+        owner = st.identify(context)
+        cap = st.config.max_waiting_per_principal
+        mine = st.waiting.get(owner, 0)
         if st.opening >= st.config.max_streams:
+            await read_first_then(request_iterator)
             await self._abort(
                 context,
                 ResourceExhaustedError(
@@ -120,7 +133,17 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                     f"{st.config.max_streams})"
                 ),
             )
+        if cap > 0 and mine >= cap:
+            await read_first_then(request_iterator)
+            await self._abort(
+                context,
+                ResourceExhaustedError(
+                    f"this principal already has {mine} calls waiting for their `open` message "
+                    f"(max_waiting_per_principal {cap})"
+                ),
+            )
         st.opening += 1
+        st.waiting[owner] = mine + 1
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator)), st.config.open_timeout_s)
         except StopAsyncIteration:
@@ -137,6 +160,11 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             return
         finally:
             st.opening -= 1
+            left = st.waiting.get(owner, 1) - 1
+            if left > 0:
+                st.waiting[owner] = left
+            else:
+                st.waiting.pop(owner, None)
         if first.WhichOneof("message") != "open":
             await self._abort(
                 context,
@@ -151,7 +179,6 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 embedding_default=st.default_embedding,
                 embeddings=st.embeddings,
             )
-            owner = st.identify(context)
             session, resumed = st.registry.open(
                 first.open.stream_id, first.open.resume, options, owner, reserved=st.opening
             )
@@ -209,6 +236,17 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             if st.draining:
                 if st.keeper is not None:  # the state is in the store before the client is told to move
                     await st.keeper.close(session, "drain")
+                # Tell the client before the call ends: it stops writing and half-closes, then the call ends. A
+                # client write that races the call's end fails inside gRPC core, and gRPC's Python client then
+                # reports INTERNAL "Internal error from Core" in place of this UNAVAILABLE (grpc/grpc#36066): a
+                # failover that died on an error it did not recognise. Clients that ignore the notice are ended
+                # after DRAIN_GOODBYE_S as before.
+                yield pb.TrackResponse(
+                    draining=True,
+                    embedding=EMBEDDING_CODES.get(session.options.embedding, pb.EMBEDDING_UNSPECIFIED),
+                )
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(reader), DRAIN_GOODBYE_S)
                 await self._abort(
                     context, UnavailableError("the server is shutting down; reconnect and resume")
                 )
@@ -229,7 +267,8 @@ class TrackingServicer(pb_grpc.TrackingServicer):
             async for req in request_iterator:
                 if req.WhichOneof("message") != "frame":
                     session.end_with(
-                        InvalidInputError("a Track call takes one `open` message, then only frames")
+                        InvalidInputError("a Track call takes one `open` message, then only frames"),
+                        answer_queued=True,
                     )
                     return
                 if st.draining:
@@ -238,15 +277,15 @@ class TrackingServicer(pb_grpc.TrackingServicer):
                 try:
                     inp = frame_from_pb(req.frame, session.options)
                 except InvalidInputError as exc:
-                    session.end_with(exc)
+                    session.end_with(exc, answer_queued=True)
                     return
                 dropped = session.push(PendingFrame(req.frame.frame_id, req.frame.timestamp, inp, t_arrival))
                 if dropped:
                     st.metrics.frames_dropped.labels(st.metrics.stream_label(session.key)).inc(dropped)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
-        except DecodeError as exc:  # never end with OK and frames left unanswered
-            session.end_with(undecodable(exc))
+        except DecodeError as exc:  # never end with OK; the frames sent before it are still answered
+            session.end_with(undecodable(exc), answer_queued=True)
         except Exception as exc:  # the call broke underneath us; the worker ends the call with an error
             log.debug("reader of stream %s ended", session.stream_id, exc_info=True)
             session.end_with(RequestStreamError(f"the request stream failed: {type(exc).__name__}"))

@@ -86,6 +86,7 @@ class StreamSession:
         self._wakeup = asyncio.Event()
         self._ended = False  # the client half-closed: drain the queue, then stop
         self.end_error: RoitrackError | None = None  # set to end the call with this error (CloseStream, idle)
+        self._answer_queued = False  # with end_error: answer the queued frames first
         self.live = False
         self.detached_at: float | None = None
         self.last_seen = time.monotonic()
@@ -138,16 +139,20 @@ class StreamSession:
         self._ended = True
         self._wakeup.set()
 
-    def end_with(self, error: RoitrackError) -> None:
-        """End the live call with ``error`` (queued frames are discarded)."""
+    def end_with(self, error: RoitrackError, answer_queued: bool = False) -> None:
+        """End the live call with ``error``. Queued frames are discarded, or with ``answer_queued`` (the client
+        broke the protocol after sending them) answered first: every frame the server took gets its answer."""
         self.end_error = error
-        self._queue.clear()
+        self._answer_queued = answer_queued
+        if not answer_queued:
+            self._queue.clear()
+        self._ended = True
         self._wakeup.set()
 
     async def next_frame(self) -> PendingFrame | None:
         """The oldest waiting frame; ``None`` when the input ended and the queue is empty, or the call must end."""
         while True:
-            if self.end_error is not None:
+            if self.end_error is not None and not (self._answer_queued and self._queue):
                 return None
             if self._queue:
                 return self._queue.popleft()
@@ -173,6 +178,7 @@ class StreamSession:
         self._queue.clear()
         self._ended = False
         self.end_error = None
+        self._answer_queued = False
         self._wakeup = asyncio.Event()
         self.last_seen = time.monotonic()
 

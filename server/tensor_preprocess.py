@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from server.decode import encoded_size
-from server.frames import EncodedImage, FrameInput
+from server.frames import EncodedImage, FrameInput, detached
 from tracker_core.errors import InvalidInputError, ResourceExhaustedError, RoitrackError
 from tracker_core.letterbox import PAD_VALUE, LetterboxTransform, letterbox_transform
 
@@ -37,11 +37,18 @@ def _is_jpeg(inp: FrameInput) -> bool:
 
 
 def decode_to_device(inputs: Sequence[FrameInput], device: torch.device, max_pixels: int) -> list[Decoded]:
-    """Every frame as a ``[3,H,W]`` uint8 RGB tensor on ``device``, or its error. JPEGs are decoded on the device
-    in one batched call; other formats are decoded on the CPU and uploaded."""
+    """Every frame as a ``[3,H,W]`` uint8 RGB tensor on ``device``, or its error. Frames with malformed client
+    detections are refused without decoding; JPEGs are decoded on the device in one batched call; other formats
+    are decoded on the CPU and uploaded."""
     out: list[Decoded] = [(None, None, "")] * len(inputs)
     jpeg_idx = []
     for i, inp in enumerate(inputs):
+        if inp.client_detections is not None:  # malformed boxes: refused before any decoding
+            try:
+                inp.client_detections.validate()
+            except RoitrackError as exc:
+                out[i] = (None, detached(exc), "invalid_detections")
+                continue
         if _is_jpeg(inp):
             size = encoded_size(inp.image.data)  # type: ignore[union-attr]
             if size is None:
@@ -67,10 +74,10 @@ def decode_to_device(inputs: Sequence[FrameInput], device: torch.device, max_pix
         try:
             rgb = inp.image.decode(max_pixels)
         except ResourceExhaustedError as exc:
-            out[i] = (None, exc, "image_too_large")
+            out[i] = (None, detached(exc), "image_too_large")
             continue
         except RoitrackError as exc:
-            out[i] = (None, exc, "invalid_image")
+            out[i] = (None, detached(exc), "invalid_image")
             continue
         t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device, non_blocking=True).permute(2, 0, 1)
         out[i] = (t, None, "")
@@ -91,15 +98,6 @@ def decode_to_device(inputs: Sequence[FrameInput], device: torch.device, max_pix
                         InvalidInputError(f"image could not be decoded ({n} bytes; corrupt or truncated)"),
                         "invalid_image",
                     )
-    for i, inp in enumerate(inputs):
-        decoded = out[i][0]
-        if decoded is not None and inp.client_detections is not None:
-            try:
-                inp.client_detections.validate()
-                _, h, w = decoded.shape  # [3,H,W]
-                inp.client_detections.check_in_frame(int(w), int(h))
-            except RoitrackError as exc:
-                out[i] = (None, exc, "invalid_detections")
     return out
 
 

@@ -1,4 +1,5 @@
-"""Resumable training state: model + AdamW state as safetensors, progress as JSON metadata (never pickle)."""
+"""Resumable training state: model (+ extra modules, e.g. EMA weights) and optimizer tensors as safetensors,
+progress as JSON metadata (never pickle). Used by both trainers."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ STATE_KEY = "roitrack_train_state"
 
 
 def save_train_state(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    extra: dict[str, torch.nn.Module] | None = None,
 ) -> None:
-    """Write ``model``'s and ``optimizer``'s tensors and the JSON ``state`` (epoch, step, config) atomically."""
+    """Write ``model``'s and ``optimizer``'s tensors, those of the ``extra`` modules (stored under their name) and
+    the JSON ``state`` (epoch, step, config) atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for name, module in (extra or {}).items():
+        if name in ("model", "optim"):
+            raise ValueError(f"extra module name {name!r} is reserved")
+        tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
     osd = optimizer.state_dict()
     for idx, st in osd["state"].items():
         for k, v in st.items():
@@ -32,8 +42,13 @@ def save_train_state(
     tmp.replace(path)
 
 
-def load_train_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore ``model`` and ``optimizer`` in place; returns the JSON state."""
+def load_train_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, torch.nn.Module] | None = None,
+) -> dict[str, Any]:
+    """Restore ``model``, ``optimizer`` and the ``extra`` modules in place; returns the JSON state."""
     try:
         with safe_open(str(path), framework="pt") as f:
             md = f.metadata() or {}
@@ -44,6 +59,11 @@ def load_train_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.
         raise WeightsError(f"{path} is not a roitrack training checkpoint")
     meta = json.loads(md[STATE_KEY])
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    for name, module in (extra or {}).items():
+        sub = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if not sub:
+            raise WeightsError(f"{path} holds no {name!r} tensors")
+        module.load_state_dict(sub)
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance, mot, reid"
+HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, appearance, mot, ablation, reid"
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -110,6 +110,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ours and the peers on every sequence under the roots, TrackEval per group (its own protocol), ranks"
     )
     configure_mot(sub.add_parser("mot", help=mot_help, description=mot_help))
+    from benchmarks.mot.ablation import configure as configure_ablation
+
+    ablation_help = "our tracker with single changes to its defaults on every group of sequences (TrackEval)"
+    configure_ablation(sub.add_parser("ablation", help=ablation_help, description=ablation_help))
 
 
 def _extra(args: argparse.Namespace) -> dict[str, float | str]:
@@ -132,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.mot.cli import main_args as mot_main
 
         return mot_main(args)
+    if args.bench == "ablation":
+        from benchmarks.mot.ablation import main_args as ablation_main
+
+        return ablation_main(args)
     from benchmarks.common import BenchOptions, finish
     from tracker_core.errors import ConfigError
 

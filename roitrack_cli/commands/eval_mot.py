@@ -50,6 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf", type=float, default=0.25, help="detector confidence threshold (without --det)"
     )
+    parser.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="run the detector unfused (default: fused for inference, as `roitrack serve` runs it)",
+    )
     add_reid_args(parser)
     parser.add_argument(
         "--save-embeddings",
@@ -178,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             size=args.size,
             conf=args.conf,
+            fuse=not args.no_fuse,
         )
     assert frames is not None
     what = args.det or f"detector {args.weights}"

@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.onnx_export import export_encoder_onnx
+    from training.encoder.onnx_export import export_encoder_onnx
 
     report = export_encoder_onnx(args.encoder, args.out, opset=args.opset, atol=args.atol)
     print(

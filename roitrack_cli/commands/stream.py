@@ -54,7 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--source", required=True, help="video file, camera index (0), rtsp/http URL, or image folder")
     a("--stream-id", default="cam-0", help="stream id (1..128 of [A-Za-z0-9._:-]; default cam-0)")
-    a("--fps", type=float, default=0.0, help="pace sending at this rate (default 0: as fast as answered)")
+    a(
+        "--fps",
+        type=float,
+        default=0.0,
+        help="pace sending at this rate (default 0: as fast as answered); for an image folder whose "
+        "seqinfo.ini gives no frameRate, also the rate its frames are stamped at (the motion model's clock)",
+    )
     a("--max-in-flight", type=int, default=2, help="frames sent but not yet answered, at most (default 2)")
     a("--out", help="write an annotated video (boxes, IDs, trails), e.g. annotated.mp4")
     a("--mot-out", help="write MOTChallenge results (frame,id,left,top,width,height,score,-1,-1,-1)")
@@ -125,9 +131,12 @@ def run(args: argparse.Namespace) -> int:
     )
     source = open_source(
         args.source,
+        fps=args.fps,
         detections=args.detections,
         score_rule=ScoreRule.from_flags(args.score_scale, args.score_clip),
     )
+    for msg in getattr(source, "notices", []):  # said once, before streaming (an unknown frame rate)
+        print(f"roitrack stream: warning: {msg}", file=sys.stderr)
     # A file or folder must be tracked frame by frame (the results then equal `roitrack eval-mot`'s); a camera
     # or network stream sends its newest frame and lets the server drop stale ones.
     cfg = dataclasses.replace(cfg, lossless=not source.live)

@@ -8,12 +8,12 @@ HELP = "train the ROI appearance encoder without identity labels"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from training.train import add_arguments
+    from training.encoder.train import add_arguments
 
     add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.train import run as run_training
+    from training.encoder.train import run as run_training
 
     return run_training(args)

@@ -27,7 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=10, help="--mot: frames between consecutive pairs")
     parser.add_argument("--weights", required=True, metavar="DETECTOR.safetensors", help="the detector")
     parser.add_argument(
-        "--encoder", required=True, metavar="ENCODER.safetensors", help="the encoder checkpoint"
+        "--encoder",
+        metavar="ENCODER.safetensors",
+        help="the encoder checkpoint (omit to score only the baselines of --features on this detector)",
+    )
+    parser.add_argument(
+        "--features",
+        default="spp+s8",
+        help="without --encoder: the taps whose pooled ROI features are the raw_features baseline (default spp+s8)",
     )
     parser.add_argument(
         "--input-size",
@@ -90,17 +97,13 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from tracker_core.detector import load_detector
     from tracker_core.encoder import load_encoder
-    from training.config import input_size_for
-    from training.val_data import dir_pairs, mot_pairs
-    from training.validate import extract_val_features, pair_reid_embeddings, validate
+    from training.encoder.config import input_size_for
+    from training.encoder.val_data import dir_pairs, mot_pairs
+    from training.encoder.validate import extract_val_features, pair_reid_embeddings, validate
 
     detector = load_detector(args.weights, device=args.device)
-    encoder = load_encoder(args.encoder, detector=detector, device=args.device)
-    meta = encoder.meta
-    long_side = int(args.input_size or meta.training.get("input_size", 640))
-    rect = args.rect if args.rect is not None else bool(meta.training.get("rect", False))
+    encoder = load_encoder(args.encoder, detector=detector, device=args.device) if args.encoder else None
     pairs = mot_pairs(args.mot, args.gap, args.stride) if args.mot else dir_pairs(args.pairs)
-    size_fn = partial(input_size_for, long_side=long_side, rect=rect)
     reid_inputs = {}
     if args.reid_model:
         from tracker_core.reid import load_reid_model
@@ -110,15 +113,30 @@ def run(args: argparse.Namespace) -> int:
             model = load_reid_model(path, opts, device=args.device)
             name = "reid" if len(args.reid_model) == 1 else f"reid:{Path(path).stem}"
             reid_inputs[name] = pair_reid_embeddings(pairs, model)
-    val = extract_val_features(pairs, detector, meta.spec, size_fn)
-    result = validate(val, encoder, args.device, reid_inputs)
-    methods = ("encoder", "raw_features", "center_distance", "color_histogram", *reid_inputs)
+    if encoder is None:  # the detector's own features: baselines only
+        from tracker_core.features import parse_feature_spec
+
+        spec = parse_feature_spec(args.features)
+        long_side = int(args.input_size or 640)
+        rect = bool(args.rect)
+        size_fn = partial(input_size_for, long_side=long_side, rect=rect)
+        val = extract_val_features(pairs, detector, spec, size_fn)
+        result = validate(val, None, args.device, reid_inputs)
+        methods: tuple[str, ...] = ("raw_features", "center_distance", "color_histogram", *reid_inputs)
+        title = f"no encoder: baselines on {args.weights} ({spec.name})"
+    else:
+        meta = encoder.meta
+        long_side = int(args.input_size or meta.training.get("input_size", 640))
+        rect = args.rect if args.rect is not None else bool(meta.training.get("rect", False))
+        size_fn = partial(input_size_for, long_side=long_side, rect=rect)
+        val = extract_val_features(pairs, detector, meta.spec, size_fn)
+        result = validate(val, encoder, args.device, reid_inputs)
+        methods = ("encoder", "raw_features", "center_distance", "color_histogram", *reid_inputs)
+        title = f"encoder {args.encoder} ({meta.features})"
     result = {k: result[k] for k in methods}
     if args.json:
         print(json.dumps(result))
     else:
-        print(
-            f"encoder {args.encoder} ({meta.features}), {len(pairs)} pairs, input long side {long_side}{' rect' if rect else ' square'}"
-        )
+        print(f"{title}, {len(pairs)} pairs, input long side {long_side}{' rect' if rect else ' square'}")
         print(format_table(result))
     return 0

@@ -53,7 +53,7 @@ def test_eval_mot_and_server_embeddings_are_identical(tmp_path: Path):
     assert emb is not None and all(len(e) == len(f.boxes) for e, f in zip(emb, frames, strict=True))
     assert emb[0].shape[1] == 256 + 64 + 2 * 72 + 128  # raw (spp + s8) + two colour stripes + learned
 
-    detector = load_detector(det_path)
+    detector = load_detector(det_path, fuse=True)  # as roitrack serve runs it (and eval-mot, by default)
     runner = ModelRunner(detector, Appearance.from_checkpoint(enc_path, detector=detector), input_size=size)
     for i, fd in enumerate(frames):
         jpeg = (seq / "img1" / f"{i + 1:06d}.jpg").read_bytes()  # the bytes a client streams

@@ -225,11 +225,11 @@ def test_train_profile_uses_torchrun_on_all_gpus(model):
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"] and gpu["count"] == -1  # "all"
     ep = t["entrypoint"]
     assert ep[0] == "torchrun" and "--nproc_per_node=gpu" in ep
-    assert ep[ep.index("-m") + 1] == "training.train"
-    assert importlib.util.find_spec("training.train") is not None, (
-        "training/train.py (torchrun's module) is missing"
+    assert ep[ep.index("-m") + 1] == "training.encoder.train"
+    assert importlib.util.find_spec("training.encoder.train") is not None, (
+        "training/encoder/train.py (torchrun's module) is missing"
     )
-    train = importlib.import_module("training.train")
+    train = importlib.import_module("training.encoder.train")
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
     parsed = parser.parse_args(t["command"])  # the flags exist; unknown ones -> SystemExit(2)

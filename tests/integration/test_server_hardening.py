@@ -4,6 +4,7 @@ other streams of its batch (issue 12, items 1-3 and 8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 import struct
@@ -53,6 +54,7 @@ class Bystander:
         self.stream_id = stream_id
         self.responses: list[pb.TrackResponse] = []
         self.max_wait_s = 0.0
+        self.waits: list[float] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -72,7 +74,8 @@ class Bystander:
             req.frame.frame_id, req.frame.timestamp = i, 0.1 * i
             t0 = time.perf_counter()
             self.responses.append(await self.call.step(req))
-            self.max_wait_s = max(self.max_wait_s, time.perf_counter() - t0)
+            self.waits.append(time.perf_counter() - t0)
+            self.max_wait_s = max(self.max_wait_s, self.waits[-1])
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
@@ -81,12 +84,15 @@ class Bystander:
         assert await self.call.finish() == grpc.StatusCode.OK
 
     def check(self, max_wait_s: float = 5.0) -> None:
-        """Every answer the bystander got was a success with its two objects tracked once confirmed."""
+        """Every answer the bystander got was a success with its two objects tracked once confirmed, and it never
+        stalled: no step took over ``max_wait_s`` or 20x its own median step in this run, whichever is longer
+        (a neighbour's load on 2 shared cores stretches every step alike; a stall is one step far beyond the rest)."""
         assert len(self.responses) >= 3
         errors = [r.error.message for r in self.responses if r.HasField("error")]
         assert not errors, errors
         assert all(len(r.tracks) == 2 for r in self.responses[3:])
-        assert self.max_wait_s < max_wait_s, self.max_wait_s
+        bound = max(max_wait_s, 20.0 * float(np.median(self.waits)))
+        assert self.max_wait_s < bound, (self.max_wait_s, bound)
 
 
 async def test_huge_client_boxes_neither_crash_nor_stall_nor_fail_other_streams() -> None:
@@ -98,13 +104,21 @@ async def test_huge_client_boxes_neither_crash_nor_stall_nor_fail_other_streams(
         async with Bystander(s) as by:
             attacker = Lockstep(s)
             await attacker.send(open_req("attacker"))
-            for i, box in enumerate(huge, start=1):
+            normal = []  # the same call with an ordinary box: the baseline the huge ones are held to
+            for i in range(1, 4):
+                t0 = time.perf_counter()
+                await attacker.step(boxes_req(i, [(20.0, 40.0, 50.0, 100.0)], timestamp=0.1 * i))
+                normal.append(time.perf_counter() - t0)
+            # unclipped, each of these took seconds or crashed; 10x an ordinary frame here (at least 3 s, for a
+            # neighbour's load on a shared machine) tells the two apart
+            limit = max(3.0, 10.0 * max(normal))
+            for i, box in enumerate(huge, start=4):
                 t0 = time.perf_counter()
                 r = await attacker.step(boxes_req(i, [box, (20.0, 40.0, 50.0, 100.0)], timestamp=0.1 * i))
-                assert time.perf_counter() - t0 < 3.0, box
+                assert time.perf_counter() - t0 < limit, (box, limit)
                 assert not r.HasField("error"), (box, r.error.message)
             # all of them in one frame, and the same frame again: still answered
-            r = await attacker.step(boxes_req(len(huge) + 1, huge, timestamp=10.0))
+            r = await attacker.step(boxes_req(len(huge) + 4, huge, timestamp=10.0))
             assert not r.HasField("error"), r.error.message
             assert await attacker.finish() == grpc.StatusCode.OK
         by.check()
@@ -256,11 +270,53 @@ async def test_a_bad_timestamp_fails_its_frame_only(bad: float) -> None:
         )
 
 
+async def test_one_clock_rule_negative_and_mixed_timestamps_are_refused() -> None:
+    """Issue 19: a negative first timestamp (-5.0) silently switched the stream to the server's clock, after which a
+    backwards timestamp (0.5 after 2.0) was answered ok. One rule now: the first accepted frame picks the clock
+    (0: the server's, > 0: the client's); negative times, times going back and a mix of clocks fail their frame."""
+    async with running_server() as srv, channel(srv) as ch:
+        call = Lockstep(stub(ch))
+        await call.send(open_req("neg"))
+        codes = []
+        for i, t in enumerate([-5.0, 1.0, 2.0, 0.5, 0.0, 2.5], start=1):
+            req = gt_frame_req(i)
+            req.frame.timestamp = t
+            r = await call.step(req)
+            codes.append((t, r.error.code, r.error.message))
+        assert [c for _, c, _ in codes] == [
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # -5.0: negative
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,  # 1.0: the client's clock from here on
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # 0.5 after 2.0: back in time
+            pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP,  # 0.0: back in time too
+            pb.FRAME_ERROR_CODE_UNSPECIFIED,
+        ], codes
+        assert "negative" in codes[0][2] and "earlier than" in codes[3][2]
+        assert await call.finish() == grpc.StatusCode.OK
+        srv_clock = Lockstep(stub(ch))  # a stream on the server's clock refuses capture times
+        await srv_clock.send(open_req("server-clock"))
+        first = gt_frame_req(1)
+        first.frame.timestamp = 0.0
+        r = await srv_clock.step(first)
+        assert not r.HasField("error"), r.error.message
+        later = gt_frame_req(2)
+        later.frame.timestamp = 3.0
+        r = await srv_clock.step(later)
+        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_TIMESTAMP and "server's clock" in r.error.message
+        again = gt_frame_req(3)
+        again.frame.timestamp = 0.0
+        assert not (await srv_clock.step(again)).HasField("error")
+        assert await srv_clock.finish() == grpc.StatusCode.OK
+
+
 async def test_calls_that_never_open_time_out_and_hold_a_stream_slot() -> None:
     async with running_server(max_streams=2, open_timeout_s=1.0) as srv, channel(srv) as ch:
         s = stub(ch)
         silent = [s.Track() for _ in range(2)]  # connect, send nothing
-        await asyncio.sleep(0.3)
+        while (
+            srv._state is None or srv._state.opening < 2
+        ):  # both hold their slot (however loaded the machine)
+            await asyncio.sleep(0.02)
         third = Lockstep(s)
         await third.send(open_req("third"))
         code, details = await third.status()
@@ -290,11 +346,16 @@ async def test_an_undecodable_message_mid_stream_ends_the_call_with_an_error() -
         await call.write(open_req("garbled").SerializeToString())
         await call.write(frame_req(1).SerializeToString())
         assert (await call.read()).frame_id == 1
+        # issue 19: frames sent just before the undecodable message (one processing, one queued behind it) are
+        # still answered, then the call ends
+        await call.write(frame_req(2).SerializeToString())
+        await call.write(frame_req(3).SerializeToString())
         await call.write(b"\xff\xff\xff\xff")
+        got = []
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call.write(frame_req(2).SerializeToString())
-            while await call.read() is not grpc.aio.EOF:
-                pass
+            while (r := await call.read()) is not grpc.aio.EOF:
+                got.append(r.frame_id)
+        assert got == [2, 3], got
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "could not be decoded" in (err.value.details() or "")
         # an undecodable first message too
@@ -306,46 +367,106 @@ async def test_an_undecodable_message_mid_stream_ends_the_call_with_an_error() -
         assert srv.registry.live_count == 0
 
 
-async def test_idle_metrics_connections_do_not_pile_up_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def _scrape(port: int, token: str | None = None) -> bytes:
+    """One Prometheus-style scrape (a fresh connection, the request sent at once)."""
     import urllib.request
 
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return bytes(r.read())
+
+
+async def test_idle_metrics_connections_cost_no_thread_and_are_capped() -> None:
     import server.metrics_http as mh
 
-    monkeypatch.setattr(mh, "CONNECTION_TIMEOUT_S", 1.0)
     async with running_server(metrics_port=free_port()) as srv:
+        assert srv._metrics_http is not None
         base = threading.active_count()
-        socks = []
-        for _ in range(300):
-            sk = socket.create_connection(("127.0.0.1", srv.metrics_port))
-            socks.append(sk)
+        socks = [socket.create_connection(("127.0.0.1", srv.metrics_port)) for _ in range(300)]
         await asyncio.sleep(0.5)
-        assert threading.active_count() <= base + mh.MAX_CONNECTIONS + 2, threading.active_count()
-        await asyncio.sleep(2.0)  # idle ones time out and their threads end
-        assert threading.active_count() <= base + 2, threading.active_count()
-
-        def scrape() -> bytes:
-            with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=5) as r:
-                return bytes(r.read())
-
-        assert b"roitrack_serving 1.0" in await asyncio.to_thread(scrape)
+        # one loop serves them all: no thread per connection (other threads of the process may end meanwhile)
+        assert threading.active_count() <= base, (threading.active_count(), base)
+        assert srv._metrics_http.connections <= mh.MAX_CONNECTIONS
+        # held open, they still leave room for a scrape: the longest-waiting idle one makes way
+        assert b"roitrack_serving 1.0" in await asyncio.to_thread(_scrape, srv.metrics_port)
         for sk in socks:
             sk.close()
 
 
-async def test_a_box_wholly_outside_the_frame_fails_its_frame_with_a_message() -> None:
+@pytest.mark.parametrize("token", [None, "metrics-token-1"])
+async def test_scrapes_succeed_while_idle_connections_are_held_and_reopened(token: str | None) -> None:
+    """Issue 19 (9): the cap of 32 was taken before a request was read, so 32 idle connections re-opened every 4 s
+    (under the 5 s idle timeout) made 30 of 30 scrapes fail, with or without the metrics token. Here 64 idle
+    connections and 8 that trickle one header byte a second are re-opened every 4 s while Prometheus-style
+    scrapes (a fresh connection, the request sent at once) run every 0.3 s: every scrape must succeed."""
+    async with running_server(metrics_port=free_port(), metrics_token=token) as srv:
+        port = srv.metrics_port
+        stop = threading.Event()
+
+        def attacker() -> None:
+            held: list[socket.socket] = []
+            while not stop.is_set():
+                for sk in held:
+                    sk.close()
+                held = [socket.create_connection(("127.0.0.1", port)) for _ in range(72)]
+                for k, sk in enumerate(held[64:]):
+                    sk.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow-" + str(k).encode())
+                t_end = time.monotonic() + 4.0
+                while time.monotonic() < t_end and not stop.is_set():
+                    for sk in held[64:]:
+                        with contextlib.suppress(OSError):
+                            sk.sendall(b"a")
+                    stop.wait(1.0)
+            for sk in held:
+                sk.close()
+
+        th = threading.Thread(target=attacker, daemon=True)
+        th.start()
+        await asyncio.sleep(1.0)  # the attacker holds its connections before the first scrape
+        failures, ok = [], 0
+        try:
+            for _ in range(30):
+                try:
+                    body = await asyncio.to_thread(_scrape, port, token)
+                    assert b"roitrack_serving 1.0" in body
+                    ok += 1
+                except OSError as exc:  # URLError, reset, timeout
+                    failures.append(repr(exc))
+                await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            th.join(10)
+        assert not failures, f"{len(failures)} of 30 scrapes failed: {failures[:3]}"
+        assert ok == 30
+
+
+async def test_boxes_wholly_outside_the_frame_are_dropped_and_counted_the_others_tracked() -> None:
+    """Issue 19 (1): a client box wholly outside the frame (a detector's rounding, an object leaving the view) used
+    to fail the whole frame with INVALID_DETECTIONS, so every other person in it lost its update. Now it is dropped
+    and counted (response field + metric), and detection_index still names the client's own boxes."""
     async with running_server() as srv, channel(srv) as ch:
         call = Lockstep(stub(ch))
         await call.send(open_req("outside"))
-        r = await call.step(
-            boxes_req(1, [(20.0, 40.0, 50.0, 100.0), (400.0, 10.0, 450.0, 60.0)], timestamp=0.1)
-        )
-        assert r.error.code == pb.FRAME_ERROR_CODE_INVALID_DETECTIONS
-        assert (
-            "client detection 1 (400, 10, 450, 60) lies wholly outside the 320x240 frame" in r.error.message
-        )
-        r = await call.step(
-            boxes_req(2, [(20.0, 40.0, 50.0, 100.0), (300.0, 200.0, 450.0, 260.0)], timestamp=0.2)
-        )
-        assert not r.HasField("error"), r.error.message  # reaching past the edge is fine
+        inside_a, inside_b = (20.0, 40.0, 50.0, 100.0), (120.0, 60.0, 160.0, 150.0)
+        for i in range(1, 6):
+            dx = 2.0 * i
+            boxes = [
+                (400.0 + dx, 10.0, 450.0 + dx, 60.0),  # right of the 320x240 frame
+                (inside_a[0] + dx, inside_a[1], inside_a[2] + dx, inside_a[3]),
+                (-80.0, 10.0, -1.0, 60.0),  # left of it
+                (inside_b[0] + dx, inside_b[1], inside_b[2] + dx, inside_b[3]),
+                (300.0 + dx, 200.0, 450.0 + dx, 260.0),  # reaching past the edge: kept
+            ]
+            r = await call.step(boxes_req(i, boxes, timestamp=0.1 * i))
+            assert not r.HasField("error"), r.error.message
+            assert r.dropped_detections == 2
+        confirmed = [t for t in r.tracks if t.state == pb.TRACK_STATE_CONFIRMED]
+        # the three boxes overlapping the frame are tracked, under the client's own indices 1, 3 and 4
+        assert sorted(t.detection_index for t in confirmed) == [1, 3, 4], confirmed
+        for t in confirmed:
+            assert t.box.x1 == pytest.approx(boxes[t.detection_index][0])
         assert await call.finish() == grpc.StatusCode.OK
         assert srv.registry.live_count == 0
+        assert srv.metrics.client_detections_dropped._value.get() == 10

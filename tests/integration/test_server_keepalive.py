@@ -69,7 +69,7 @@ class FreezingProxy:
 
 
 async def test_silent_network_cut_is_noticed_on_both_sides_and_the_stream_resumes() -> None:
-    n = 79  # from frame 80 on, one of the scene's boxes lies wholly outside the frame (a per-frame error)
+    n = 79  # (from frame 80 on one of the scene's boxes lies wholly outside the frame: dropped and counted)
     frames = [
         SourceFrame(
             i,
@@ -113,10 +113,11 @@ async def test_silent_network_cut_is_noticed_on_both_sides_and_the_stream_resume
         t_freeze = time.monotonic()
         stats = await asyncio.wait_for(task, 90)
         await proxy.stop()
-    # the server dropped the frozen call within keepalive + timeout (+ scheduling slack), not the 60 s idle timeout
+    # the server dropped the frozen call within keepalive + timeout (1 + 1 s here), not the 60 s idle timeout that
+    # noticed it before: 15 s leaves a loaded CI machine's timers slack and is still 4x below the old 60 s
     assert detached_at, "the server never ended the frozen call"
     server_s = detached_at[0] - t_freeze
-    assert server_s < 6.0, server_s
+    assert server_s < 15.0, server_s
     # the client noticed, reconnected on a new connection and resumed its stream: same IDs before and after
     assert stats.reconnects >= 1 and stats.resumed and proxy.connections >= 2
     before = [ids_by_frame[i] for i in sorted(ids_by_frame) if 3 <= i <= 15]

@@ -33,7 +33,11 @@ async def test_pipeline_matches_grpc_path() -> None:
             r = pipe.process(scene_jpeg(i), 0.1 * i, detections=dets)
             assert set(r.stage_ms) >= {"decode", "letterbox", "inference", "roi_align", "encoder", "tracking"}
             local.append(
-                sorted((t.track_id, tuple(np.round(t.box, 2))) for t in r.tracks if t.state == "confirmed")
+                sorted(
+                    (t.track_id, tuple(np.round(np.asarray(t.box, np.float64), 2)))
+                    for t in r.tracks
+                    if t.state == "confirmed"
+                )
             )
         with pytest.raises(InvalidInputError, match="could not be decoded"):
             pipe.process(scene_jpeg(1)[:400] + b"\x13" * 500, 99.0)

@@ -64,6 +64,33 @@ async def test_bearer_token_required() -> None:
         assert good.answered == 5 and good.errors == 0
 
 
+async def test_a_refused_track_call_is_never_reported_as_internal() -> None:
+    """Issue 19: a Track call refused for its token surfaced as INTERNAL "Internal error from Core" 3-53 % of the
+    time - the client's write of `open` raced the refusal, and gRPC's Python client then puts its own INTERNAL in
+    place of the server's status (grpc/grpc#36066). The server now refuses after the first message has arrived (the
+    client is waiting, not writing), and the client asks GetInfo for the server's word when a core-made status
+    ends a call the server never accepted. 100 raw calls that write `open` and a frame at once (13 of 200 came back
+    INTERNAL before) and 10 StreamClient runs: UNAUTHENTICATED every time."""
+    bad = (("authorization", "Bearer wrong-token-123"),)
+    async with running_server(token=TOKEN) as srv, channel(srv) as ch:
+        s = stub(ch)
+        codes = []
+        for k in range(100):
+            call = s.Track(metadata=bad)
+
+            async def write(call: grpc.aio.StreamStreamCall = call, k: int = k) -> None:
+                await call.write(open_req(f"r{k}"))
+                await call.write(frame_req(1))
+
+            await asyncio.gather(write(), return_exceptions=True)
+            codes.append((await status_of(call))[0])
+        assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED}, codes
+        base = StreamConfig(server=f"127.0.0.1:{srv.port}", stream_id="c", token="wrong-token-123")
+        for _ in range(10):
+            with pytest.raises(UnauthenticatedError, match=r"^UNAUTHENTICATED: invalid bearer token"):
+                await StreamClient(base).run(frames(3))
+
+
 async def test_stream_cli_exits_nonzero_with_status_name(tmp_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()

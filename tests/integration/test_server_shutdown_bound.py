@@ -65,7 +65,7 @@ async def test_sigterm_during_a_long_batch_exits_within_the_drain_timeout() -> N
             call = Lockstep(stub(ch))
             await call.send(open_req("long"))
             await call.send(req)
-            await asyncio.sleep(3.0)  # the frame is in its batch by now
+            await asyncio.sleep(6.0)  # the frame is in its batch by now (the batch runs for tens of seconds)
             assert proc.returncode is None
             t0 = time.perf_counter()
             proc.send_signal(signal.SIGTERM)
@@ -75,7 +75,9 @@ async def test_sigterm_during_a_long_batch_exits_within_the_drain_timeout() -> N
         out = (await proc.stdout.read()).decode() if proc.stdout else ""
         assert rc == 0, out
         assert "a model batch was still running" in out, out  # it really was a long batch
-        assert exit_s < DRAIN_S + 3.0, (exit_s, out)
+        # the drain bound plus the process's teardown: it was 43.5 s before the fix; 10 s of slack covers a loaded
+        # CI machine's teardown (2.3 s on a quiet one)
+        assert exit_s < DRAIN_S + 10.0, (exit_s, out)
     finally:
         if proc.returncode is None:
             proc.kill()

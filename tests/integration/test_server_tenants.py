@@ -170,3 +170,52 @@ async def test_metrics_labels_are_bounded_and_the_port_can_require_a_token() -> 
         await asyncio.sleep(0.1)
         _, text = await asyncio.to_thread(_get, url, "scrape-secret")
         assert 'stream="cam-first"' not in text  # a forgotten stream's series go
+
+
+async def test_one_principals_unopened_calls_cannot_block_another_principals_streams() -> None:
+    """Issue 19 (8): calls that had not sent `open` held server-wide waiting slots uncounted per principal, so a
+    tenant limited to 2 streams kept 64 such calls open and another tenant's new streams failed 24 of 25 and its
+    resumes 21 of 25 (RESOURCE_EXHAUSTED "64 calls are already waiting"). Now one principal holds at most
+    max_waiting_per_principal of them (16 of the 64 slots by default); the rest stay free for the others."""
+    async with (
+        running_server(tokens=TOKENS, max_streams_per_principal=2, open_timeout_s=30.0) as srv,
+        channel(srv) as ch,
+    ):
+        s = stub(ch)
+        # bob has a stream that he will resume while alice holds her calls
+        b = Lockstep(s, md(BOB))
+        await b.send(open_req("cam"))
+        await b.step(gt_frame_req(1))
+        assert await b.finish() == grpc.StatusCode.OK
+
+        held = [s.Track(metadata=md(ALICE)) for _ in range(64)]  # connect, never send `open`
+        while sum(srv._state.waiting.values()) < srv.config.max_waiting_per_principal:  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+        assert srv._state is not None and srv._state.waiting == {"alice": 16}
+        # alice's calls past her share are refused at once, naming the setting
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum(c.done() for c in held) < 64 - 16 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        codes = [await c.code() for c in held if c.done()]
+        assert len(codes) == 64 - 16 and set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        details = {await c.details() for c in held if c.done()}
+        assert details == {
+            "this principal already has 16 calls waiting for their `open` message "
+            "(max_waiting_per_principal 16)"
+        }, details
+
+        # bob's new streams and his resumes all succeed meanwhile
+        for k in range(25):
+            n = Lockstep(s, md(BOB))
+            await n.send(open_req(f"new-{k}"))
+            assert not (await n.step(gt_frame_req(1))).HasField("error")
+            assert await n.finish() == grpc.StatusCode.OK
+        for k in range(25):
+            r = Lockstep(s, md(BOB))
+            await r.send(open_req("cam", resume=True))
+            assert dict(await r.call.initial_metadata())["roitrack-resumed"] == "true"
+            assert not (await r.step(gt_frame_req(2 + k))).HasField("error")
+            assert await r.finish() == grpc.StatusCode.OK
+        assert srv._state.waiting == {"alice": 16}  # alice still holds hers
+        for call in held:
+            call.cancel()

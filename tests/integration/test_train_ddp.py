@@ -1,4 +1,4 @@
-"""``torchrun --nproc_per_node=2 -m training.train`` on CPU (gloo): every anchor frame seen exactly once."""
+"""``torchrun --nproc_per_node=2 -m training.encoder.train`` on CPU (gloo): every anchor frame seen exactly once."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_two_process_gloo_run_sees_each_sample_once(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "training.train", "--data", str(seq), "--weights", str(det), "--out", str(out),
+        "-m", "training.encoder.train", "--data", str(seq), "--weights", str(det), "--out", str(out),
         "--epochs", "2", "--input-size", "128", "--batch-frames", "5", "--frame-step", "1", "--no-progress",
         "--score-scale", "100",
         "--holdout-gaps", "1", "--patience", "0",

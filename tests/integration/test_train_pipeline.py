@@ -121,7 +121,7 @@ def test_resume_continues_from_saved_step(data):
 def test_cache_is_resumable(data, tmp_path):
     from tracker_core.detector import load_detector
     from tracker_core.features import parse_feature_spec
-    from training.cache import extract_source, load_cache
+    from training.encoder.cache import extract_source, load_cache
     from training.sources import open_source
 
     _, seq, det = data
@@ -166,10 +166,10 @@ def test_val_from_cache_equals_detector_path_and_frame_step(data, tmp_path):
     """Per-epoch validation reads the stage-1 maps; it must match running the detector (up to fp16 storage)."""
     from tracker_core.detector import load_detector
     from tracker_core.features import parse_feature_spec
-    from training.cache import extract_source, load_cache
+    from training.encoder.cache import extract_source, load_cache
+    from training.encoder.val_data import mot_pairs
+    from training.encoder.validate import extract_val_features, val_features_from_cache
     from training.sources import open_source
-    from training.val_data import mot_pairs
-    from training.validate import extract_val_features, val_features_from_cache
 
     _, seq, det = data
     detector = load_detector(det)
@@ -218,7 +218,7 @@ def test_train_reads_det_scores_by_the_one_explicit_rule(data, tmp_path, capsys)
 def test_trains_from_a_sequence_and_a_video_file_together(data):
     import cv2
 
-    from training.cache import load_cache
+    from training.encoder.cache import load_cache
     from training.sources import count_frames, open_source
 
     root, seq, det = data

@@ -74,3 +74,15 @@ def test_table_output_and_bad_input(setup, capsys):
         == 2
     )
     assert "another detector" in capsys.readouterr().err
+
+
+def test_without_an_encoder_the_detector_baselines_match_the_encoder_run(setup, capsys):
+    """``roitrack val`` without ``--encoder``: the raw features of ``--features`` on this detector, the same
+    figures an encoder reading those taps reports for its input (how a trained and a random backbone compare)."""
+    root, seq, det = setup
+    common = ["--mot", str(seq), "--gap", "4", "--stride", "3", "--weights", str(det)]
+    with_enc = _val(capsys, *common, "--encoder", str(root / "enc.safetensors"))
+    bare = _val(capsys, *common, "--features", "spp+pixels", "--input-size", "128", "--rect")
+    assert set(bare) == {"raw_features", "center_distance", "color_histogram"}
+    for k in bare:
+        assert bare[k] == with_enc[k]

@@ -42,6 +42,41 @@ def test_image_folder_with_detections(tmp_path: Path) -> None:
     assert len(frames[1].detections[0]) == 0  # type: ignore[index]
 
 
+def test_the_image_folder_itself_finds_its_sequence_rate_and_detections(tmp_path: Path) -> None:
+    """Issue 19 (3): `--source SEQ/img1` (the folder that holds the frames) stamped frames at a silent 10 fps
+    because seqinfo.ini lies beside it, not in it; now SEQ and SEQ/img1 give the same frames, times and boxes."""
+    seq = _folder(tmp_path)
+    whole = list(open_source(str(seq), detections="auto", score_rule=ScoreRule(100.0)))
+    src = open_source(str(seq / "img1"), detections="auto", score_rule=ScoreRule(100.0))
+    inner = list(src)
+    assert src.fps == 7 and not src.notices  # type: ignore[attr-defined]
+    assert [(f.index, f.timestamp, f.encoded) for f in inner] == [
+        (f.index, f.timestamp, f.encoded) for f in whole
+    ]
+    for a, b in zip(inner, whole, strict=True):
+        assert a.detections is not None and b.detections is not None
+        assert a.detections[0].tobytes() == b.detections[0].tobytes()
+    # a seqinfo.ini beside a folder that is not its imDir says nothing about that folder
+    (seq / "other").mkdir()
+    cv2.imwrite(str(seq / "other" / "000001.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert open_source(str(seq / "other")).fps == 0
+
+
+def test_a_folder_of_unknown_rate_says_so_once_naming_fps(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(1, 4):
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), np.full((8, 8, 3), 30 * i, np.uint8))
+    src = open_source(str(folder))
+    assert src.fps == 0 and len(src.notices) == 1 and "--fps" in src.notices[0]  # type: ignore[attr-defined]
+    assert [f.timestamp for f in src] == pytest.approx([0.1, 0.2, 0.3])  # the 10 fps it warns about
+    given = open_source(str(folder), fps=4.0)
+    assert given.fps == 4.0 and not given.notices  # type: ignore[attr-defined]
+    assert [f.timestamp for f in given] == pytest.approx([0.25, 0.5, 0.75])
+    # a sequence's own rate wins over --fps (which then only paces the sending)
+    assert open_source(str(_folder(tmp_path)), fps=4.0).fps == 7
+
+
 def test_detection_scores_follow_one_explicit_rule(tmp_path: Path) -> None:
     """Issue 12 (10): the client guessed "divide by 100 when any score > 1", so a file already in [0, 1] whose
     largest score is 1.0065 was divided again and every score fell under the thresholds, silently."""

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from tracker_core.errors import ConfigError
-from training.batches import jitter_boxes
-from training.config import TrainConfig, input_size_for
-from training.loss import info_nce
+from training.encoder.batches import jitter_boxes
+from training.encoder.config import TrainConfig, input_size_for
+from training.encoder.loss import info_nce
 from training.sampler import ShardedSampler
 from training.schedule import lr_at
 

@@ -177,12 +177,17 @@ def test_boxes_beyond_the_frame_are_clipped_before_roi_align(box):
     for stride, channels in ((32, 8), (1, 3)):  # the SPP tap and the pixels "tap"
         tap = torch.randn(1, channels, 160 // stride, 160 // stride, generator=g)
         b = np.array([box], np.float32)
-        t0 = time.perf_counter()
-        got = roi_features(tap, [b], [t], stride=stride)
-        assert time.perf_counter() - t0 < 1.0
         clipped = b.copy()
         clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, 320)
         clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, 240)
+        t0 = time.perf_counter()
+        roi_features(tap, [clipped], [t], stride=stride)
+        frame_box_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = roi_features(tap, [b], [t], stride=stride)
+        # a ratio to the frame-sized box measured here (unclipped, these took seconds); 0.5 s of slack for a
+        # neighbour's load on a shared machine, far below what the unclipped boxes cost
+        assert time.perf_counter() - t0 < 20 * frame_box_s + 0.5
         want = _slow_roi_features(tap, [clipped], [t], stride) if stride == 32 else None
         assert got.shape == (1, channels, ROI_SIZE, ROI_SIZE) and torch.isfinite(got).all()
         if box[0] >= 320:

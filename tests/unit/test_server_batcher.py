@@ -62,6 +62,8 @@ async def test_max_wait_closes_a_partial_batch() -> None:
         waited = time.perf_counter() - t0
     finally:
         await b.stop()
+    # it waited for stragglers (>= the 20 ms, less timer granularity) and then closed: 1 s is 50x the wait, slack
+    # for a loaded machine
     assert out.batch_size == 1 and 0.015 <= waited < 1.0
 
 
@@ -98,7 +100,7 @@ async def test_submit_requires_start() -> None:
 
 async def test_batch_closes_early_when_every_stream_is_in() -> None:
     runner = Runner()
-    b = Batcher(runner, max_batch=8, max_wait_ms=500, expected=lambda: 2)
+    b = Batcher(runner, max_batch=8, max_wait_ms=5000, expected=lambda: 2)
     b.start()
     try:
         t0 = time.perf_counter()
@@ -106,4 +108,5 @@ async def test_batch_closes_early_when_every_stream_is_in() -> None:
         waited = time.perf_counter() - t0
     finally:
         await b.stop()
-    assert [o.batch_size for o in outs] == [2, 2] and waited < 0.4
+    # closed as soon as both were in, not at the 5 s deadline (half of it leaves room for a loaded machine)
+    assert [o.batch_size for o in outs] == [2, 2] and waited < 2.5

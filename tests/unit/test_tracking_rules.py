@@ -40,17 +40,19 @@ def test_direction_cue_settles_a_near_tie_the_way_the_tracks_move():
     assert motion[0, 1] + motion[1, 0] < motion[0, 0] + motion[1, 1]  # IoU alone swaps them
 
     def assign(weight):
+        ti, di = np.divmod(np.arange(4), 2)
         cues = costs.motion_cues(
             costs.MotionCueWeights(direction=weight),
             np.zeros(2),
             np.ones(2),
-            pred,
             prev,
             last,
             np.ones(2, bool),
             dets,
             np.full(2, 0.9),
-        )
+            ti,
+            di,
+        ).reshape(2, 2)
         return linear_assignment(motion + cues, 0.8)[0].tolist()
 
     assert assign(DEFAULT_CONFIG.direction_weight) == [[0, 0], [1, 1]]
@@ -102,17 +104,19 @@ def test_stale_cue_lets_the_track_seen_a_moment_ago_keep_its_detection():
 
 
 def test_score_cue_keeps_a_fading_person_on_its_weak_detections():
+    ti, di = np.divmod(np.arange(4), 2)
     cues = costs.motion_cues(
         costs.MotionCueWeights(score=0.3),
         np.zeros(2),
         np.array([0.35, 0.95]),  # a person fading into occlusion, and a clearly visible one
-        np.array([[100.0, 100, 40, 100], [110.0, 100, 40, 100]]),
         np.zeros((2, 4)),
         np.zeros((2, 4)),
         np.zeros(2, bool),
         np.array([[105.0, 100, 40, 100], [106.0, 100, 40, 100]]),
         np.array([0.4, 0.9]),
-    )
+        ti,
+        di,
+    ).reshape(2, 2)
     motion = np.full((2, 2), 0.2)
     m, _, _ = linear_assignment(motion + cues, 0.8)
     assert m.tolist() == [[0, 0], [1, 1]]

@@ -9,13 +9,13 @@ import torch.nn.functional as F
 
 from tracker_core.encoder import MixEncoder
 from tracker_core.letterbox import letterbox_transform
-from training.batches import AugmentConfig, augment_features
-from training.cache import CachedSource
-from training.config import TrainConfig
-from training.holdout import calibrate_weights, split_source
-from training.loss import info_nce
-from training.val_data import FrameLabels, ValPair
-from training.validate import ValFeatures
+from training.encoder.batches import AugmentConfig, augment_features
+from training.encoder.cache import CachedSource
+from training.encoder.config import TrainConfig
+from training.encoder.holdout import calibrate_weights, split_source
+from training.encoder.loss import info_nce
+from training.encoder.val_data import FrameLabels, ValPair
+from training.encoder.validate import ValFeatures
 
 
 def _source(n: int) -> CachedSource:

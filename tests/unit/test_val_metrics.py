@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.val_metrics import evaluate_pairs, query_ranks, summarize
+from training.encoder.val_metrics import evaluate_pairs, query_ranks, summarize
 
 
 def test_ranks_by_hand():

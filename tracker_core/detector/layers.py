@@ -231,12 +231,21 @@ class IDetect(nn.Module):
         assert isinstance(grid, torch.Tensor)
         return grid
 
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def levels(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The raw head outputs (logits, before any sigmoid): per level ``[B, na, H/s_i, W/s_i, 5+nc]`` with
+        box ``(tx, ty, tw, th)``, objectness and class logits. This is what training reads."""
         out = []
         for i in range(self.nl):
             p = self.m[i](xs[i]) if self.fused else self.im[i](self.m[i](self.ia[i](xs[i])))
             bs, _, ny, nx = p.shape
-            p = p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            out.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+        return out
+
+    def decode(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Raw levels (:meth:`levels`) -> ``[B, A, 5+nc]`` as the official eval-mode output."""
+        out = []
+        for i, p in enumerate(levels):
+            bs, _, ny, nx, _ = p.shape
             y = p.sigmoid()
             grid = make_grid(nx, ny, p.device, y.dtype)
             xy = (y[..., 0:2] * 2.0 - 0.5 + grid) * self.strides[i]
@@ -244,6 +253,9 @@ class IDetect(nn.Module):
             y = torch.cat((xy, wh, y[..., 4:]), -1)
             out.append(y.view(bs, -1, self.no))
         return torch.cat(out, 1)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.decode(self.levels(xs))
 
     @torch.no_grad()
     def fuse(self) -> None:

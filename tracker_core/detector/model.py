@@ -127,10 +127,24 @@ class YoloNet(nn.Module):
         self, x: torch.Tensor, taps: Sequence[int] = ()
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """``x`` ``[B,3,H,W]`` -> (``pred`` ``[B,A,5+nc]``, ``{layer index: output map}`` for ``taps``)."""
+        pred, maps = self._run(x, taps, raw=False)
+        assert isinstance(pred, torch.Tensor)
+        return pred, maps
+
+    def forward_levels(
+        self, x: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """Training: the head's raw logits, one ``[B,na,H/s,W/s,5+nc]`` per level (:meth:`IDetect.levels`),
+        instead of the decoded predictions; same taps."""
+        levels, maps = self._run(x, taps, raw=True)
+        assert isinstance(levels, list)
+        return levels, maps
+
+    def _run(self, x: torch.Tensor, taps: Sequence[int], raw: bool) -> tuple[object, dict[int, torch.Tensor]]:
         want = set(taps)
         keep = self._keep | want
         saved: dict[int, torch.Tensor] = {}
-        prev = x
+        prev: object = x
         for i, module in enumerate(self.model):
             srcs = self.sources[i]
             if len(srcs) > 1 or isinstance(module, Concat | IDetect):
@@ -138,8 +152,13 @@ class YoloNet(nn.Module):
             else:
                 s = srcs[0]
                 inp = prev if (s == i - 1 or i == 0) else saved[s]
-            prev = module(inp)
+            if raw and isinstance(module, IDetect):
+                assert isinstance(inp, list)
+                prev = module.levels(inp)
+            else:
+                prev = module(inp)
             if i in keep:
+                assert isinstance(prev, torch.Tensor)
                 saved[i] = prev
         return prev, {t: saved[t] for t in taps}
 

@@ -37,12 +37,14 @@ def frames_from_images(
     conf: float = 0.25,
     classes: Sequence[int] | None = (0,),
     max_frames: int | None = None,
+    fuse: bool = True,
 ) -> tuple[list[FrameDetections], list[NDArray[np.float32]] | None]:
     """Run the detector over ``seq_dir/img1`` frame by frame.
 
     With ``detections`` given, those boxes are kept (only the feature taps are used, for embeddings); otherwise
     the detector's own detections (``classes``: COCO 0 = person) are returned. With ``encoder``, each detection's
-    embedding ``[N,D]`` is returned too (else ``None``).
+    embedding ``[N,D]`` is returned too (else ``None``). ``fuse``: the detector fused for inference, as
+    ``roitrack serve`` runs it by default, so both paths give the same numbers.
     """
     from tracker_core.detector import load_detector
     from tracker_core.encoder import Appearance
@@ -50,7 +52,7 @@ def frames_from_images(
     img_dir = Path(seq_dir) / info.im_dir
     if not img_dir.is_dir():
         raise NotFoundError(f"{img_dir} not found: the sequence has no frames")
-    detector = load_detector(weights, device=device)
+    detector = load_detector(weights, device=device, fuse=fuse)
     appearance = Appearance.from_checkpoint(encoder, detector=detector, device=device) if encoder else None
     n = info.seq_length if max_frames is None else min(info.seq_length, max_frames)
     out_frames: list[FrameDetections] = []

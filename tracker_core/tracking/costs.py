@@ -643,13 +643,13 @@ def height_iou_cxcywh(
     return inter / np.maximum(union, 1e-12)
 
 
+_CORNER_SIGNS = np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])
+
+
 def box_corners(z: NDArray[np.floating]) -> F64:
     """``[...,4]`` (cx, cy, w, h) -> ``[...,4,2]`` corners (top-left, top-right, bottom-left, bottom-right)."""
     z = np.asarray(z, dtype=np.float64)
-    hw, hh = z[..., 2] * 0.5, z[..., 3] * 0.5
-    xs = np.stack([z[..., 0] - hw, z[..., 0] + hw, z[..., 0] - hw, z[..., 0] + hw], axis=-1)
-    ys = np.stack([z[..., 1] - hh, z[..., 1] - hh, z[..., 1] + hh, z[..., 1] + hh], axis=-1)
-    return np.stack([xs, ys], axis=-1)
+    return z[..., None, 0:2] + z[..., None, 2:4] * _CORNER_SIGNS
 
 
 def direction_consistency(
@@ -667,24 +667,31 @@ def direction_consistency(
     Tracks that are not ``valid`` (no earlier observation) or did not move get 0.
     """
     t, n = np.asarray(prev).shape[0], np.asarray(dets).shape[0]
-    if t == 0 or n == 0:
-        return np.zeros((t, n))
-    p = box_corners(prev)  # [T,4,2]
-    q = box_corners(last)
-    d = box_corners(dets)  # [N,4,2]
-    v = q - p
-    vn = np.linalg.norm(v, axis=-1, keepdims=True)
-    moved = vn[..., 0] > 1e-6
-    v = v / np.maximum(vn, 1e-6)
-    u = d[None, :, :, :] - p[:, None, :, :]  # [T,N,4,2]
-    un = np.linalg.norm(u, axis=-1, keepdims=True)
-    u = u / np.maximum(un, 1e-6)
-    cos = np.clip(np.sum(u * v[:, None], axis=-1), -1.0, 1.0)  # [T,N,4]
-    score = (np.pi / 2 - np.arccos(cos)) / np.pi
-    score = np.where(moved[:, None, :] & (un[..., 0] > 1e-6), score, 0.0)
-    out = score.mean(axis=-1)
-    out[~np.asarray(valid, dtype=bool)] = 0.0
-    return out
+    ti, di = np.divmod(np.arange(t * n), max(n, 1))
+    return direction_consistency_pairs(prev, last, valid, dets, ti, di).reshape(t, n)
+
+
+def direction_consistency_pairs(
+    prev: NDArray[np.floating],
+    last: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    dets: NDArray[np.floating],
+    ti: NDArray[np.integer],
+    di: NDArray[np.integer],
+) -> F64:
+    """``direction_consistency`` for the pairs ``(ti[k], di[k])`` only: ``[K]`` (the tracker scores just the pairs
+    motion allows, a few per track, instead of the whole matrix)."""
+    if ti.size == 0:
+        return np.zeros(0)
+    p = box_corners(np.asarray(prev, dtype=np.float64)[ti])  # [K,4,2]
+    v = box_corners(np.asarray(last, dtype=np.float64)[ti]) - p
+    u = box_corners(np.asarray(dets, dtype=np.float64)[di]) - p
+    vn = np.sqrt(np.einsum("kcx,kcx->kc", v, v))
+    un = np.sqrt(np.einsum("kcx,kcx->kc", u, u))
+    cos = np.einsum("kcx,kcx->kc", u, v) / np.maximum(vn * un, 1e-12)
+    score = (np.pi / 2 - np.arccos(np.clip(cos, -1.0, 1.0))) / np.pi
+    score = np.where((vn > 1e-6) & (un > 1e-6), score, 0.0).mean(axis=1)
+    return np.where(np.asarray(valid, dtype=bool)[ti], score, 0.0)
 
 
 class MotionCueWeights(NamedTuple):
@@ -699,14 +706,16 @@ def motion_cues(
     w: MotionCueWeights,
     missed_s: NDArray[np.floating],
     track_score: NDArray[np.floating],
-    track_box: NDArray[np.floating],
     prev_obs: NDArray[np.floating],
     last_obs: NDArray[np.floating],
     has_prev: NDArray[np.bool_],
     dets: NDArray[np.floating],
     det_score: NDArray[np.floating],
+    ti: NDArray[np.integer],
+    di: NDArray[np.integer],
 ) -> F64:
-    """Additive cost ``[T,N]`` of the weak cues, added to the motion cost to rank plausible pairs.
+    """Additive cost ``[K]`` of the weak cues for the track/detection pairs ``(ti[k], di[k])``, added to their motion
+    cost to rank the pairs motion allows.
 
     - stale: ``w.stale x missed_s`` (seconds the track has gone unmatched beyond one frame, capped at 1): among
       candidates for one detection, the track that was seen a moment ago keeps it (a soft matching cascade), so
@@ -716,22 +725,20 @@ def motion_cues(
     - direction: ``-w.direction x detection score x direction_consistency`` (OC-SORT's velocity direction, on
       the four corners: a bonus for a detection that lies the way the track has been moving, a cost otherwise).
 
-    (BoostTrack's shape cue, a relative width/height difference, was tried and changed nothing.) Boxes are (cx, cy,
-    w, h): ``track_box [T,4]`` predicted, ``prev_obs`` / ``last_obs [T,4]`` observed; ``dets
-    [N,4]``; scores in [0, 1].
+    (BoostTrack's shape cue, a relative width/height difference, was tried and changed nothing.) Per track:
+    ``missed_s``, ``track_score``, ``prev_obs`` / ``last_obs [T,4]`` (observed boxes, cx, cy, w, h), ``has_prev``;
+    per detection: ``dets [N,4]``, ``det_score`` (scores in [0, 1]).
     """
-    t, n = np.asarray(track_box).shape[0], np.asarray(dets).shape[0]
-    out = np.zeros((t, n))
-    if t == 0 or n == 0:
+    out = np.zeros(ti.shape[0])
+    if ti.size == 0:
         return out
-    d = np.asarray(dets, dtype=np.float64)
-    ds = np.asarray(det_score, dtype=np.float64)
+    ds = np.asarray(det_score, dtype=np.float64)[di]
     if w.stale:
-        out += w.stale * np.asarray(missed_s, dtype=np.float64)[:, None]
+        out += w.stale * np.asarray(missed_s, dtype=np.float64)[ti]
     if w.score:
-        out += w.score * np.abs(np.asarray(track_score, dtype=np.float64)[:, None] - ds[None, :])
+        out += w.score * np.abs(np.asarray(track_score, dtype=np.float64)[ti] - ds)
     if w.direction:
-        out -= w.direction * ds[None, :] * direction_consistency(prev_obs, last_obs, has_prev, d)
+        out -= w.direction * ds * direction_consistency_pairs(prev_obs, last_obs, has_prev, dets, ti, di)
     return out
 
 

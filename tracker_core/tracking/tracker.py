@@ -518,20 +518,24 @@ class Tracker:
         allowed = motion <= cfg.match_cost_high
         if not allowed.any():
             return motion
+        ti, di = allowed.nonzero()
         prev, has_prev = self._direction_reference(rows)
         missed = np.clip(ts - tr.last_seen[rows] - self._frame_dt, 0.0, 1.0)
         cues = costs.motion_cues(
             costs.MotionCueWeights(cfg.stale_cost, cfg.score_weight, cfg.direction_weight),
             missed,
             np.minimum(tr.score[rows], 1.0),
-            tr.mean[rows, :4],
             prev,
             tr.hist_z[rows, 0],
             has_prev,
             z[det_idx],
             sc[det_idx],
+            ti,
+            di,
         )
-        return np.where(allowed, np.minimum(motion + cues, cfg.match_cost_high), np.inf)
+        rank = np.full(motion.shape, np.inf)
+        rank[ti, di] = np.minimum(motion[ti, di] + cues, cfg.match_cost_high)
+        return rank
 
     def _stage_iou(
         self,

@@ -195,7 +195,7 @@ class FrameError(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TrackResponse(_message.Message):
-    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error", "embedding")
+    __slots__ = ("frame_id", "timestamp", "tracks", "timings", "dropped_frames", "error", "embedding", "dropped_detections", "draining")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TRACKS_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,8 @@ class TrackResponse(_message.Message):
     DROPPED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     timestamp: float
     tracks: _containers.RepeatedCompositeFieldContainer[Track]
@@ -210,7 +212,9 @@ class TrackResponse(_message.Message):
     dropped_frames: int
     error: FrameError
     embedding: Embedding
-    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., embedding: _Optional[_Union[Embedding, str]] = ...) -> None: ...
+    dropped_detections: int
+    draining: bool
+    def __init__(self, frame_id: _Optional[int] = ..., timestamp: _Optional[float] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., dropped_frames: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., embedding: _Optional[_Union[Embedding, str]] = ..., dropped_detections: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ()

@@ -6,7 +6,7 @@ labels: the motion-only tracker links the tail's confident detections (a fresh t
 part), and its track ids are the pseudo-identities of pairs ``(t, t+gap)``: queries are the later frame's linked
 detections, the gallery all of the earlier frame's. The encoder, the pooled input
 features, the colour histogram and the centre distance are all scored on the same queries
-(:func:`training.validate.validate`); early stopping reads the encoder's mean MRR over the gaps. For a
+(:func:`training.encoder.validate.validate`); early stopping reads the encoder's mean MRR over the gaps. For a
 ``MixEncoder`` the block weights are chosen there too (:func:`calibrate_weights`), with weight 0 for the learned
 block among the choices, so the encoder kept is never worse there than the fixed blocks it reads.
 """
@@ -22,12 +22,12 @@ import torch
 
 from tracker_core.encoder import MixEncoder
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec, box_histograms, spec_roi_features
-from training.batches import read_maps
-from training.cache import CachedSource
-from training.tracklets import link_tracklets
-from training.val_data import FrameLabels, ValPair
-from training.val_metrics import evaluate_pairs
-from training.validate import ValFeatures
+from training.encoder.batches import read_maps
+from training.encoder.cache import CachedSource
+from training.encoder.tracklets import link_tracklets
+from training.encoder.val_data import FrameLabels, ValPair
+from training.encoder.val_metrics import evaluate_pairs
+from training.encoder.validate import ValFeatures
 
 NO_IMAGE = Path("")
 

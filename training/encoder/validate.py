@@ -25,11 +25,11 @@ from tracker_core.features import (
     box_histograms,
     spec_roi_features,
 )
-from training.batches import read_maps
-from training.cache import CachedSource
+from training.encoder.batches import read_maps
+from training.encoder.cache import CachedSource
+from training.encoder.val_data import FrameLabels, ValPair
+from training.encoder.val_metrics import MatchingResult, evaluate_pairs
 from training.sources import read_rgb
-from training.val_data import FrameLabels, ValPair
-from training.val_metrics import MatchingResult, evaluate_pairs
 
 
 @dataclass

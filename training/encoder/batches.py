@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec, spec_roi_features
-from training.cache import CachedSource
+from training.encoder.cache import CachedSource
 
 
 @dataclass(frozen=True)

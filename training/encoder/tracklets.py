@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracker_core.tracking import Tracker
-from training.cache import CachedSource
+from training.encoder.cache import CachedSource
 
 
 def link_tracklets(

@@ -1,4 +1,4 @@
-"""``roitrack train`` / ``torchrun --nproc_per_node=N -m training.train``: stage 1 (cache) then stage 2.
+"""``roitrack train`` / ``torchrun --nproc_per_node=N -m training.encoder.train``: stage 1 (cache) then stage 2.
 
 Inputs are videos, image folders or MOTChallenge sequences; identities are never read for training (a
 sequence's ``det/det.txt`` is used as its detections when present). The last ``--holdout`` part of every
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from tracker_core.errors import ConfigError, InvalidInputError
-from training.config import TrainConfig
+from training.encoder.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,14 @@ def run(args: argparse.Namespace) -> int:
     from tracker_core.detector import load_detector
     from tracker_core.evaluation.mot_io import ScoreRule
     from tracker_core.features import parse_feature_spec
-    from training.cache import extract_source, load_cache
     from training.distributed import barrier, init_from_env, shutdown
-    from training.holdout import holdout_val, split_source
+    from training.encoder.cache import extract_source, load_cache
+    from training.encoder.holdout import holdout_val, split_source
+    from training.encoder.tracklets import link_tracklets, tracklet_stats
+    from training.encoder.trainer import DetectorMeta, train_encoder
+    from training.encoder.val_data import mot_pairs
+    from training.encoder.validate import extract_val_features, val_features_from_cache
     from training.sources import frame_shape, open_source
-    from training.tracklets import link_tracklets, tracklet_stats
-    from training.trainer import DetectorMeta, train_encoder
-    from training.val_data import mot_pairs
-    from training.validate import extract_val_features, val_features_from_cache
 
     cfg = config_from_args(args)
     score_rule = ScoreRule.from_flags(args.score_scale, args.score_clip)
@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from tracker_core.errors import RoitrackError
 
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.encoder.train", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -23,17 +23,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tracker_core.encoder import Encoder, EncoderMeta, MixEncoder, RoiEncoder, save_encoder
 from tracker_core.features import PIXEL_STRIDE, FeatureSpec, parse_feature_spec, spec_roi_features
-from training.batches import AugmentConfig, TrainSet, augment_features, read_maps
-from training.cache import CachedSource
 from training.checkpointing import load_train_state, save_train_state
-from training.config import TrainConfig
 from training.distributed import DistInfo, gather_objects, mean_across
-from training.holdout import calibrate_weights, holdout_score
-from training.loss import info_nce
+from training.encoder.batches import AugmentConfig, TrainSet, augment_features, read_maps
+from training.encoder.cache import CachedSource
+from training.encoder.config import TrainConfig
+from training.encoder.holdout import calibrate_weights, holdout_score
+from training.encoder.loss import info_nce
+from training.encoder.validate import ValFeatures, validate
 from training.plot import plot_log
 from training.sampler import ShardedSampler
 from training.schedule import lr_at
-from training.validate import ValFeatures, validate
 
 log = logging.getLogger(__name__)
 
