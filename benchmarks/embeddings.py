@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from tracker_core.tracking import TrackerConfig
 
 KEYS = ("HOTA", "IDF1", "IDSW", "MOTA")
@@ -126,6 +124,9 @@ def run(
                         (f"wrong{w:g}-s{k}", oracle_embeddings(ids, EmbeddingSpec("oracle", wrong=w), k, dim))
                         for k in range(oracle_seeds)
                     ]
+                runs = {
+                    label: group for label, group in runs.items() if group
+                }  # --random-seeds 0 etc.: no row
                 lines: dict[str, list[str]] = {}
                 judged: dict[str, dict[str, Any]] = {}
                 for group in runs.values():
@@ -144,7 +145,7 @@ def run(
                     paths[key] = res_dir / f"{key}.txt"
                     write_results(paths[key], ls)
                 scores = evaluate_results(path, paths)
-                rows = []
+                rows: list[dict[str, Any]] = []
                 motion_lines = lines["motion"]
                 for label, group in runs.items():
                     keys = [k for k, _ in group]
@@ -194,9 +195,8 @@ def targets(slices: list[dict[str, Any]], names: Sequence[str]) -> dict[str, Any
     every seed of random / oracle), whether it ever has more ID switches, and whether random / constant runs are
     identical to motion only."""
     out: dict[str, Any] = {}
-    labels = [*names, "random", "constant", "perfect"] + sorted(
-        {r["label"] for s in slices for r in s["rows"] if r["label"].startswith("wrong")}
-    )
+    wrong = sorted({r["label"] for s in slices for r in s["rows"] if r["label"].startswith("wrong")})
+    labels = [*names, "random", "constant", "perfect", *wrong]
     for label in labels:
         cells = [(s, r) for s in slices for r in s["rows"] if r["label"] == label]
         if not cells:
@@ -231,8 +231,14 @@ def markdown(result: dict[str, Any]) -> str:
     for step in steps:
         slices = [s for s in result["slices"] if s["step"] == step]
         rate = slices[0]["frame_rate"]
-        out.append(f"### every {step}. frame ({rate:.3g} fps)\n" if step > 1 else f"### every frame ({rate:.3g} fps)\n")
-        out.append("| embeddings | " + " | ".join(f"{s['span']} ({s['frames']} frames)" for s in slices) + " |")
+        out.append(
+            f"### every {step}. frame ({rate:.3g} fps)\n"
+            if step > 1
+            else f"### every frame ({rate:.3g} fps)\n"
+        )
+        out.append(
+            "| embeddings | " + " | ".join(f"{s['span']} ({s['frames']} frames)" for s in slices) + " |"
+        )
         out.append("|---|" + "---:|" * len(slices))
         for label in [r["label"] for r in slices[0]["rows"]]:
             cells = [_cell(next(r for r in s["rows"] if r["label"] == label)) for s in slices]
@@ -283,7 +289,12 @@ def command_line(args: argparse.Namespace) -> str:
 
     parts = ["--seq", args.seq, "--embeddings", *args.embeddings, "--frames", *args.frames]
     parts += ["--steps", *map(str, args.steps), "--random-seeds", str(args.random_seeds)]
-    parts += ["--oracle-seeds", str(args.oracle_seeds), "--oracle-wrong", *(f"{w:g}" for w in args.oracle_wrong)]
+    parts += [
+        "--oracle-seeds",
+        str(args.oracle_seeds),
+        "--oracle-wrong",
+        *(f"{w:g}" for w in args.oracle_wrong),
+    ]
     parts += ["--score-scale", f"{args.score_scale:g}", *(["--score-clip"] if args.score_clip else [])]
     parts += ["--dim", str(args.dim), *(["--config", args.config] if args.config else [])]
     parts += ["--out", args.out, "--name", args.name]
@@ -326,7 +337,9 @@ def main_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.embeddings", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.embeddings", description=__doc__.splitlines()[0]
+    )
     configure(parser)
     return main_args(parser.parse_args(argv))
 

@@ -78,6 +78,8 @@ class TrackerConfig:
     information (random, constant) or are often wrong leave the motion-only result exactly unchanged:
         appearance_weight: maximum weight of the cosine distance in the stage-1 cost
             ``(1 - w) * motion + w * appearance``, applied only to pairs with motion cost <= ``match_cost_high``.
+            0.6: with OSNet at 2.3 fps it gains 4.9 IDF1 on frames 1-250 (1.4 at 0.5; 0.55-0.65 the same, 0.7-0.8
+            3.1), +5.9 on 1-400, with nothing else changed (see docs/tracking.md).
         appearance_margin_ref: the weight rises linearly from 0 at ``appearance_min_margin`` to its maximum at
             this *appearance margin* (``costs.appearance_margin``), measured on pairs motion is sure about
             (mutual best, cost <= ``appearance_confident_cost``): mean cosine distance to the other detections
@@ -121,15 +123,20 @@ class TrackerConfig:
             under chance, so a few lucky frames prove nothing (random embeddings stay below 0).
         appearance_evidence_ema: discount per judged sure match of the misleading, confusion and disagreement
             counts (calibrated mode).
-        appearance_veto_max_error / appearance_veto_dist / appearance_veto_proven: while the stream's
-            disagreement rate (sure motion matches farther than ``appearance_gate``, ``(disagree + 1) / (sure +
-            2)`` of counts discounted per match) is at most ``appearance_veto_max_error``, a *lost* track (and with
-            ``appearance_veto_proven`` also a track whose memory has proven consistent, ``app_dev <=
-            appearance_consistent_dev``) may not take a detection farther than ``appearance_veto_dist`` (calibrated;
-            0: ``appearance_gate``), unless motion is sure and unambiguous. 0 disables it. 0.1 / 0.5 / on: OSNet
-            gains 1.4-2.2 IDF1 on frames 1-250 at 7, 2.3 and 1.4 fps (+0.7 to +1.5 on 251-400, never an ID switch
-            more), where without the veto it cost 0.8 at 2.3 fps; random, constant and 30 % wrong identities never
-            reach a rate of 0.1, so they are untouched.
+        appearance_veto_max_error / appearance_veto_dist / appearance_veto_proven / appearance_veto_rival: while the
+            stream's disagreement rate (sure motion matches farther than ``appearance_gate``, ``(disagree + 1) /
+            (sure + 2)`` of counts discounted per match) is at most ``appearance_veto_max_error``, a *lost* track
+            (and with ``appearance_veto_proven`` also a track whose memory has proven consistent, ``app_dev <=
+            appearance_consistent_dev``) may not take a detection farther than ``appearance_veto_dist`` (calibrated:
+            0.5 is the stream's typical distance between two objects; 0: ``appearance_gate``), unless motion is
+            sure and unambiguous, and with ``appearance_veto_rival`` only where a rival claims the pair
+            (``costs.rival_agrees``: the detection looks like another track, or the track like another detection):
+            a loose or false-positive box that looks like nobody is left to motion. 0 disables it. 0.1 / 0.4 / on /
+            on: with OSNet +1.4 to +4.9 IDF1 on frames 1-250 at 7, 2.3 and 1.4 fps, never an ID switch more
+            (without the veto it cost 0.8 at 2.3 fps; 0.35 cost 1.5 on 251-400 at 7 fps, 0.6 cost 0.8 on 1-250 at
+            2.3 fps; 0.5 let two walkers of the synthetic test stream trade IDs); without the rival condition
+            perfect embeddings lost 1.2 IDF1 on 251-400. Random, constant and 30 % wrong identities never reach a
+            rate of 0.1, so they are untouched (see docs/tracking.md, "Appearance on real embeddings").
         appearance_decisive_dist / appearance_decisive_gap: per-pair decisions in crossings
             (``costs.decisive_veto``): where motion finds several candidates plausible for one detection (or one
             track), and the closest in appearance is within ``appearance_decisive_dist``, candidates farther than
@@ -225,7 +232,7 @@ class TrackerConfig:
     score_noise_weight: float = 0.5
     init_vel_std: float = 0.5
 
-    appearance_weight: float = 0.5
+    appearance_weight: float = 0.6
     appearance_calibrated: bool = True
     appearance_calibration_ema: float = 0.995
     appearance_min_separation: float = 0.3
@@ -239,7 +246,8 @@ class TrackerConfig:
     appearance_gate: float = 0.35
     appearance_veto_max_error: float = 0.1
     appearance_veto_proven: bool = True
-    appearance_veto_dist: float = 0.5
+    appearance_veto_dist: float = 0.4
+    appearance_veto_rival: bool = True
     appearance_decisive_dist: float = 0.2
     appearance_decisive_gap: float = 0.2
     appearance_decisive_motion_gap: float = 0.4

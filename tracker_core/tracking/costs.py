@@ -241,6 +241,15 @@ def appearance_veto(
     return ~sure & (np.nan_to_num(a, nan=0.0) > max_dist)
 
 
+def rival_agrees(appearance: NDArray[np.floating], gate: float) -> NDArray[np.bool_]:
+    """``[T,N]``: for each pair, whether a *rival* agrees in appearance (distance <= ``gate``): another track with
+    the pair's detection, or another detection with the pair's track. NaN agrees with nothing."""
+    a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=np.inf) <= gate
+    by_det = a.sum(axis=0, keepdims=True) - a  # other tracks that agree with each detection
+    by_track = a.sum(axis=1, keepdims=True) - a  # other detections that agree with each track
+    return (by_det > 0) | (by_track > 0)
+
+
 class SureMatchEvidence(NamedTuple):
     """What the appearance distances say about the pairs motion is sure about (``sure_pairs``), in counts.
 
@@ -314,9 +323,7 @@ def sure_pair_distances(
     return own, rivals[np.isfinite(rivals)]
 
 
-def distance_histogram(
-    hist: NDArray[np.floating], values: NDArray[np.floating], decay: float
-) -> F64:
+def distance_histogram(hist: NDArray[np.floating], values: NDArray[np.floating], decay: float) -> F64:
     """``decay * hist`` plus the counts of ``values`` (cosine distances in [0, 1]) in ``CALIBRATION_BINS`` equal bins:
     a discounted histogram (a new array; ``hist`` is not modified)."""
     v = np.clip(np.asarray(values, dtype=np.float64).ravel(), 0.0, 1.0)

@@ -28,7 +28,9 @@ class Gallery:
         self.emb = np.zeros((0, 0), np.float32)
         self.boxes = np.zeros((0, 4), np.float64)  # last matched box (xyxy) of each entry
         self.seen = np.zeros(0, np.float64)  # when each entry was last detected
-        self.exited = np.zeros(0, bool)  # whether each entry walked out of the field of view (costs.left_view)
+        self.exited = np.zeros(
+            0, bool
+        )  # whether each entry walked out of the field of view (costs.left_view)
 
     _FIELDS = ("ids", "classes", "times", "emb", "boxes", "seen", "exited")
 

@@ -94,7 +94,9 @@ class Tracker:
         # per-stream distance calibration: discounted histograms of sure-match and rival distances
         self._own_hist = np.zeros(costs.CALIBRATION_BINS)
         self._rival_hist = np.zeros(costs.CALIBRATION_BINS)
-        self._scale_same = 0.0  # costs.DistanceScale of the stream (the ideal embeddings' scale until measured)
+        self._scale_same = (
+            0.0  # costs.DistanceScale of the stream (the ideal embeddings' scale until measured)
+        )
         self._scale_other = 0.5
         self._separation = 0.0
         # the field of view as the detections show it: smallest xyxy box holding every box seen (costs.left_view)
@@ -225,7 +227,10 @@ class Tracker:
         sc = np.minimum(s, 1.0)
         if b.shape[0]:
             self._extent = np.concatenate(
-                [np.minimum(self._extent[:2], b[:, :2].min(axis=0)), np.maximum(self._extent[2:], b[:, 2:].max(axis=0))]
+                [
+                    np.minimum(self._extent[:2], b[:, :2].min(axis=0)),
+                    np.maximum(self._extent[2:], b[:, 2:].max(axis=0)),
+                ]
             )
             z = kalman.xyxy_to_cxcywh(b)
             unmatched_hi = self._associate(b, z, sc, s, c, e, ts)
@@ -406,7 +411,7 @@ class Tracker:
             if cfg.appearance_calibrated:
                 # the stream's own scale: sure matches vs rivals; every threshold below is read on it
                 own, rivals = costs.sure_pair_distances(app, cost, cfg.appearance_confident_cost)
-                kc = cfg.appearance_calibration_ema ** own.size  # per sure match, whatever the frame rate
+                kc = cfg.appearance_calibration_ema**own.size  # per sure match, whatever the frame rate
                 self._own_hist = costs.distance_histogram(self._own_hist, own, kc)
                 self._rival_hist = costs.distance_histogram(self._rival_hist, rivals, kc)
                 self._separation = costs.separation(
@@ -426,7 +431,10 @@ class Tracker:
             if cfg.appearance_calibrated:
                 # evidence windows counted in judged sure matches, not frames: a 1 fps camera judges as many
                 # matches before it trusts its embeddings as a 25 fps one, not 25 times fewer
-                kc, km = cfg.appearance_evidence_ema**ev.confusion_judged, cfg.appearance_evidence_ema**ev.misleading_judged
+                kc, km = (
+                    cfg.appearance_evidence_ema**ev.confusion_judged,
+                    cfg.appearance_evidence_ema**ev.misleading_judged,
+                )
             else:
                 kc = km = ke
             self._conf_bad = kc * self._conf_bad + ev.confused
@@ -442,7 +450,10 @@ class Tracker:
                 )
             else:
                 informed = costs.appearance_weight(
-                    self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
+                    self._app_margin,
+                    cfg.appearance_weight,
+                    cfg.appearance_margin_ref,
+                    cfg.appearance_min_margin,
                 )
             w_margin = informed * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
             w = w_margin * costs.reliability(self.appearance_misleading, cfg.appearance_max_misleading)
@@ -489,6 +500,11 @@ class Tracker:
                     who = tr.state[rows] == _LOST  # only tracks motion already lost
                     if cfg.appearance_veto_proven:
                         who |= tr.app_dev[rows] <= cfg.appearance_consistent_dev
+                    if cfg.appearance_veto_rival:
+                        # ... and only where someone else claims the pair's detection or track: the detection looks
+                        # like another track, or the track like another detection (a loose or false-positive box
+                        # that looks like nobody is left to motion)
+                        veto &= costs.rival_agrees(app, cfg.appearance_gate)
                     gates.append(veto & who[:, None])
                 forbidden = np.logical_or.reduce(gates) if gates else None
                 rank = self._rank(rows, det_idx, cost, z, sc, ts)
@@ -640,7 +656,11 @@ class Tracker:
     def _calibrated(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
         """Cosine distances on this stream's calibrated scale (``costs.calibrate``), or as they are without
         ``appearance_calibrated``."""
-        return costs.calibrate(distance, self.appearance_scale) if self.config.appearance_calibrated else distance
+        return (
+            costs.calibrate(distance, self.appearance_scale)
+            if self.config.appearance_calibrated
+            else distance
+        )
 
     def _remove(self, dead: NDArray[np.bool_], ts: float) -> None:
         tr = self._tracks
@@ -655,7 +675,10 @@ class Tracker:
                     tr.det_box[to_gallery],
                     tr.last_seen[to_gallery],
                     costs.left_view(
-                        tr.det_box[to_gallery], tr.mean[to_gallery, 4:6], self._extent, self.config.reid_edge_margin
+                        tr.det_box[to_gallery],
+                        tr.mean[to_gallery, 4:6],
+                        self._extent,
+                        self.config.reid_edge_margin,
                     ),
                 )
         tr.keep(~dead)
