@@ -13,6 +13,11 @@
 # started with a GPU (compose: deploy.resources.reservations.devices; docker run: --gpus). CUDA 13.0 needs a host
 # driver >= 580. The same image runs on CPU (no GPU requested): torch falls back, device "auto" picks cpu.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Optional extras of pyproject.toml baked into the image. openvino: the inference backend that `--backend auto`
+# picks on CPU hosts (bf16 on AMX / AVX-512 BF16 CPUs: 5-7x the fp32 PyTorch forward; docs/performance.md). A GPU
+# host runs torch fp16 whatever is installed, so a GPU-only image can leave it out
+# (--build-arg ROITRACK_EXTRAS=reid). reid: onnxruntime, for `serve --reid-model` (docs/reid.md).
+ARG ROITRACK_EXTRAS=openvino,reid
 
 # ---------------------------------------------------------------------------------------------------- build
 FROM ${PYTHON_IMAGE} AS build
@@ -21,11 +26,15 @@ WORKDIR /src
 RUN python -m venv /opt/roitrack && /opt/roitrack/bin/pip install --upgrade pip setuptools wheel
 
 # Dependencies first (torch is most of the image): this layer is rebuilt only when pyproject.toml or the lock
-# changes. The service's dependencies plus the `reid` extra (onnxruntime, for `serve --reid-model`), at the versions
-# of requirements/lock.txt (what `make install` and CI test; `make lock` refreshes it).
+# changes. The requirements are the project's dependencies plus those of the extras named in ROITRACK_EXTRAS
+# (default openvino + reid: the fast CPU inference backend, and onnxruntime for `serve --reid-model`), at the
+# versions of requirements/lock.txt (what `make install` and CI test; `make lock` refreshes it).
+ARG ROITRACK_EXTRAS
 COPY pyproject.toml ./
 COPY requirements/lock.txt ./requirements/lock.txt
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['reid']))" \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e for e in os.environ.get('ROITRACK_EXTRAS', '').split(',') if e.strip()]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e.strip()]]))" \
       > /tmp/requirements.txt \
  && /opt/roitrack/bin/pip install --no-cache-dir -c requirements/lock.txt -r /tmp/requirements.txt
 
@@ -64,7 +73,10 @@ RUN groupadd --system --gid 10001 roitrack \
 
 COPY --from=build /opt/roitrack /opt/roitrack
 
+# OMP_WAIT_POLICY=PASSIVE: PyTorch's idle OpenMP workers sleep instead of spinning (`roitrack` sets it too): on a
+# CPU shared with other busy processes spinning workers made the forward many times slower (docs/performance.md).
 ENV PATH=/opt/roitrack/bin:${PATH} \
+    OMP_WAIT_POLICY=PASSIVE \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \

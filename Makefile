@@ -62,6 +62,8 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py --check
 
+# The demo serves with --backend auto: the fastest installed inference backend that matches torch fp32 (make
+# install brings OpenVINO and ONNX Runtime with the dev extra); it prints which backend and precision it chose.
 demo: install
 	$(BIN)/roitrack demo
 

@@ -36,6 +36,12 @@ class BenchOptions:
     out: str = "docs/bench"
     write: bool = True
     seed: int = 0
+    # Inference backend (tracker_core.inference): "auto" is resolved once by the benchmark (resolve_backend) and
+    # the choice handed to every server it starts, so all its processes run the same backend.
+    backend: str = "auto"
+    precision: str = "auto"
+    # Also measure the torch fp32 reference (the models as they are, NCHW: today's path) in the same run.
+    vs_reference: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +202,41 @@ def detector_for(opts: BenchOptions, arch: str | None = None, fuse: bool = True)
     return build_detector(arch or opts.arch or DEFAULT_ARCH, device=opts.device, fuse=fuse, seed=opts.seed)
 
 
+REFERENCE_LABEL = "torch/fp32"
+
+
+def bench_appearance(det: Any) -> Any:
+    """The randomly initialised ROI encoder the benchmarks run (its cost does not depend on its weights)."""
+    from server.loading import random_appearance
+
+    return random_appearance(det)
+
+
+def resolve_backend(opts: BenchOptions, det: Any, size: int, appearance: Any = None) -> tuple[str, str, Any]:
+    """``(backend, precision, selection)`` for ``opts``: ``auto`` measured here once (on the benchmark's worker
+    thread, as a server would at start-up), explicit choices as given."""
+    from tracker_core.inference import InferenceOptions, build_backend
+
+    if opts.backend != "auto" and opts.precision != "auto":
+        return opts.backend, opts.precision, None
+    backend = on_worker_thread(
+        build_backend, det, appearance, InferenceOptions(opts.backend, opts.precision), (size, size)
+    )
+    name, precision, selection = backend.name, backend.precision, backend.selection
+    backend.close()
+    return name, precision, selection
+
+
+def make_bench_backend(det: Any, appearance: Any, name: str, precision: str) -> Any:
+    """One backend as asked (no start-up checks: the benchmark reports parity itself where it matters)."""
+    from tracker_core.inference import make_backend
+    from tracker_core.inference.graphs import ModelGraphs
+
+    strides = appearance.detector_strides if appearance is not None else (32,)
+    enc = appearance.encoder if appearance is not None else None
+    return make_backend(name, precision, ModelGraphs(det, enc, strides), 0, appearance)
+
+
 # --------------------------------------------------------------------------------------------- process
 
 
@@ -213,12 +254,18 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on (goes into every JSON result)."""
     import torch
 
+    from tracker_core.inference import hardware, installed_backends
+
     info: dict[str, Any] = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "loadavg_1m": os.getloadavg()[0],
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
+        "amx_bf16": hardware.has_amx_bf16(),
+        "avx512_bf16": "avx512_bf16" in hardware.cpu_flags(),
+        "backends": {b: _backend_version(b) for b in installed_backends()},
     }
     try:
         with open("/proc/cpuinfo") as fh:
@@ -231,6 +278,17 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def _backend_version(name: str) -> str:
+    import importlib
+
+    if name == "torch":
+        import torch
+
+        return str(torch.__version__)
+    mod = importlib.import_module(f"tracker_core.inference.{name}_backend")
+    return str(mod.version())
 
 
 # ---------------------------------------------------------------------------------------------- output

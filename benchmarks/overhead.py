@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DEFAULT_ARCH, BenchOptions, machine, md_table, median_ms
-from benchmarks.scaling import server_settings
+from benchmarks.scaling import bench_backend_choice, server_settings
 from benchmarks.service import (
     FrameItem,
     LockstepStream,
@@ -152,14 +152,18 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     block = int(opts.extra.get("block", BLOCK))
     rounds = max(1, -(-(opts.frames or 60) // (block - 1)))  # ceil: at least --frames timed frames per path
     items = make_items(50, opts.dets, seed=opts.seed)
+    chosen, selection = bench_backend_choice(opts, size)
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
         encoder = None if opts.weights else write_random_encoder(Path(tmp), opts.arch or DEFAULT_ARCH)
-        on = server_settings(opts, size, True, encoder)
-        off = server_settings(opts, size, False, encoder)
+        on = server_settings(opts, size, True, encoder, chosen)
+        off = server_settings(opts, size, False, encoder, chosen)
         servers = {
             "grpc": ServerProcess(on, seed=opts.seed),
             "grpc_batching_off": ServerProcess(off, seed=opts.seed),
         }
+        if opts.vs_reference:  # the same path on today's backend: torch fp32, NCHW
+            ref = server_settings(opts, size, True, encoder, ("torch", "fp32"))
+            servers["grpc_reference"] = ServerProcess(ref, seed=opts.seed)
         worker: InProcessWorker | None = None
         try:
             for srv in servers.values():
@@ -176,7 +180,19 @@ def run(opts: BenchOptions) -> dict[str, Any]:
                 srv.stop()
     ms = {name: median_ms(v) for name, v in laps.items()}
     best = {name: float(min(v) * 1e3) for name, v in laps.items()}
+    vs_ref = (
+        {
+            "reference_ms": ms["grpc_reference"],
+            "frame_speedup_vs_reference": ms["grpc_reference"] / ms["grpc"],
+            "frame_speedup_vs_reference_min": best["grpc_reference"] / best["grpc"],
+        }
+        if "grpc_reference" in ms
+        else {}
+    )
     return {
+        "backend": f"{chosen[0]}/{chosen[1]}",
+        "backend_selection": selection,
+        **vs_ref,
         "bench": "overhead",
         "arch": (opts.arch or DEFAULT_ARCH) if not opts.weights else "from weights",
         "weights": opts.weights or "random",
@@ -212,11 +228,11 @@ def markdown(result: dict[str, Any]) -> str:
     mn = r["min_ms"]
     base, base_min = r["in_process_ms"], mn["in_process"]
     rows = [["in-process pipeline (`Pipeline.process`)", base, "-", "-", base_min, "-", "-"]]
-    for key, label in (
-        ("grpc", "gRPC, default server (batching on)"),
-        ("grpc_batching_off", "gRPC, batching off"),
-    ):
-        med = r[f"{key}_ms"]
+    paths = [("grpc", "gRPC, default server (batching on)"), ("grpc_batching_off", "gRPC, batching off")]
+    if "reference_ms" in r:
+        paths.append(("grpc_reference", "gRPC, torch fp32 (batching on)"))
+    for key, label in paths:
+        med = r[f"{key}_ms"] if key != "grpc_reference" else r["reference_ms"]
         rows.append(
             [
                 label,
@@ -230,9 +246,18 @@ def markdown(result: dict[str, Any]) -> str:
         )
     m = r["machine"]
     headers = ["path", "median ms", "overhead ms", "overhead", "min ms", "overhead (min)", "server-side ms"]
+    speed = (
+        f"\n\nWhole frame (decode -> response, gRPC, batching on): {r['backend']} "
+        f"{r['frame_speedup_vs_reference']:.2f}x faster than torch fp32 on medians "
+        f"({r['frame_speedup_vs_reference_min']:.2f}x on each path's fastest frame)"
+        if "frame_speedup_vs_reference" in r
+        else ""
+    )
     return (
-        f"Service overhead ({r['arch']} at {r['size']}, {r['device']}, {r['dets']} client boxes per frame, "
+        f"Service overhead ({r['arch']} at {r['size']}, {r['device']}, inference {r['backend']}, "
+        f"{r['dets']} client boxes per frame, "
         f"one stream lock-step, {r['frames']} timed frames per path, paths taking turns in blocks of "
         f"{r['block']}; {m.get('gpu') or m['cpu']}, {m['cores']} cores, load {m['loadavg_1m']:.1f})\n\n"
         + md_table(headers, rows)
+        + speed
     )

@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEFAULT_ARCH, BenchOptions, camera, machine, md_table, on_worker_thread
+from benchmarks.common import (
+    DEFAULT_ARCH,
+    BenchOptions,
+    camera,
+    machine,
+    md_table,
+    on_worker_thread,
+)
 from benchmarks.service import (
     ServerProcess,
     make_items,
@@ -31,8 +38,18 @@ COUNTS = (1, 2, 4, 8, 16)
 WARMUP_S = 2.0
 
 
-def server_settings(opts: BenchOptions, size: int, batching: bool, encoder: Path | None) -> dict[str, Any]:
+def server_settings(
+    opts: BenchOptions,
+    size: int,
+    batching: bool,
+    encoder: Path | None,
+    backend: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """ServerConfig fields of a benchmark server; ``backend``: ``(backend, precision)`` (default: ``opts``')."""
+    name, precision = backend if backend is not None else (opts.backend, opts.precision)
     s: dict[str, Any] = {
+        "backend": name,
+        "precision": precision,
         "device": opts.device,
         "input_size": size,
         "batching": batching,
@@ -48,6 +65,16 @@ def server_settings(opts: BenchOptions, size: int, batching: bool, encoder: Path
     if encoder is not None:
         s["encoder"] = str(encoder)
     return s
+
+
+def bench_backend_choice(opts: BenchOptions, size: int) -> tuple[tuple[str, str], Any]:
+    """``((backend, precision), selection)`` the benchmark's servers run: ``auto`` resolved once here, on the
+    models the servers load (the random detector of ``--arch`` or ``--weights``, the random ROI encoder)."""
+    from benchmarks.common import bench_appearance, detector_for, resolve_backend
+
+    det = detector_for(opts, fuse=True)
+    name, precision, selection = resolve_backend(opts, det, size, bench_appearance(det))
+    return (name, precision), selection
 
 
 def measure_point(
@@ -126,13 +153,20 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     counts = tuple(c for c in COUNTS if c <= (opts.streams or COUNTS[-1])) or (opts.streams or 1,)
     warmup_s = float(opts.extra.get("warmup_s", WARMUP_S))
     items = make_items(40, opts.dets, seed=opts.seed)
+    chosen, selection = bench_backend_choice(opts, size)
     modes: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    if opts.vs_reference:
+        modes["reference"] = []
     with tempfile.TemporaryDirectory(prefix="roitrack-bench-") as tmp:
         encoder = None if opts.weights else write_random_encoder(Path(tmp), opts.arch or DEFAULT_ARCH)
         servers = {
-            mode: ServerProcess(server_settings(opts, size, mode == "on", encoder), seed=opts.seed)
+            mode: ServerProcess(server_settings(opts, size, mode == "on", encoder, chosen), seed=opts.seed)
             for mode in ("off", "on")
         }
+        if opts.vs_reference:  # today's path: torch fp32, batching on
+            servers["reference"] = ServerProcess(
+                server_settings(opts, size, True, encoder, ("torch", "fp32")), seed=opts.seed
+            )
         try:
             for srv in servers.values():  # both load their models at the same time
                 srv.launch()
@@ -147,18 +181,21 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         # the model runner alone, after the servers are gone (nothing else of ours runs)
         max_b = min(int(opts.extra.get("max_batch", 8)), max(counts))
         batches = tuple(b for b in (1, 2, 4, 8, 16) if b <= max_b)
-        settings = server_settings(opts, size, True, encoder)
+        settings = server_settings(opts, size, True, encoder, chosen)
         runner_costs = on_worker_thread(runner_batch_costs, settings, batches, items)
     rows = []
-    for on, off in zip(modes["on"], modes["off"], strict=True):
-        rows.append(
-            {
-                "streams": on["streams"],
-                "on": on,
-                "off": off,
-                "speedup": on["fps"] / off["fps"] if off["fps"] > 0 else float("nan"),
-            }
-        )
+    for k, (on, off) in enumerate(zip(modes["on"], modes["off"], strict=True)):
+        row = {
+            "streams": on["streams"],
+            "on": on,
+            "off": off,
+            "speedup": on["fps"] / off["fps"] if off["fps"] > 0 else float("nan"),
+        }
+        if opts.vs_reference:
+            ref = modes["reference"][k]
+            row["reference"] = ref
+            row["fps_vs_reference"] = on["fps"] / ref["fps"] if ref["fps"] > 0 else float("nan")
+        rows.append(row)
     at8 = next((r for r in rows if r["streams"] == 8), rows[-1])
     return {
         "bench": "scaling",
@@ -172,6 +209,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "machine": machine(),
         "results": rows,
         "speedup_at_8": at8["speedup"],
+        "backend": f"{chosen[0]}/{chosen[1]}",
+        "backend_selection": selection,
+        "fps_vs_reference_at_8": at8.get("fps_vs_reference"),
         "runner_ms_per_frame_by_batch": runner_costs,
         "runner_batch_gain": runner_costs["1"]["ms_per_frame_min"]
         / runner_costs[str(batches[-1])]["ms_per_frame_min"],
@@ -197,9 +237,17 @@ def markdown(result: dict[str, Any]) -> str:
         "mean batch on",
         "batch sizes on",
     ]
+    ref = any("reference" in r for r in result["results"])
+    if ref:
+        headers += ["fps torch fp32 (on)", "p99 torch fp32", "fps on / torch fp32"]
     rows = []
     for r in result["results"]:
         on, off = r["on"], r["off"]
+        extra = (
+            [r["reference"]["fps"], r["reference"]["latency_ms"]["p99"], f"{r['fps_vs_reference']:.2f}x"]
+            if ref
+            else []
+        )
         rows.append(
             [
                 r["streams"],
@@ -216,6 +264,7 @@ def markdown(result: dict[str, Any]) -> str:
                 on["dropped"],
                 on["mean_batch"],
                 " ".join(f"{k}:{v}" for k, v in on["batch_sizes"].items()),
+                *extra,
             ]
         )
     rc = result["runner_ms_per_frame_by_batch"]
@@ -238,6 +287,7 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     return (
         f"Multi-stream scaling ({result['arch']} at {result['size']}, {result['device']}, "
+        f"inference {result.get('backend', 'torch/fp32')}, "
         f"{camera(result['camera_fps'])} with {result['dets']} client boxes each, {result['duration_s']:g} s per "
         f"point; latency in ms, send to response; {m.get('gpu') or m['cpu']}, {m['cores']} cores)\n\n"
         + md_table(headers, rows, nd=1)

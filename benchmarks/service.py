@@ -41,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a child Python process that must import this checkout (whatever the working dir)."""
     env = dict(os.environ if env is None else env)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `roitrack` itself sets it (roitrack_cli.main)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 

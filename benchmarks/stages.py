@@ -2,8 +2,9 @@
 
 Stages, in the order a frame goes through them: ``decode`` (JPEG -> RGB, the server's own decoder),
 ``letterbox`` (``Detector.preprocess``: letterbox + HWC uint8 -> CHW float tensor on the device),
-``forward`` (``Detector.forward_raw``), ``nms`` (``Detector.postprocess``), ``roi_align``
-(``roi_features`` of the frame's boxes on the tap), ``encoder`` (``RoiEncoder`` -> numpy embeddings),
+``forward`` (the inference backend's ``forward_taps``: ``--backend``/``--precision``, default ``auto``), ``nms``
+(``Detector.postprocess``), ``roi_align`` (``roi_features`` of the frame's boxes on the tap), ``encoder``
+(``RoiEncoder`` on the backend -> numpy embeddings),
 ``camera_motion`` (the server's per-stream estimator, ``tracker_core.motion.CameraMotion`` in ``on`` mode so it runs
 every frame: grey downscale + corners + optical flow + RANSAC, the frame's boxes masked), ``tracking``
 (``Tracker.update`` with that warp) and ``serialize`` (``TrackResponse`` built and serialised).
@@ -82,41 +83,66 @@ def measure(
     warmup: int = 2,
     images: list[np.ndarray] | None = None,
     reid: Any = None,
+    backend: Any = None,
 ) -> dict[str, Any]:
-    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones); ``reid``: a
+    """Median per-frame ms of every stage over ``frames`` frames (after ``warmup`` untimed ones), the detector
+    forward and encoder run by ``backend`` (an ``InferenceBackend``; default the torch reference); ``reid``: a
     ``tracker_core.reid.ReidModel`` timed on the same boxes."""
+    if backend is None:
+        from benchmarks.common import bench_appearance, make_bench_backend
+
+        prec = "fp16" if str(device).startswith("cuda") else "fp32"
+        backend = make_bench_backend(det, bench_appearance(det), "torch", prec)
+    return measure_many(det, size, frames, dets, device, {"only": backend}, seed, warmup, images, reid)[
+        "only"
+    ]
+
+
+def measure_many(
+    det: Any,
+    size: int,
+    frames: int,
+    dets: int,
+    device: str,
+    backends: dict[str, Any],
+    seed: int = 0,
+    warmup: int = 2,
+    images: list[np.ndarray] | None = None,
+    reid: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`measure` for several backends in the same run: every frame goes through each backend's whole path
+    in turn (the order rotating per frame), so a neighbour's load hits them alike. Each has its own tracker and
+    camera-motion estimator; ``reid`` is timed once per frame."""
     import torch
 
     from server.decode import decode_encoded
-    from tracker_core.features import roi_features
     from tracker_core.motion import CameraMotion
     from tracker_core.tracking import Tracker
 
-    encoder = make_encoder(det, device)
-    motion = CameraMotion("on")
-    tracker = Tracker()
     scene = SyntheticScene(n=dets, seed=seed)
     fps = 10.0
-    stride = int(det.tap_stride)
-    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    labels = list(backends)
+    trackers = {k: Tracker() for k in labels}
+    motions = {k: CameraMotion("on") for k in labels}
+    times: dict[str, dict[str, list[float]]] = {k: {s: [] for s in STAGES} for k in labels}
     reid_s: list[float] = []
     crops: list[int] = []
-    nms_candidates: list[int] = []
-    live_tracks: list[int] = []
-    frame_s: list[float] = []
+    nms_candidates: dict[str, list[int]] = {k: [] for k in labels}
+    live_tracks: dict[str, list[int]] = {k: [] for k in labels}
+    frame_s: dict[str, list[float]] = {k: [] for k in labels}
 
     with torch.inference_mode():
-        # Bring the tracker to a steady state (~dets confirmed tracks) with real embeddings of the first frame's
+        # Bring each tracker to a steady state (~dets confirmed tracks) with real embeddings of the first frame's
         # tap, so the timed updates associate `dets` detections against `dets` tracks.
         frame0, _, _, _ = scene.step(1.0 / fps)
         x0, tf0 = det.preprocess([frame0], (size, size))
-        tap0, _ = det.forward_raw(x0)
+        taps0 = {k: b.forward_taps(x0)[0] for k, b in backends.items()}
         ts = 0.0
         for _ in range(TRACKER_WARMUP_FRAMES):
             ts += 1.0 / fps
             _, boxes, scores, _ = scene.step(1.0 / fps)
-            emb = encoder(roi_features(tap0.float(), [boxes], tf0, stride)).float().cpu().numpy()
-            tracker.update(boxes, scores, ts, embeddings=emb)
+            for k, b in backends.items():
+                trackers[k].update(boxes, scores, ts, embeddings=b.embed(taps0[k], [boxes], tf0))
 
         for i in range(warmup + frames):
             ts += 1.0 / fps
@@ -125,75 +151,81 @@ def measure(
                 frame = images[i % len(images)]
                 boxes = _fit_boxes(boxes, frame.shape[1], frame.shape[0])
             jpeg = encode_jpeg(frame)
-            t0 = now()
-            rgb = decode_encoded(jpeg, MAX_PIXELS)
-            t1 = now()
-            x, transforms = det.preprocess([rgb], (size, size))
-            sync(device)
-            t2 = now()
-            tap, pred = det.forward_raw(x)
-            sync(device)
-            t3 = now()
-            out = det.postprocess(pred, transforms)
-            t4 = now()
-            # fp32 like the server's RoiFeatureExtractor (the tap is fp16 on CUDA; the encoder runs in fp32)
-            feats = roi_features(tap.float(), [boxes], transforms, stride)
-            sync(device)
-            t5 = now()
-            emb = encoder(feats).float().cpu().numpy()
-            t6 = now()
-            warp = motion.update(rgb, boxes, ts)
-            t6b = now()
-            tracks = tracker.update(boxes, scores, ts, embeddings=emb, warp=warp)
-            t7 = now()
-            data = tracks_to_proto(tracks, i, ts).SerializeToString()
-            t8 = now()
-            assert len(data) > 0
-            if reid is not None:
+            rgb = None
+            for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
+                b, tracker = backends[label], trackers[label]
+                t0 = now()
+                rgb = decode_encoded(jpeg, MAX_PIXELS)
+                t1 = now()
+                x, transforms = det.preprocess([rgb], (size, size))
+                sync(device)
+                t2 = now()
+                taps, pred = b.forward_taps(x)
+                sync(device)
+                t3 = now()
+                out = det.postprocess(pred, transforms)
+                t4 = now()
+                feats = b.roi_features(taps, [boxes], transforms, x)  # float32 maps, as the server reads them
+                sync(device)
+                t5 = now()
+                emb = b.encode(feats)
+                t6 = now()
+                warp = motions[label].update(rgb, boxes, ts)
+                t6b = now()
+                tracks = tracker.update(boxes, scores, ts, embeddings=emb, warp=warp)
+                t7 = now()
+                data = tracks_to_proto(tracks, i, ts).SerializeToString()
+                t8 = now()
+                assert len(data) > 0
+                del out
+                if i < warmup:
+                    continue
+                for name, a, c in zip(
+                    STAGES,
+                    (t0, t1, t2, t3, t4, t5, t6, t6b, t7),
+                    (t1, t2, t3, t4, t5, t6, t6b, t7, t8),
+                    strict=True,
+                ):
+                    times[label][name].append(c - a)
+                frame_s[label].append(t8 - t0)
+                nms_candidates[label].append(int(_candidates(pred)))
+                live_tracks[label].append(len(tracks))
+            if reid is not None and rgb is not None:
                 t9 = now()
                 reid.embed_frame(rgb, boxes)
                 if i >= warmup:
                     reid_s.append(now() - t9)
                     crops.append(len(boxes))
-            if i < warmup:
-                continue
-            for name, a, b in zip(
-                STAGES,
-                (t0, t1, t2, t3, t4, t5, t6, t6b, t7),
-                (t1, t2, t3, t4, t5, t6, t6b, t7, t8),
-                strict=True,
-            ):
-                times[name].append(b - a)
-            frame_s.append(t8 - t0)
-            nms_candidates.append(int(_candidates(pred)))
-            live_tracks.append(len(tracks))
-            del out
 
-    ms = {s: median_ms(times[s]) for s in STAGES}
-    total = float(sum(ms.values()))
-    extra: dict[str, Any] = {}
-    if reid is not None:
-        r_ms = median_ms(reid_s)
-        extra = {
-            "reid_ms": r_ms,
-            "reid_ms_per_crop": r_ms / max(1.0, float(np.median(crops))),
-            "reid_share": r_ms / (total - ms["roi_align"] - ms["encoder"] + r_ms),
+    out_all: dict[str, dict[str, Any]] = {}
+    for label, b in backends.items():
+        ms = {s: median_ms(times[label][s]) for s in STAGES}
+        total = float(sum(ms.values()))
+        extra: dict[str, Any] = {}
+        if reid is not None:
+            r_ms = median_ms(reid_s)
+            extra = {
+                "reid_ms": r_ms,
+                "reid_ms_per_crop": r_ms / max(1.0, float(np.median(crops))),
+                "reid_share": r_ms / (total - ms["roi_align"] - ms["encoder"] + r_ms),
+            }
+        out_all[label] = {
+            "backend": f"{b.name}/{b.precision}",
+            "ms": ms,
+            "total_ms": total,
+            "fps": 1000.0 / total if total > 0 else float("nan"),
+            "share": {s: ms[s] / total for s in STAGES},
+            "tracking_share": ms["tracking"] / total,
+            "camera_motion_share": ms["camera_motion"] / total,
+            "frame_ms_median": median_ms(frame_s[label]),
+            "frame_ms_min": float(min(frame_s[label]) * 1e3),
+            "frames": frames,
+            "dets": dets,
+            "tracks": int(np.median(live_tracks[label])) if live_tracks[label] else 0,
+            "nms_candidates": int(np.median(nms_candidates[label])) if nms_candidates[label] else 0,
+            **extra,
         }
-    return {
-        "ms": ms,
-        "total_ms": total,
-        "fps": 1000.0 / total if total > 0 else float("nan"),
-        "share": {s: ms[s] / total for s in STAGES},
-        "tracking_share": ms["tracking"] / total,
-        "camera_motion_share": ms["camera_motion"] / total,
-        "frame_ms_median": median_ms(frame_s),
-        "frame_ms_min": float(min(frame_s) * 1e3),
-        "frames": frames,
-        "dets": dets,
-        "tracks": int(np.median(live_tracks)) if live_tracks else 0,
-        "nms_candidates": int(np.median(nms_candidates)) if nms_candidates else 0,
-        **extra,
-    }
+    return out_all
 
 
 def _candidates(pred: Any) -> int:
@@ -214,7 +246,13 @@ def _fit_boxes(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
 def run(opts: BenchOptions) -> dict[str, Any]:
     import torch
 
-    from benchmarks.common import image_frames
+    from benchmarks.common import (
+        REFERENCE_LABEL,
+        bench_appearance,
+        image_frames,
+        make_bench_backend,
+        resolve_backend,
+    )
 
     frames = opts.frames or 10
     sizes = (opts.size,) if opts.size else SIZES
@@ -231,13 +269,28 @@ def run(opts: BenchOptions) -> dict[str, Any]:
 
         reid = load_reid_model(str(opts.extra["reid_model"]), device=opts.device)
     rows = []
+    selections = []
     for arch in archs:
         det = detector_for(opts, arch, fuse=True)
+        app = bench_appearance(det)
         for size in sizes:
-            r = on_worker_thread(
-                measure, det, size, frames, opts.dets, opts.device, seed=opts.seed, images=images, reid=reid
+            name, precision, selection = resolve_backend(opts, det, size, app)
+            selections.append({"arch": str(det.arch), "size": size, "selection": selection})
+            backends = {f"{name}/{precision}": make_bench_backend(det, app, name, precision)}
+            if opts.vs_reference and opts.device == "cpu":
+                backends.setdefault(REFERENCE_LABEL, make_bench_backend(det, app, "torch", "fp32"))
+            res = on_worker_thread(
+                measure_many, det, size, frames, opts.dets, opts.device, backends, opts.seed, 2, images, reid
             )
-            rows.append({"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r})
+            ref = res.get(REFERENCE_LABEL)
+            for r in res.values():
+                row = {"arch": str(det.arch), "size": size, "device": opts.device, "fused": True, **r}
+                if ref is not None:
+                    row["forward_speedup"] = ref["ms"]["forward"] / r["ms"]["forward"]
+                    row["frame_speedup"] = ref["frame_ms_median"] / r["frame_ms_median"]
+                rows.append(row)
+            for b in backends.values():
+                b.close()
         del det
         if opts.device.startswith("cuda"):
             torch.cuda.empty_cache()
@@ -250,6 +303,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "stages": list(STAGES),
         "reid_model": str(opts.extra.get("reid_model") or ""),
         "results": rows,
+        "selections": selections,
         "tracking_share_max": max(r["tracking_share"] for r in rows),
         "target_tracking_share": 0.02,
         "camera_motion_share_max": max(r["camera_motion_share"] for r in rows),
@@ -259,12 +313,16 @@ def run(opts: BenchOptions) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     with_reid = bool(result.get("reid_model"))
-    headers = ["arch", "size", *STAGES, "total ms", "fps", "tracking share", "camera motion share", "tracks"]
+    headers = ["arch", "size", "backend", *STAGES, "total ms", "fps", "tracking share", "camera motion share"]
+    headers += ["tracks"]
     headers += ["reid ms", "reid ms/crop", "reid share (instead of roi_align+encoder)"] if with_reid else []
+    speed = any("frame_speedup" in r for r in result["results"])
+    headers += ["forward vs torch fp32", "frame vs torch fp32"] if speed else []
     rows = [
         [
             r["arch"],
             r["size"],
+            r.get("backend", "torch/fp32"),
             *(r["ms"][s] for s in STAGES),
             r["total_ms"],
             r["fps"],
@@ -272,6 +330,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"{100 * r.get('camera_motion_share', 0.0):.2f}%",
             r["tracks"],
             *([r["reid_ms"], r["reid_ms_per_crop"], f"{100 * r['reid_share']:.1f}%"] if with_reid else []),
+            *(
+                [f"{r['forward_speedup']:.2f}x", f"{r['frame_speedup']:.2f}x"]
+                if speed and "frame_speedup" in r
+                else (["-", "-"] if speed else [])
+            ),
         ]
         for r in result["results"]
     ]

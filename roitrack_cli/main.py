@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -58,7 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "roitrack_cli.commands.bench",
-        "benchmarks: stages, overhead, scaling, soak, floor, oracle, mot, reid, ...",
+        "benchmarks: stages, overhead, scaling, soak, floor, backends, oracle, mot, reid, ...",
     ),
     "info": ("roitrack_cli.commands.info", "print versions, devices and the installed commands"),
 }
@@ -93,7 +94,17 @@ def build_parser(load: str | None = None) -> tuple[argparse.ArgumentParser, dict
     return parser, loaded
 
 
+def thread_pool_defaults() -> None:
+    """Idle OpenMP workers (PyTorch's CPU thread pool) sleep instead of spinning, unless the environment chose.
+
+    Set before torch is imported (libgomp reads it once, when it loads). On a CPU shared with other busy
+    processes, spinning workers that wait for a descheduled sibling made a yolov7-tiny forward 2-40x slower and
+    erratic; passive ones kept it within 2x (docs/performance.md, "Shared CPU")."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    thread_pool_defaults()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, loaded = build_parser(load=command)

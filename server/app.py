@@ -189,6 +189,8 @@ class TrackingServer:
                 "encoder_sha256": self.runner.info.encoder_sha256 or "none",
                 "device": self.runner.info.device,
                 "input_size": str(self.runner.info.input_size),
+                "backend": self.runner.info.backend,
+                "precision": self.runner.info.precision,
                 "reid_sha256": self.runner.info.reid_sha256 or "none",
             }
         )

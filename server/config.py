@@ -52,6 +52,14 @@ class ServerConfig:
         "auto"  # a stream that does not choose gets: auto (roi > reid > off) | roi | reid | off
     )
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Inference backend (tracker_core.inference): auto measures the installed ones at start-up and keeps the
+    # fastest that matches torch fp32 on a calibration frame; torch | openvino | onnxruntime as asked.
+    backend: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16: CUDA)
+    inference_threads: int = 0  # intra-op threads of the backend; 0: the CPUs this process may use
+    inference_cache: str | None = (
+        None  # exported-model cache; None: $ROITRACK_CACHE_DIR or ~/.cache/roitrack/inference
+    )
     input_size: int = 640
     fuse: bool = True
     half: bool = False  # fp16 on CUDA
@@ -273,6 +281,17 @@ def validate(cfg: ServerConfig) -> None:
     need(
         dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
         f"device must be auto, cpu, cuda or cuda:N, got {dev!r}",
+    )
+    from tracker_core.inference.options import BACKENDS, PRECISIONS
+
+    need(cfg.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+    need(
+        cfg.precision in PRECISIONS,
+        f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}",
+    )
+    need(
+        0 <= cfg.inference_threads <= 1024,
+        f"inference_threads must be 0 (all CPUs) .. 1024, got {cfg.inference_threads}",
     )
     need(
         cfg.input_size >= 32 and cfg.input_size % 32 == 0,

@@ -28,6 +28,7 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
     settings, no onnxruntime)."""
     from tracker_core.detector import build_detector, load_detector
     from tracker_core.encoder import Appearance
+    from tracker_core.inference import build_backend
 
     device = pick_device(cfg.device)
     if cfg.weights is not None:
@@ -61,6 +62,13 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
             max_batch=cfg.reid_max_batch,
             threads=cfg.reid_threads,
         )
+    backend = build_backend(
+        detector,
+        appearance,
+        inference_options(cfg),
+        input_size=cfg.input_size,
+    )
+    log.info("inference: %s", describe_backend(backend))
     runner = ModelRunner(
         detector,
         appearance,
@@ -69,11 +77,36 @@ def build_runner(cfg: ServerConfig) -> ModelRunner:
         max_pixels=cfg.max_pixels,
         max_detections=cfg.max_detections,
         device_preprocess=cfg.device_preprocess,
+        backend=backend,
         reid=reid,
     )
     if cfg.weights is None:
         runner.info = dataclasses.replace(runner.info, weights_sha256="random")
     return runner
+
+
+def inference_options(cfg: ServerConfig) -> Any:
+    """The ``tracker_core.inference.InferenceOptions`` of ``cfg``."""
+    from tracker_core.inference import InferenceOptions
+
+    return InferenceOptions(
+        backend=cfg.backend,
+        precision=cfg.precision,
+        threads=cfg.inference_threads,
+        cache_dir=cfg.inference_cache,
+    )
+
+
+def describe_backend(backend: Any) -> str:
+    """One line: the backend and precision running, and (auto) what it was chosen over."""
+    from tracker_core.inference import describe_selection
+
+    sel = backend.selection or {}
+    how = sel.get("mode", "explicit")
+    line = f"{backend.label} ({backend.threads} threads) on {backend.device.type}, {how}"
+    if sel.get("verified"):
+        line += f": {describe_selection(sel)}"
+    return line
 
 
 def random_appearance(

@@ -164,7 +164,10 @@ class ServerMetrics:
             registry=r,
         )
         self.model_info = Info(
-            "roitrack_model", "Detector arch, weights/encoder/ReID model sha256 and device.", registry=r
+            "roitrack_model",
+            "Detector arch, weights/encoder/ReID model sha256, device, input size, and the inference backend and "
+            "precision running the models (chosen at start-up with --backend auto).",
+            registry=r,
         )
         self.up = Gauge("roitrack_serving", "1 when the health service reports SERVING, else 0.", registry=r)
         # Durable stream state (--state-store); these stay at zero without a store.

@@ -68,6 +68,8 @@ class RunnerInfo:
     device: str
     input_size: int
     class_names: tuple[str, ...]
+    backend: str = "torch"  # the inference backend (tracker_core.inference) and its precision
+    precision: str = "fp32"
     reid_sha256: str = ""
 
 
@@ -121,6 +123,9 @@ class ModelRunner:
     """Owns a detector (see ``tracker_core.detector.Detector``) and an optional embedder on the detector's device.
 
     ``input_size``: frames are letterboxed to ``input_size x input_size``, so a whole batch is one tensor.
+    ``backend``: the ``tracker_core.inference.InferenceBackend`` that runs the detector forward and the encoder
+    (``server.loading.build_runner`` picks it from the config); default the torch reference (fp32 on the CPU,
+    fp16 on CUDA). Letterbox, NMS and ROI Align are the same for every backend.
     ``reid``: an optional crop embedder (ONNX ReID model) for the frames whose stream chose ``reid``; their
     crops are cut from the decoded frames after the boxes are known (client boxes need no detector forward),
     all frames of the batch together.
@@ -136,10 +141,12 @@ class ModelRunner:
         max_det: int = 300,
         device_preprocess: bool = True,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
+        backend: Any = None,
         reid: CropEmbedder | None = None,
     ) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.backend = backend if backend is not None else reference_backend(detector, embedder)
         self.reid = reid
         self.input_size = int(input_size)
         self.max_pixels = int(max_pixels)
@@ -155,9 +162,6 @@ class ModelRunner:
         self.roi_chunk: int | None = 1024 if detector.device.type == "cuda" else 64
         # OpenCV releases the GIL while decoding: the frames of a batch decode in parallel.
         self._decode_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roitrack-decode")
-        self._finer = bool(
-            embedder is not None and any(s != detector.tap_stride for s in embedder.detector_strides)
-        )
         self.info = RunnerInfo(
             arch=str(detector.arch),
             weights_sha256=str(getattr(detector, "weights_sha256", "") or "random"),
@@ -165,6 +169,8 @@ class ModelRunner:
             device=str(detector.device),
             input_size=self.input_size,
             class_names=tuple(getattr(detector, "names", ()) or ()),
+            backend=str(self.backend.name),
+            precision=str(self.backend.precision),
             reid_sha256=str(reid.sha256) if reid is not None else "",
         )
 
@@ -400,11 +406,7 @@ class ModelRunner:
         else:
             x, transforms = det.preprocess(frames, size)
         t = _timed(shared, "letterbox", t)
-        if self._finer:
-            taps, pred = det.forward_taps(x)
-        else:
-            tap, pred = det.forward_raw(x)
-            taps = {int(det.tap_stride): tap}
+        taps, pred = self.backend.forward_taps(x)
         if pred.device.type == "cuda":
             torch.cuda.synchronize(pred.device)
         t = _timed(shared, "inference", t)
@@ -450,9 +452,7 @@ class ModelRunner:
             t1 = time.perf_counter()
             roi_s += t1 - t
             if feats.shape[0]:
-                parts.append(
-                    self.embedder.encoder(feats).float().cpu().numpy().astype(np.float32, copy=False)
-                )
+                parts.append(self.backend.encode(feats))
             enc_s += time.perf_counter() - t1
         emb = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         shared["roi_align"] = shared.get("roi_align", 0.0) + roi_s
@@ -506,6 +506,16 @@ def _box_chunks(counts: Sequence[int], limit: int | None) -> list[list[tuple[int
     if cur:
         groups.append(cur)
     return groups
+
+
+def reference_backend(detector: Any, embedder: Embedder | None) -> Any:
+    """The torch backend at the detector's own precision (fp32 on the CPU, fp16 on CUDA): the reference."""
+    from tracker_core.inference import InferenceOptions, build_backend
+
+    precision = "fp16" if detector.device.type == "cuda" else "fp32"
+    return build_backend(
+        detector, embedder, InferenceOptions(backend="torch", precision=precision, verify=False)
+    )
 
 
 def pick_device(name: str) -> torch.device:

@@ -57,3 +57,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_export_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Exported models (tracker_core.inference) go to a cache of this test session, not ~/.cache: no test sees
+    another run's files, and server processes the tests start inherit it."""
+    old = os.environ.get("ROITRACK_CACHE_DIR")
+    os.environ["ROITRACK_CACHE_DIR"] = str(tmp_path_factory.mktemp("inference-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ROITRACK_CACHE_DIR", None)
+    else:
+        os.environ["ROITRACK_CACHE_DIR"] = old

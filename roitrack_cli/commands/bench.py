@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: stages, overhead, scaling, soak, floor, snapshot, oracle, embeddings, appearance, mot, ablation, reid"
+HELP = (
+    "benchmarks: stages, overhead, scaling, soak, floor, snapshot, backends, contention, oracle, embeddings, "
+    "appearance, mot, ablation, reid"
+)
 
 BENCHES = {
     "stages": "per-stage cost per frame (decode ... serialisation), yolov7 and tiny at 320 and 640",
@@ -25,6 +28,8 @@ BENCHES = {
     "floor": "detector FLOPs per frame vs a matmul rate measured in the same run",
     "snapshot": "stream snapshots: size, write/load time (Redis) for 10/100/1000 tracks, cost per frame",
     "appearance": "train an encoder on one time split, track the other with appearance off/on (eval-mot, serve)",
+    "backends": "forward of every inference backend and precision vs torch fp32, quiet and beside busy processes",
+    "contention": "each backend's forward quiet and beside busy processes, per thread count and wait policy",
     "reid": "ONNX ReID model cost per frame and per crop and its share of the frame time at 1, 4, 8 streams",
 }
 
@@ -85,6 +90,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "--fps", type=_positive_float, help="per-stream camera rate (scaling, soak; default 10)"
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the random detector and scene")
+        from tracker_core.inference.options import BACKENDS, PRECISIONS
+
+        p.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="auto",
+            help="inference backend (default auto: measured once by the benchmark, as serve does at start-up)",
+        )
+        p.add_argument("--precision", choices=PRECISIONS, default="auto", help="precision (default auto)")
+        if name in ("stages", "overhead", "scaling"):
+            p.add_argument(
+                "--vs-reference",
+                action="store_true",
+                help="also measure torch fp32 (NCHW, the models as they are) in the same run and report the speedup",
+            )
+        if name in ("backends", "contention"):
+            p.add_argument(
+                "--busy",
+                type=int,
+                default=2,
+                help="busy processes (python -c 'while True: pass') beside the contended measurement (default 2)",
+            )
         if name in ("scaling", "soak", "reid"):
             p.add_argument("--max-batch", type=_positive_int, default=8, help="server max batch (default 8)")
         if name in ("reid", "stages"):
@@ -131,7 +158,12 @@ def _extra(args: argparse.Namespace) -> dict[str, float | str]:
     extra: dict[str, float | str] = {}
     if args.fps is not None:
         extra["fps"] = args.fps
-    for flag, key in (("max_batch", "max_batch"), ("warmup", "warmup_s"), ("reid_model", "reid_model")):
+    for flag, key in (
+        ("max_batch", "max_batch"),
+        ("warmup", "warmup_s"),
+        ("busy", "busy"),
+        ("reid_model", "reid_model"),
+    ):
         if getattr(args, flag, None) is not None:
             extra[key] = getattr(args, flag)
     return extra
@@ -182,6 +214,9 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         write=not args.no_write,
         seed=args.seed,
+        backend=args.backend,
+        precision=args.precision,
+        vs_reference=bool(getattr(args, "vs_reference", False)),
         extra=_extra(args),
     )
     mod = importlib.import_module(f"benchmarks.{args.bench}")

@@ -55,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--arch", default="yolov7-tiny", choices=("yolov7", "yolov7-tiny"), help="random backbone when offline")
     a("--size", type=int, default=320, help="detector input size (default 320)")
     a("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    from roitrack_cli.commands.serve import BACKEND_HELP, PRECISION_HELP
+    from tracker_core.inference.options import BACKENDS, PRECISIONS
+
+    a("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
+    a("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     a("--max-frames", type=int, default=0, help="stop after this many frames (default 0: all)")
     a("--no-video", action="store_true", help="do not write the annotated video")
     a("--no-appearance", action="store_true", help="offline: no random encoder (motion-only tracking)")
@@ -83,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from client.stream import StreamClient, StreamConfig
     from server.app import TrackingServer
     from server.config import ServerConfig, validate
-    from server.loading import build_runner, tracker_factory
+    from server.loading import build_runner, describe_backend, tracker_factory
 
     logging.getLogger("server").setLevel(logging.WARNING)
+    logging.getLogger("tracker_core.inference").setLevel(logging.WARNING)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -117,12 +123,15 @@ def run(args: argparse.Namespace) -> int:
         reid_model=args.reid_model,
         **{k: getattr(args, k) for k in REID_FLAGS},
         device=args.device,
+        backend=args.backend,
+        precision=args.precision,
         input_size=args.size,
         check_port=False,
         max_wait_ms=2.0,
     )
     validate(cfg)
     runner = build_runner(cfg)
+    print(f"inference: {describe_backend(runner.backend)}")
     video = None if args.no_video else str(out / "annotated.mp4")
     mot = out / "results.txt"
     source = open_source(str(seq), detections="auto" if offline and has_dets else None)
@@ -166,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         "source": str(seq),
         "device": runner.info.device,
         "detector": runner.info.arch,
+        "inference": f"{runner.info.backend}/{runner.info.precision}",
+        "inference_selection": runner.backend.selection,
         "appearance": runner.appearance_available,
         **stats.summary(),
         "server_stage_ms": stages,
@@ -212,7 +223,7 @@ def _evaluate(seq: Path, results: Path) -> dict[str, float] | str:
 def _print_summary(s: dict[str, Any]) -> None:
     print()
     print(
-        f"roitrack demo: {s['mode']} | {s['detector']} on {s['device']} | appearance "
+        f"roitrack demo: {s['mode']} | {s['detector']} on {s['device']}, inference {s['inference']} | appearance "
         f"{s.get('embedding') or ('on' if s['appearance'] else 'off')}"
     )
     print(

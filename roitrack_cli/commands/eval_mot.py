@@ -46,6 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="detector .safetensors (for --appearance on, or without --det)")
     parser.add_argument("--encoder", help="ROI encoder .safetensors (for --appearance on)")
     parser.add_argument("--device", default="cpu", help="torch device for the detector/encoder")
+    from roitrack_cli.commands.serve import BACKEND_HELP, PRECISION_HELP
+    from tracker_core.inference.options import BACKENDS, PRECISIONS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--size", type=int, default=640, help="detector input size (multiple of 32)")
     parser.add_argument(
         "--conf", type=float, default=0.25, help="detector confidence threshold (without --det)"
@@ -171,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
     )
     embeddings = None
     t0 = time.perf_counter()
+    inference: dict[str, object] = {}
     if args.weights and (frames is None or mode == "roi"):
         from tracker_core.evaluation.image_source import frames_from_images
+        from tracker_core.inference import InferenceOptions
 
         frames, embeddings = frames_from_images(
             seq,
@@ -183,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             size=args.size,
             conf=args.conf,
+            inference=InferenceOptions(backend=args.backend, precision=args.precision),
+            report=inference,
             fuse=not args.no_fuse,
         )
     assert frames is not None
@@ -250,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             "detections": what,
             "image_pipeline_s": image_s,
+            "inference": inference.get("inference"),
             "camera_motion": camera_motion,
             "camera_motion_ms_per_frame": gmc_ms if args.gmc == "frames" else None,
             "protocol": protocol.name,
@@ -274,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
             f"{info.name}: {run_.frames} frames, tracker {run_.ms_per_frame:.3f} ms/frame, embedding {kind}"
         )
         print(f"  scored as {protocol.name}: {protocol.reason}")
+        if inference.get("inference"):
+            print(f"  models ran on {inference['inference']} in {image_s:.1f} s")
         for k in METRIC_KEYS:
             v = result[k]
             print(f"  {k:>5}: {v:.2f}" if isinstance(v, float) else f"  {k:>5}: {v}")

@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     from roitrack_cli.main import _available
     from tracker_core import __version__
+    from tracker_core.inference import hardware, installed_backends, supported_precisions
 
     info = {
         "roitrack": __version__,
@@ -31,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
         "numpy": numpy.__version__,
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cpu": hardware.cpu_name(),
+        "cpu_bf16": hardware.has_fast_bf16(),
+        "cpu_amx": hardware.has_amx_bf16(),
+        # inference backends installed here and the precisions each runs fast on this CPU (--backend auto)
+        "inference_backends": {b: list(supported_precisions(b)) for b in installed_backends()},
         "commands": sorted(_available()),
     }
     if args.json:

@@ -8,6 +8,35 @@ from roitrack_cli.reid_args import add_reid_args
 
 HELP = "start the gRPC tracking server"
 
+BACKEND_HELP = (
+    "inference backend: auto (measure the installed ones at start-up, keep the fastest that matches torch fp32), "
+    "torch, openvino, onnxruntime (default auto)"
+)
+PRECISION_HELP = (
+    "auto (each backend's fastest: bf16 on CPUs with AVX-512 BF16/AMX, fp16 on CUDA), fp32, bf16, fp16"
+)
+
+
+def add_inference_flags(parser: argparse.ArgumentParser, defaults: bool = False) -> None:
+    """``--backend``, ``--precision`` (and for serve ``--inference-threads``, ``--inference-cache``). ``defaults``:
+    give argparse defaults (commands without a config file); serve leaves them None (= not given)."""
+    from tracker_core.inference.options import BACKENDS, PRECISIONS
+
+    a = parser.add_argument
+    a("--backend", choices=BACKENDS, default="auto" if defaults else None, help=BACKEND_HELP)
+    a("--precision", choices=PRECISIONS, default="auto" if defaults else None, help=PRECISION_HELP)
+    a(
+        "--inference-threads",
+        type=int,
+        default=0 if defaults else None,
+        help="intra-op threads of the backend (default 0: the CPUs this process may use)",
+    )
+    a(
+        "--inference-cache",
+        default=None,
+        help="folder of exported models (default $ROITRACK_CACHE_DIR or ~/.cache/roitrack/inference)",
+    )
+
 
 def _bool(text: str) -> bool:
     t = text.strip().lower()
@@ -49,6 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ReID model, else off)",
     )
     a("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    add_inference_flags(parser)
     a("--host", help="listen address (default 0.0.0.0)")
     a("--port", type=int, help="gRPC port (default 50051)")
     a("--metrics-port", type=int, help="Prometheus /metrics port, 0 = off (default 9108)")
@@ -130,6 +160,10 @@ FLAG_FIELDS = [
     "reid_threads",
     "default_embedding",
     "device",
+    "backend",
+    "precision",
+    "inference_threads",
+    "inference_cache",
     "host",
     "port",
     "metrics_port",
@@ -178,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         where = f"{cfg.host}:{srv.port}"
         metrics = f", metrics on :{srv.metrics_port}/metrics" if srv.metrics_port else ""
         print(
-            f"roitrack serve: listening on {where}{metrics} (warming up; health turns SERVING when ready)",
+            f"roitrack serve: listening on {where}{metrics}, inference {runner.info.backend}/{runner.info.precision} "
+            "(warming up; health turns SERVING when ready)",
             flush=True,
         )
         await srv.serve_until_signal()

@@ -33,6 +33,7 @@ def test_overhead_compares_grpc_with_the_in_process_pipeline(tmp_path, capsys):
             "5",
             "--dets",
             "10",
+            "--vs-reference",
             "--json",
             "--out",
             str(tmp_path),
@@ -40,6 +41,11 @@ def test_overhead_compares_grpc_with_the_in_process_pipeline(tmp_path, capsys):
         capsys,
     )
     assert r["frames"] >= 5
+    # --vs-reference: the same frames through a torch fp32 server, interleaved, for the whole-frame speedup
+    assert r["reference_ms"] > 0 and r["frame_speedup_vs_reference"] == pytest.approx(
+        r["reference_ms"] / r["grpc_ms"]
+    )
+    assert r["backend"] == r["backend_selection"]["chosen"]  # auto, resolved once and given to every server
     for key in ("in_process_ms", "grpc_ms", "grpc_batching_off_ms"):
         assert r[key] > 0, key
     for key in ("overhead_share", "overhead_share_batching_off", "overhead_share_min"):

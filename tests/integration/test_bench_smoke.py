@@ -49,6 +49,8 @@ PERFORMANCE: dict[str, tuple[list[str], set[str]]] = {
     ),
 }
 SEQUENCE_BENCHES = ("oracle", "embeddings", "appearance", "mot", "ablation", "reid")
+# run through the CLI at their smallest size, with their JSON checked, in tests/integration/test_bench_stages.py
+BACKEND_BENCHES = ("backends", "contention")
 
 
 def _written(out: Path, name: str) -> dict:
@@ -67,7 +69,7 @@ def test_every_bench_has_a_smoke_run() -> None:
     configure(parser)
     (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(BENCHES) <= set(sub.choices)
-    assert set(sub.choices) == set(PERFORMANCE) | set(SEQUENCE_BENCHES)
+    assert set(sub.choices) == set(PERFORMANCE) | set(SEQUENCE_BENCHES) | set(BACKEND_BENCHES)
 
 
 @pytest.mark.parametrize("name", sorted(PERFORMANCE))

@@ -69,7 +69,65 @@ def test_floor_relates_flops_to_a_measured_matmul_rate(tmp_path, capsys):
         assert 0 < r[key] < 2, (
             key
         )  # a share of the machine's matmul rate (noise may lift it a little above 1)
-    # the whole pipeline does more than the forward: it cannot turn more of the machine into detector FLOPs
-    assert r["pipeline_ms_per_frame"] > r["forward_ms_b1"] * 0.5
+    # no timing relation between the pipeline and the forward is asserted: each is the fastest of two laps, and on
+    # a loaded 2-core CI machine one of them may spend both laps descheduled (seen: pipeline 44 ms, forward 604 ms)
+    assert 0 < r["pipeline_ms_per_frame"] <= r["pipeline_ms_per_frame_median"]
+    assert r["forward_ms_b1"] > 0 and r["default"] in {b["backend"] for b in r["backends"]}
     assert r["floor_ms_per_frame"] > 0
     assert (tmp_path / "floor.md").exists()
+
+
+def test_stages_vs_reference_measures_both_backends_in_one_run(tmp_path, capsys):
+    r = _run(
+        ["bench", "stages", "--arch", "yolov7-tiny", "--size", "96", "--frames", "2", "--dets", "6",
+         "--backend", "onnxruntime", "--precision", "fp32", "--vs-reference", "--json", "--out", str(tmp_path)],
+        capsys,
+    )  # fmt: skip
+    rows = {row["backend"]: row for row in r["results"]}
+    assert set(rows) == {"onnxruntime/fp32", "torch/fp32"}
+    ref = rows["torch/fp32"]
+    assert ref["forward_speedup"] == 1.0 and ref["frame_speedup"] == 1.0
+    ort = rows["onnxruntime/fp32"]
+    assert ort["forward_speedup"] == ref["ms"]["forward"] / ort["ms"]["forward"]
+    assert all(ort["ms"][s] > 0 for s in STAGES) and ort["tracks"] == ref["tracks"]
+    assert "frame vs torch fp32" in (tmp_path / "stages.md").read_text()
+
+
+def test_backends_bench_measures_every_backend_quiet_and_busy(tmp_path, capsys):
+    from tracker_core.inference import installed_backends, supported_precisions
+
+    r = _run(
+        ["bench", "backends", "--arch", "yolov7-tiny", "--size", "96", "--frames", "3", "--dets", "6",
+         "--busy", "1", "--json", "--out", str(tmp_path)],
+        capsys,
+    )  # fmt: skip
+    (res,) = r["results"]
+    want = {f"{b}/{p}" for b in installed_backends() for p in supported_precisions(b)}
+    assert set(res["rows"]) == want and res["default"] in want
+    assert res["rows"]["torch/fp32"]["speedup"] == 1.0 and "parity" not in res["rows"]["torch/fp32"]
+    for label, row in res["rows"].items():
+        assert row["forward_ms"] > 0 and row["busy_ms"] > 0 and row["encoder_ms"] > 0, label
+        assert row["samples"] == 3
+        if label != "torch/fp32":
+            assert row["parity"]["passed"], (label, row["parity"])
+    assert res["selection"]["chosen"] == res["default"]
+    assert "busy / quiet" in (tmp_path / "backends.md").read_text()
+
+
+def test_contention_bench_runs_each_variant_in_its_own_process(tmp_path, capsys):
+    r = _run(
+        ["bench", "contention", "--backend", "onnxruntime", "--size", "96", "--frames", "3", "--busy", "1",
+         "--json", "--out", str(tmp_path)],
+        capsys,
+    )  # fmt: skip
+    labels = [row["label"] for row in r["results"]]
+    assert labels == [
+        "onnxruntime/fp32, threads all, allow_spinning=0",
+        "onnxruntime/fp32, threads all, allow_spinning=1",
+        "onnxruntime/fp32, threads 1, allow_spinning=0",
+    ]
+    assert [row["default"] for row in r["results"]] == [True, False, False]
+    for row in r["results"]:
+        assert row["quiet_ms"] > 0 and row["busy_ms"] > 0
+        assert row["busy_over_quiet"] == row["busy_ms"] / row["quiet_ms"]
+    assert r["results"][0]["busy_over_default_quiet"] == r["results"][0]["busy_over_quiet"]

@@ -31,6 +31,14 @@ def test_offline_demo_runs_end_to_end(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["answered"] == summary["sent"] == 150 and summary["errors"] == 0
     assert summary["appearance"] is True  # the random backbone + encoder path ran
+    # --backend auto (the default): it says which backend and precision it chose, and chose the fastest it measured
+    # among those that passed the parity check
+    sel = summary["inference_selection"]
+    assert summary["inference"] == sel["chosen"] and f"inference: {sel['chosen']}" in proc.stdout
+    timed = [c for c in sel["candidates"] if "ms" in c and c["parity"]["passed"]]
+    full = max(c["timed_rounds"] for c in timed)
+    fastest = min((c for c in timed if c["timed_rounds"] == full), key=lambda c: c["ms"])
+    assert sel["chosen"] == f"{fastest['backend']}/{fastest['precision']}"
     assert summary["server_stage_ms"]["inference"] > 0 and summary["server_stage_ms"]["encoder"] > 0
     scores = summary["scores"]
     assert scores["MOTA"] > 60 and scores["IDF1"] > 60, scores

@@ -326,3 +326,39 @@ def test_wheel_from_the_docker_context_runs_without_a_source_tree(tmp_path, inst
     for pkg in ("tracker_core", "server", "client", "training", "roitrack_cli"):
         assert f"{pkg}/__init__.py" in installed, pkg
     assert not any(p.startswith("tests/") for p in installed)
+
+
+def test_image_for_cpu_hosts_includes_openvino():
+    """The build installs the extras named by ROITRACK_EXTRAS (default openvino: the fast CPU backend), read from
+    pyproject.toml by the same command the Dockerfile runs."""
+    text = DOCKERFILE.read_text()
+    default = re.search(r"^ARG ROITRACK_EXTRAS=(\S*)", text, re.M)
+    assert default and "openvino" in default.group(1).split(",")
+    assert "openvino" in PYPROJECT["project"]["optional-dependencies"]
+    build = [i for i in parse_dockerfile(text) if i.stage == 0]
+    assert any(i.keyword == "ARG" and i.args == "ROITRACK_EXTRAS" for i in build), (
+        "the build stage must see the ARG"
+    )
+    run = next(i.args for i in build if i.keyword == "RUN" and "requirements.txt" in i.args)
+    script = run[: run.index("> /tmp/requirements.txt")]
+    for extras, want in (
+        ("openvino", {"openvino>=2025.0", "onnx>=1.16"}),
+        ("", set()),
+        (default.group(1), None),
+    ):
+        env = {**os.environ, "ROITRACK_EXTRAS": extras}
+        res = subprocess.run(
+            ["bash", "-c", script.replace("python ", f"{sys.executable} ", 1)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        reqs = set(res.stdout.split())
+        assert set(PYPROJECT["project"]["dependencies"]) <= reqs
+        if want is None:  # the default: every named extra's requirements
+            want = {d for e in extras.split(",") for d in PYPROJECT["project"]["optional-dependencies"][e]}
+        assert reqs - set(PYPROJECT["project"]["dependencies"]) == want, extras
+    runtime_env = " ".join(i.args for i in parse_dockerfile(text) if i.keyword == "ENV")
+    assert "OMP_WAIT_POLICY=PASSIVE" in runtime_env

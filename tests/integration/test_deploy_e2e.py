@@ -6,6 +6,7 @@ does."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,6 +76,10 @@ def test_serve_with_deploy_config_turns_healthy_and_drains(tmp_path):
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         assert "roitrack_serving 1.0" in body
         assert 'roitrack_model_info{arch="yolov7-tiny"' in body
+        # --backend auto (the default) chose one of the installed backends, and says which
+        info = next(line for line in body.splitlines() if line.startswith("roitrack_model_info{"))
+        assert re.search(r'backend="(torch|openvino|onnxruntime)"', info), info
+        assert re.search(r'precision="(fp32|bf16)"', info), info
 
         proc.send_signal(signal.SIGTERM)  # docker stop
         assert proc.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()

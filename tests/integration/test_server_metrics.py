@@ -96,6 +96,8 @@ async def test_metrics_families_and_values() -> None:
     assert m[("roitrack_serving", ())] == 1
     info = [k for k in m if k[0] == "roitrack_model_info"]
     assert len(info) == 1 and ("arch", "yolov7-tiny") in info[0][1] and ("weights_sha256", sha) in info[0][1]
+    # the inference backend and precision running the models (a ModelRunner built directly: the torch reference)
+    assert ("backend", "torch") in info[0][1] and ("precision", "fp32") in info[0][1]
     families = {f.name for f in text_string_to_metric_families(text)}
     for name in (
         "roitrack_frames_dropped",

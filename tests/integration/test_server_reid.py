@@ -89,6 +89,8 @@ async def test_each_stream_gets_the_embedding_it_chose(reid_model):
                 "device": "cpu",
                 "input_size": str(INPUT_SIZE),
                 "reid_sha256": reid_model.sha256,
+                "backend": "torch",  # the runner built here: the torch fp32 reference
+                "precision": "fp32",
             },
         )
         == 1

@@ -135,6 +135,9 @@ async def test_serve_loads_the_result_and_answers_a_frame(trained: Path, head: P
             await proc.wait()
 
 
+BACKEND, PRECISION = "torch", "fp32"
+
+
 def _eval_mot_lines(seq: Path, weights: Path, out: Path, conf: float) -> list[str]:
     args = [
         "eval-mot",
@@ -146,6 +149,10 @@ def _eval_mot_lines(seq: Path, weights: Path, out: Path, conf: float) -> list[st
         str(SIZE),
         "--conf",
         str(conf),
+        "--backend",
+        BACKEND,
+        "--precision",
+        PRECISION,
     ]
     assert main([*args, "--out", str(out), "--json"]) == 0
     return out.read_text().splitlines()
@@ -164,10 +171,12 @@ async def test_eval_mot_without_det_equals_serve_and_stream_without_client_detec
     conf = 0.05  # a detector trained for seconds: a low threshold so that there are tracks to compare
     ref = _eval_mot_lines(head, weights, tmp_path / "eval.txt", conf)
     assert len(ref) > 2 * FRAMES, "too few tracked boxes to compare"
-    cfg = replace(config(), weights=str(weights), random_weights=False, input_size=SIZE)
+    # one backend named for both paths: `auto` chooses by timing, and on a loaded machine two choices may differ
+    same = dict(backend=BACKEND, precision=PRECISION)
+    cfg = replace(config(), weights=str(weights), random_weights=False, input_size=SIZE, **same)
     runner = build_runner(cfg)
     async with running_server(
-        runner=runner, weights=str(weights), random_weights=False, input_size=SIZE
+        runner=runner, weights=str(weights), random_weights=False, input_size=SIZE, **same
     ) as srv:
         args = ["stream", "--server", f"127.0.0.1:{srv.port}", "--source", str(head), "--conf", str(conf)]
         args += ["--mot-out", str(tmp_path / "stream.txt"), "--quiet", "--no-appearance"]

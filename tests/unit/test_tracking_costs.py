@@ -165,6 +165,29 @@ def test_centre_form_buffered_iou_matches_expanded_boxes_reference():
     )
 
 
+def test_height_modulated_iou_is_the_product_of_its_two_parts_against_a_slow_reference():
+    """The tracker's one-pass height-modulated IoU equals IoU x vertical IoU, each checked box by box."""
+    from tracker_core.tracking.kalman import xyxy_to_cxcywh
+
+    rng = np.random.default_rng(7)
+    tb = np.hstack([tl := rng.uniform(0, 200, (9, 2)), tl + rng.uniform(5, 60, (9, 2))])
+    db = np.hstack([dl := rng.uniform(0, 200, (7, 2)), dl + rng.uniform(5, 60, (7, 2))])
+    db[:4] = tb[:4] + rng.normal(0, 4, (4, 4))  # overlapping pairs as well as disjoint ones
+    buf = rng.uniform(0, 1, 9)
+    got = costs.height_modulated_iou_cxcywh(xyxy_to_cxcywh(tb), xyxy_to_cxcywh(db), buf)
+    slow = np.zeros((9, 7))
+    for i in range(9):
+        for j in range(7):
+            a = costs.expand_boxes(tb[i : i + 1], buf[i])[0]
+            b = costs.expand_boxes(db[j : j + 1], buf[i])[0]
+            iou = costs.iou_matrix(a[None], b[None])[0, 0]
+            inter = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            slow[i, j] = iou * inter / ((a[3] - a[1]) + (b[3] - b[1]) - inter)
+    np.testing.assert_allclose(got, slow, atol=1e-12)
+    assert (got[:4].diagonal() > 0).all() and (got == 0).any()
+    assert costs.height_modulated_iou_cxcywh(np.zeros((0, 4)), xyxy_to_cxcywh(db)).shape == (0, 7)
+
+
 def test_appearance_weight_has_a_dead_zone_and_reliability_scales_it_to_zero():
     assert costs.appearance_weight(0.04, 0.5, 0.2, min_margin=0.05) == 0.0  # exactly off below the dead zone
     assert costs.appearance_weight(0.125, 0.5, 0.2, min_margin=0.05) == pytest.approx(0.25)

@@ -102,6 +102,16 @@ class Detector(nn.Module):
         super().train(False)
         return self
 
+    @property
+    def tap_layers(self) -> dict[int, int]:
+        """Stride -> index of the layer whose output is that tap (what :meth:`forward_taps` returns)."""
+        return dict(self._tap_layers)
+
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Validate a ``[B,3,H,W]`` float input (``InvalidInputError``) and move it to the network's device, dtype
+        and memory format."""
+        return self._check_input(x)
+
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
             shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__

@@ -127,40 +127,48 @@ class YoloNet(nn.Module):
         self, x: torch.Tensor, taps: Sequence[int] = ()
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """``x`` ``[B,3,H,W]`` -> (``pred`` ``[B,A,5+nc]``, ``{layer index: output map}`` for ``taps``)."""
-        pred, maps = self._run(x, taps, raw=False)
-        assert isinstance(pred, torch.Tensor)
-        return pred, maps
+        raws, maps = self.forward_head_raw(x, taps)
+        return self.head.decode(raws), maps
 
-    def forward_levels(
+    def forward_head_raw(
         self, x: torch.Tensor, taps: Sequence[int] = ()
     ) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-        """Training: the head's raw logits, one ``[B,na,H/s,W/s,5+nc]`` per level (:meth:`IDetect.levels`),
-        instead of the decoded predictions; same taps."""
-        levels, maps = self._run(x, taps, raw=True)
-        assert isinstance(levels, list)
-        return levels, maps
-
-    def _run(self, x: torch.Tensor, taps: Sequence[int], raw: bool) -> tuple[object, dict[int, torch.Tensor]]:
+        """The network without the head's decode: (per-level head logits ``[B, na*(5+nc), H/s, W/s]`` for
+        :meth:`IDetect.decode`, ``{layer index: output map}`` for ``taps``). What inference backends export."""
         want = set(taps)
         keep = self._keep | want
         saved: dict[int, torch.Tensor] = {}
-        prev: object = x
+        prev: torch.Tensor = x
         for i, module in enumerate(self.model):
             srcs = self.sources[i]
-            if len(srcs) > 1 or isinstance(module, Concat | IDetect):
+            if isinstance(module, IDetect):
+                raws = module.raw([prev if s == i - 1 else saved[s] for s in srcs])
+                return raws, {t: saved[t] for t in taps}
+            if len(srcs) > 1 or isinstance(module, Concat):
                 inp: object = [prev if s == i - 1 else saved[s] for s in srcs]
             else:
                 s = srcs[0]
                 inp = prev if (s == i - 1 or i == 0) else saved[s]
-            if raw and isinstance(module, IDetect):
-                assert isinstance(inp, list)
-                prev = module.levels(inp)
-            else:
-                prev = module(inp)
+            prev = module(inp)
             if i in keep:
                 assert isinstance(prev, torch.Tensor)
                 saved[i] = prev
-        return prev, {t: saved[t] for t in taps}
+        raise ValueError(
+            f"{self.spec.name} has no detection head"
+        )  # pragma: no cover - every table ends in one
+
+    def forward_levels(
+        self, x: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """Training: the head's raw logits, one ``[B,na,H/s,W/s,5+nc]`` per level (as :meth:`IDetect.levels`),
+        instead of the decoded predictions; same taps."""
+        raws, maps = self.forward_head_raw(x, taps)
+        head = self.head
+        levels = []
+        for p in raws:
+            bs, _, ny, nx = p.shape
+            levels.append(p.view(bs, head.na, head.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+        return levels, maps
 
     @torch.no_grad()
     def fuse(self) -> YoloNet:

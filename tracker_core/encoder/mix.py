@@ -17,7 +17,7 @@ start. All ops export to ONNX.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -134,8 +134,11 @@ class MixEncoder(nn.Module):
             hists.append(hsv_histogram(stripe.flatten(2, 3), self.hist_bins))
         return torch.cat(hists, dim=1)
 
-    def block_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each block's unit-norm ``[N, d_b]`` (unweighted)."""
+    def block_outputs(
+        self, x: torch.Tensor, learned: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Each block's unit-norm ``[N, d_b]`` (unweighted). ``learned``: what computes the learned block
+        (default :attr:`learned` itself; an inference backend passes its compiled copy of it)."""
         out = {}
         if "raw" in self.blocks:
             pooled = x[:, : self.det_channels].float().mean(dim=(2, 3))
@@ -143,17 +146,20 @@ class MixEncoder(nn.Module):
         if "color" in self.blocks:
             out["color"] = F.normalize(self.color_histograms(x), dim=1)
         if "learned" in self.blocks:
-            out["learned"] = self.learned(x)
+            out["learned"] = (self.learned if learned is None else learned)(x)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, learned: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``learned``: see :meth:`block_outputs` (the fixed blocks always run here, in float32)."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             pass
         elif x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2:] != (self.roi_size, self.roi_size):
             raise InvalidInputError(
                 f"MixEncoder expects [N,{self.in_channels},{self.roi_size},{self.roi_size}], got {tuple(x.shape)}"
             )
-        parts = self.block_outputs(x)
+        parts = self.block_outputs(x, learned)
         w = self.log_weights.exp()
         z = torch.cat([parts[b] * w[i] for i, b in enumerate(self.blocks)], dim=1)
         return F.normalize(z, dim=1)

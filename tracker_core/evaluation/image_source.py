@@ -8,7 +8,9 @@ and encoder packages; ``tracker_core.tracking`` itself never sees torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,23 +39,64 @@ def frames_from_images(
     conf: float = 0.25,
     classes: Sequence[int] | None = (0,),
     max_frames: int | None = None,
+    inference: Any = None,
+    report: dict[str, Any] | None = None,
     fuse: bool = True,
 ) -> tuple[list[FrameDetections], list[NDArray[np.float32]] | None]:
     """Run the detector over ``seq_dir/img1`` frame by frame.
 
     With ``detections`` given, those boxes are kept (only the feature taps are used, for embeddings); otherwise
     the detector's own detections (``classes``: COCO 0 = person) are returned. With ``encoder``, each detection's
-    embedding ``[N,D]`` is returned too (else ``None``). ``fuse``: the detector fused for inference, as
-    ``roitrack serve`` runs it by default, so both paths give the same numbers.
+    embedding ``[N,D]`` is returned too (else ``None``). ``inference``: ``tracker_core.inference.InferenceOptions``
+    (default torch fp32, the reference); the backend that ran is written to ``report["inference"]``. The models
+    run on a worker thread, as the server runs them (torch from a process's main thread crawls on a loaded CPU).
+    ``fuse``: the detector fused for inference, as ``roitrack serve`` runs it by default, so both paths give the
+    same numbers; ``False`` (torch fp32 only) runs the network as loaded, the reference for parity checks.
     """
     from tracker_core.detector import load_detector
     from tracker_core.encoder import Appearance
+    from tracker_core.inference import REFERENCE, InferenceOptions, build_backend
 
     img_dir = Path(seq_dir) / info.im_dir
     if not img_dir.is_dir():
         raise NotFoundError(f"{img_dir} not found: the sequence has no frames")
+    options = inference or InferenceOptions(backend="torch", precision="fp32")
+    # Every backend but torch fp32 compiles the fused network; torch fp32 runs unfused only when asked.
+    fuse = fuse or (options.backend, options.precision) != REFERENCE
     detector = load_detector(weights, device=device, fuse=fuse)
     appearance = Appearance.from_checkpoint(encoder, detector=detector, device=device) if encoder else None
+    backend = build_backend(detector, appearance, options, input_size=(size, size))
+    if report is not None:
+        report["inference"] = backend.label
+        report["inference_selection"] = backend.selection
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roitrack-evalmot-model") as pool:
+        return pool.submit(
+            _run_frames,
+            img_dir,
+            info,
+            detector,
+            appearance,
+            backend,
+            detections,
+            size,
+            conf,
+            classes,
+            max_frames,
+        ).result()
+
+
+def _run_frames(
+    img_dir: Path,
+    info: SeqInfo,
+    detector: Any,
+    appearance: Any,
+    backend: Any,
+    detections: Sequence[FrameDetections] | None,
+    size: int,
+    conf: float,
+    classes: Sequence[int] | None,
+    max_frames: int | None,
+) -> tuple[list[FrameDetections], list[NDArray[np.float32]] | None]:
     n = info.seq_length if max_frames is None else min(info.seq_length, max_frames)
     out_frames: list[FrameDetections] = []
     out_emb: list[NDArray[np.float32]] = []
@@ -62,7 +105,7 @@ def frames_from_images(
         if not path.is_file():
             raise NotFoundError(f"frame {path} not found")
         x, transforms = detector.preprocess([_read_rgb(path)], (size, size))
-        taps, pred = detector.forward_taps(x)
+        taps, pred = backend.forward_taps(x)
         if detections is not None:
             fd = detections[i]
         else:
@@ -70,7 +113,7 @@ def frames_from_images(
             fd = FrameDetections(boxes.astype(np.float32), scores.astype(np.float32))
         out_frames.append(fd)
         if appearance is not None:
-            emb = appearance.embed(taps, [fd.boxes], transforms, x if appearance.needs_pixels else None)
+            emb = backend.embed(taps, [fd.boxes], transforms, x if appearance.needs_pixels else None)
             out_emb.append(emb.astype(np.float32))
     return out_frames, (out_emb if appearance is not None else None)
 

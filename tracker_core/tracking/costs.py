@@ -29,6 +29,52 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> F64:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def _centre_boxes(tracks: NDArray[np.floating], dets: NDArray[np.floating]) -> tuple[F64, F64]:
+    return (
+        np.asarray(tracks, dtype=np.float64).reshape(-1, 4),
+        np.asarray(dets, dtype=np.float64).reshape(-1, 4),
+    )
+
+
+def axis_overlap(t: F64, d: F64, axis: int, shrink: F64) -> F64:
+    """Overlap ``[T,N]`` along one axis (0: x, 1: y) of centre-form boxes ``t [T,4]``, ``d [N,4]`` whose centre
+    offsets are scaled by ``shrink`` (scalar or ``[T]``, see :func:`buffered_iou_cxcywh`). One contiguous
+    ``[T,N]`` buffer, operated on in place: the busy-scene cost of every IoU the tracker computes."""
+    tc, dc = t[:, axis, None], d[None, :, axis]
+    tw, dw = t[:, axis + 2, None], d[None, :, axis + 2]
+    ov = np.subtract(tc, dc)
+    np.abs(ov, out=ov)
+    if shrink.ndim:
+        ov *= shrink[:, None]
+    elif shrink != 1.0:
+        ov *= shrink
+    half_sum = np.add(tw, dw)
+    half_sum *= 0.5
+    np.subtract(half_sum, ov, out=ov)
+    np.maximum(ov, 0.0, out=ov)
+    np.minimum(ov, np.minimum(tw, dw), out=ov)
+    return ov
+
+
+def _shrink(buffer: NDArray[np.floating] | float) -> F64:
+    return np.asarray(1.0 / (1.0 + np.asarray(buffer, dtype=np.float64)))
+
+
+def _iou_from_overlaps(t: F64, d: F64, ox: F64, oy: F64) -> F64:
+    inter = np.multiply(ox, oy)
+    union = (t[:, 2] * t[:, 3])[:, None] + (d[:, 2] * d[:, 3])[None, :]
+    union -= inter
+    np.maximum(union, 1e-12, out=union)
+    return np.divide(inter, union, out=inter)
+
+
+def _height_iou_from_overlap(t: F64, d: F64, oy: F64) -> F64:
+    union = t[:, 3, None] + d[None, :, 3]
+    union -= oy
+    np.maximum(union, 1e-12, out=union)
+    return np.divide(oy, union, out=union)
+
+
 def buffered_iou_cxcywh(
     tracks: NDArray[np.floating], dets: NDArray[np.floating], buffer: NDArray[np.floating] | float = 0.0
 ) -> F64:
@@ -39,21 +85,25 @@ def buffered_iou_cxcywh(
     Scaling both boxes by ``1 + b`` scales every area alike, so that equals the plain IoU with the centre offset
     shrunk by ``1 / (1 + b)``, which is what is computed (no box is built).
     """
-    t = np.asarray(tracks, dtype=np.float64).reshape(-1, 4)
-    d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    t, d = _centre_boxes(tracks, dets)
     if t.shape[0] == 0 or d.shape[0] == 0:
         return np.zeros((t.shape[0], d.shape[0]))
-    shrink = 1.0 / (1.0 + np.asarray(buffer, dtype=np.float64))
-    off = np.abs(t[:, None, :2] - d[None, :, :2])  # [T,N,2] centre offsets
-    if shrink.ndim:
-        off *= shrink[:, None, None]
-    elif shrink != 1.0:
-        off *= shrink
-    half_sum = (t[:, None, 2:] + d[None, :, 2:]) * 0.5
-    ov = np.minimum(np.maximum(half_sum - off, 0.0), np.minimum(t[:, None, 2:], d[None, :, 2:]))
-    inter = ov[..., 0] * ov[..., 1]
-    union = (t[:, 2] * t[:, 3])[:, None] + (d[:, 2] * d[:, 3])[None, :] - inter
-    return inter / np.maximum(union, 1e-12)
+    shrink = _shrink(buffer)
+    return _iou_from_overlaps(t, d, axis_overlap(t, d, 0, shrink), axis_overlap(t, d, 1, shrink))
+
+
+def height_modulated_iou_cxcywh(
+    tracks: NDArray[np.floating], dets: NDArray[np.floating], buffer: NDArray[np.floating] | float = 0.0
+) -> F64:
+    """``buffered_iou_cxcywh(...) * height_iou_cxcywh(...)`` (the same values), sharing the vertical overlap."""
+    t, d = _centre_boxes(tracks, dets)
+    if t.shape[0] == 0 or d.shape[0] == 0:
+        return np.zeros((t.shape[0], d.shape[0]))
+    shrink = _shrink(buffer)
+    oy = axis_overlap(t, d, 1, shrink)
+    iou = _iou_from_overlaps(t, d, axis_overlap(t, d, 0, shrink), oy)
+    iou *= _height_iou_from_overlap(t, d, oy)
+    return iou
 
 
 def expand_boxes(boxes: NDArray[np.floating], ratio: NDArray[np.floating] | float) -> F64:
@@ -637,17 +687,10 @@ def height_iou_cxcywh(
     form, with the same ``buffer`` as ``buffered_iou_cxcywh``. Multiplying the IoU by it gives Hybrid-SORT's
     height-modulated IoU: two people overlapping in the image but standing at different depths differ in where
     their feet and heads are, which plain IoU discounts."""
-    t = np.asarray(tracks, dtype=np.float64).reshape(-1, 4)
-    d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    t, d = _centre_boxes(tracks, dets)
     if t.shape[0] == 0 or d.shape[0] == 0:
         return np.zeros((t.shape[0], d.shape[0]))
-    shrink = 1.0 / (1.0 + np.asarray(buffer, dtype=np.float64))
-    off = np.abs(t[:, None, 1] - d[None, :, 1])
-    off = off * shrink[:, None] if shrink.ndim else off * shrink
-    half_sum = (t[:, None, 3] + d[None, :, 3]) * 0.5
-    inter = np.minimum(np.maximum(half_sum - off, 0.0), np.minimum(t[:, None, 3], d[None, :, 3]))
-    union = t[:, None, 3] + d[None, :, 3] - inter
-    return inter / np.maximum(union, 1e-12)
+    return _height_iou_from_overlap(t, d, axis_overlap(t, d, 1, _shrink(buffer)))
 
 
 _CORNER_SIGNS = np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])

@@ -289,9 +289,10 @@ class Tracker:
         # buffered IoU [T,N] of every track (buffer growing with the time since its last detection) with every
         # detection: computed once, shared by the three stages
         buffer = np.minimum(cfg.lost_buffer_rate * (ts - tr.last_seen), cfg.lost_buffer_max)
-        iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z, buffer)
         if cfg.height_modulated:
-            iou *= costs.height_iou_cxcywh(tr.mean[:, :4], z, buffer)
+            iou = costs.height_modulated_iou_cxcywh(tr.mean[:, :4], z, buffer)
+        else:
+            iou = costs.buffered_iou_cxcywh(tr.mean[:, :4], z, buffer)
         if (
             not self._multi_class
             and self._classes_given
