@@ -1,6 +1,9 @@
-"""``roitrack bench {stages,overhead,scaling,soak,floor,snapshot,oracle,appearance}``: the benchmarks (``benchmarks/``).
+"""``roitrack bench <bench>``: the benchmarks (``benchmarks/``).
 
-``mot`` is the multi-scene tracking benchmark against the peers (``benchmarks/mot/``, docs/tracking.md); ``oracle`` is the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``appearance`` the encoder's
+``mot`` is the multi-scene tracking benchmark against the peers (``benchmarks/mot/``, docs/tracking.md); ``oracle`` is
+the association oracle (``benchmarks/oracle.py``, docs/tracking.md), ``embeddings`` the association with real
+embedding files beside the controls and the oracle per span and frame rate (``benchmarks/embeddings.py``,
+docs/tracking.md), ``appearance`` the encoder's
 end-to-end benchmark (``benchmarks/appearance.py``, docs/encoder.md); the others are the performance benchmarks.
 
 Each prints one JSON object with ``--json`` (else its Markdown table), writes ``<out>/<name>.md`` and, where a
@@ -13,8 +16,8 @@ import argparse
 import importlib
 
 HELP = (
-    "benchmarks: stages, overhead, scaling, soak, floor, snapshot, backends, contention, oracle, appearance, mot, "
-    "ablation, reid"
+    "benchmarks: stages, overhead, scaling, soak, floor, snapshot, backends, contention, oracle, embeddings, "
+    "appearance, mot, ablation, reid"
 )
 
 BENCHES = {
@@ -131,6 +134,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     oracle_help = "tracker with ground-truth-derived embeddings (noise, wrong identities) vs motion only"
     configure_oracle(sub.add_parser("oracle", help=oracle_help, description=oracle_help))
+    from benchmarks.embeddings import configure as configure_embeddings
+
+    embeddings_help = (
+        "the tracker with real embedding files, random / constant controls and the oracle, per time span and frame "
+        "rate, vs motion only"
+    )
+    configure_embeddings(sub.add_parser("embeddings", help=embeddings_help, description=embeddings_help))
     from benchmarks.mot.cli import configure as configure_mot
 
     mot_help = (
@@ -164,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.oracle import main_args
 
         return main_args(args)
+    if args.bench == "embeddings":
+        from benchmarks.embeddings import main_args as embeddings_main
+
+        return embeddings_main(args)
     if args.bench == "mot":
         from benchmarks.mot.cli import main_args as mot_main
 

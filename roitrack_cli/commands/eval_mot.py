@@ -35,10 +35,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--appearance",
-        choices=("off", "on", "auto", "roi", "reid"),
+        choices=("off", "on", "auto", "roi", "reid", "color"),
         default="auto",
         help="appearance embeddings: roi (ROI encoder: needs --weights and --encoder; 'on' is the same), reid "
-        "(--reid-model on each detection's crop, or --embeddings), off, or auto (default: reid with "
+        "(--reid-model on each detection's crop, or --embeddings), color (each box's HSV colour histogram from "
+        "the frames: a baseline that needs no model), off, or auto (default: reid with "
         "--reid-model/--embeddings, roi with --encoder, else off - as the server does); the tracker weighs "
         "them by how informative they prove",
     )
@@ -99,7 +100,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def embedding_mode(args: argparse.Namespace) -> str:
-    """``off`` | ``roi`` | ``reid`` | ``file`` (``--embeddings``) from ``--appearance`` and the models given;
+    """``off`` | ``roi`` | ``reid`` | ``color`` | ``file`` (``--embeddings``) from ``--appearance`` and the models given;
     ``InvalidInputError`` for a combination that cannot run."""
     from tracker_core.errors import InvalidInputError
 
@@ -124,6 +125,8 @@ def embedding_mode(args: argparse.Namespace) -> str:
         raise InvalidInputError(
             "--appearance roi (on) needs --weights (detector) and --encoder (ROI encoder)"
         )
+    if mode == "color" and (args.reid_model or args.encoder):
+        raise InvalidInputError("--appearance color needs no model: drop --reid-model / --encoder")
     if mode == "reid" and not args.reid_model:
         raise InvalidInputError("--appearance reid needs --reid-model FILE.onnx (or --embeddings FILE.npz)")
     if mode == "off" and args.save_embeddings:
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("give --det (a detections file) or --weights (run the detector)")
     config = TrackerConfig.from_json_file(args.config) if args.config else DEFAULT_CONFIG
     loaded = load_embeddings(args.embeddings) if mode == "file" else None
-    if loaded is not None and args.appearance in ("roi", "on", "reid"):
+    if loaded is not None and args.appearance in ("roi", "on", "reid", "color"):
         want = {"on": "roi"}.get(args.appearance, args.appearance)
         if loaded.meta.get("kind") != want:
             raise InvalidInputError(
@@ -197,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
         from tracker_core.evaluation.image_source import reid_embeddings
 
         embeddings = reid_embeddings(seq, info, frames, reid)
+    if mode == "color":
+        from tracker_core.evaluation.image_source import color_embeddings
+
+        embeddings = color_embeddings(seq, info, frames)
     if loaded is not None:
         check_matches(loaded, frames, args.embeddings, what)
         embeddings = loaded.embeddings
@@ -292,11 +299,17 @@ def _embedding_meta(args: argparse.Namespace, mode: str, reid: Any, sequence: st
     from tracker_core.evaluation.mot_io import ScoreRule
     from tracker_core.reid import file_sha256
 
-    model = args.reid_model if mode == "reid" else args.encoder
+    if mode == "color":
+        from tracker_core.evaluation.image_source import color_model_name
+
+        name, sha = color_model_name(), ""
+    else:
+        model = args.reid_model if mode == "reid" else args.encoder
+        name, sha = Path(model).name, reid.sha256 if reid is not None else file_sha256(model)
     return {
         "kind": mode,
-        "model": Path(model).name,
-        "model_sha256": reid.sha256 if reid is not None else file_sha256(model),
+        "model": name,
+        "model_sha256": sha,
         "detections": str(args.det) if args.det else f"detector {args.weights}",
         "detections_sha256": file_sha256(args.det) if args.det else "",
         "sequence": sequence,

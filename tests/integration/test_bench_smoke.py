@@ -48,7 +48,7 @@ PERFORMANCE: dict[str, tuple[list[str], set[str]]] = {
         {"bench", "machine", "rows", "interval_s", "pipeline_frame_ms", "table"},
     ),
 }
-SEQUENCE_BENCHES = ("oracle", "appearance", "mot", "ablation", "reid")
+SEQUENCE_BENCHES = ("oracle", "embeddings", "appearance", "mot", "ablation", "reid")
 # run through the CLI at their smallest size, with their JSON checked, in tests/integration/test_bench_stages.py
 BACKEND_BENCHES = ("backends", "contention")
 
@@ -104,6 +104,52 @@ def test_oracle_runs_and_writes_its_keys(pets_sequence: Path, tmp_path: Path, ca
     data = _written(tmp_path, "oracle")
     assert {"source", "score_clip", "seeds", "sequences"} <= set(data), sorted(data)
     assert data["score_clip"] is True  # the default: PETS09 scores reach 138.9 / 100
+
+
+def test_embeddings_runs_and_writes_its_keys(pets_sequence: Path, tmp_path: Path, capsys) -> None:
+    """An embedding file of the first 30 frames (each ground-truth person's own vector, as a good ReID model would
+    give; no images needed), two spans, two frame rates; random and constant give exactly motion only."""
+    import numpy as np
+
+    from benchmarks.oracle import EmbeddingSpec, gt_identities, oracle_embeddings
+    from tracker_core.evaluation import read_detections, read_gt, read_seqinfo
+    from tracker_core.evaluation.embedding_file import save_embeddings
+
+    seq = _head(pets_sequence, tmp_path / "PETS09-head", 30)
+    frames = read_detections(seq / "det" / "det.txt", read_seqinfo(seq).seq_length, 100, score_clip=True)
+    emb = oracle_embeddings(
+        gt_identities(frames, read_gt(seq / "gt" / "gt.txt")), EmbeddingSpec("oracle"), 0, 16
+    )
+    assert emb is not None
+    save_embeddings(tmp_path / "ids.npz", frames, [np.asarray(e, np.float32) for e in emb], {"kind": "reid"})
+    argv = ["--seq", str(seq), "--embeddings", f"ids={tmp_path / 'ids.npz'}", "--frames", "1-30", "11-30"]
+    argv += ["--steps", "1", "2", "--random-seeds", "2", "--oracle-seeds", "1", "--score-clip"]
+    assert cli.main(["bench", "embeddings", *argv, "--json", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    data = _written(tmp_path, "embeddings")
+    assert {"source", "files", "slices", "targets", "command"} <= set(data), sorted(data)
+    assert data["command"] == printed["command"] and data["command"].startswith("roitrack bench embeddings ")
+    assert [(s["span"], s["step"]) for s in data["slices"]] == [
+        ("1-30", 1),
+        ("11-30", 1),
+        ("1-30", 2),
+        ("11-30", 2),
+    ]
+    for s in data["slices"]:
+        assert [r["label"] for r in s["rows"]] == [
+            "motion",
+            "ids",
+            "random",
+            "constant",
+            "perfect",
+            "wrong 0.3",
+        ]
+    assert data["targets"]["random"]["identical_to_motion_everywhere"] is True
+    assert data["targets"]["constant"]["identical_to_motion_everywhere"] is True
+    assert (
+        cli.main(["bench", "embeddings", "--seq", str(seq), "--embeddings", "motion=x.npz", "--no-write"])
+        == 2
+    )
 
 
 def test_appearance_runs_end_to_end_without_weights(pets_sequence: Path, tmp_path: Path, capsys) -> None:

@@ -136,3 +136,33 @@ def reid_embeddings(
             raise NotFoundError(f"frame {path} not found")
         out.append(model.embed_frame(_read_rgb(path), fd.boxes))  # type: ignore[attr-defined]
     return out
+
+
+def color_model_name() -> str:
+    """What an embeddings file of colour histograms records as its ``model``: ``hsv_histogram 8x3x3`` (bins)."""
+    from tracker_core.features import HIST_BINS
+
+    return "hsv_histogram " + "x".join(str(b) for b in HIST_BINS)
+
+
+def color_embeddings(
+    seq_dir: str | Path,
+    info: SeqInfo,
+    frames: Sequence[FrameDetections],
+) -> list[NDArray[np.float32]]:
+    """Each frame's ``[N,72]`` colour histograms of ``frames[i]``'s boxes from ``seq_dir/img1``: the joint HSV
+    histogram (8x3x3 bins, square-rooted, so unit length) of the pixels inside each box in the original frame
+    (:func:`tracker_core.features.box_histograms`: ``roitrack val``'s colour baseline and the encoder's colour
+    block). A no-model appearance baseline; a box with no pixel inside the frame gets zeros."""
+    from tracker_core.features import box_histograms
+
+    img_dir = Path(seq_dir) / info.im_dir
+    if not img_dir.is_dir():
+        raise NotFoundError(f"{img_dir} not found: the sequence has no frames (colour histograms need them)")
+    out: list[NDArray[np.float32]] = []
+    for i, fd in enumerate(frames):
+        path = img_dir / f"{i + 1:06d}{info.im_ext}"
+        if not path.is_file():
+            raise NotFoundError(f"frame {path} not found")
+        out.append(box_histograms(_read_rgb(path), fd.boxes).numpy().astype(np.float32))
+    return out

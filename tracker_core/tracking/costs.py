@@ -291,6 +291,15 @@ def appearance_veto(
     return ~sure & (np.nan_to_num(a, nan=0.0) > max_dist)
 
 
+def rival_agrees(appearance: NDArray[np.floating], gate: float) -> NDArray[np.bool_]:
+    """``[T,N]``: for each pair, whether a *rival* agrees in appearance (distance <= ``gate``): another track with
+    the pair's detection, or another detection with the pair's track. NaN agrees with nothing."""
+    a = np.nan_to_num(np.asarray(appearance, dtype=np.float64), nan=np.inf) <= gate
+    by_det = a.sum(axis=0, keepdims=True) - a  # other tracks that agree with each detection
+    by_track = a.sum(axis=1, keepdims=True) - a  # other detections that agree with each track
+    return (by_det > 0) | (by_track > 0)
+
+
 class SureMatchEvidence(NamedTuple):
     """What the appearance distances say about the pairs motion is sure about (``sure_pairs``), in counts.
 
@@ -333,6 +342,157 @@ def sure_match_evidence(
         confusion_judged=int(agreeing.sum()),
         misleading=int((has_rival & far & (closest <= max_dist)).sum()),
         misleading_judged=int(has_rival.sum()),
+    )
+
+
+CALIBRATION_BINS = 200
+"""Bins of the per-stream distance histograms (``distance_histogram``) over the cosine distance's range [0, 1]."""
+
+
+def sure_pair_distances(
+    appearance: NDArray[np.floating], motion: NDArray[np.floating], confident: float
+) -> tuple[F64, F64]:
+    """What a stream's embeddings measure between objects motion has told apart, ``(own [P], rivals [Q])``.
+
+    ``own``: the appearance distance of each pair motion is sure about (``sure_pairs``: the same object, a moment
+    apart); ``rivals``: every finite distance from such a pair's track to the other detections and from its
+    detection to the other tracks (other objects, now). Their two distributions are the stream's scale of "same"
+    and "different": ``distance_scale`` and ``separation`` are read from them, whatever the embedding's own
+    range (a ReID model's people sit 0.2 apart where orthogonal identity vectors sit 0.5 apart)."""
+    a = np.asarray(appearance, dtype=np.float64)
+    pairs = sure_pairs(motion, confident) & np.isfinite(a)
+    t_idx, n_idx = pairs.nonzero()
+    if t_idx.size == 0:
+        return np.zeros(0), np.zeros(0)
+    own = a[t_idx, n_idx]
+    row = a[t_idx].copy()
+    row[np.arange(t_idx.size), n_idx] = np.nan
+    col = a[:, n_idx].T.copy()
+    col[np.arange(n_idx.size), t_idx] = np.nan
+    rivals = np.concatenate([row.ravel(), col.ravel()])
+    return own, rivals[np.isfinite(rivals)]
+
+
+def distance_histogram(hist: NDArray[np.floating], values: NDArray[np.floating], decay: float) -> F64:
+    """``decay * hist`` plus the counts of ``values`` (cosine distances in [0, 1]) in ``CALIBRATION_BINS`` equal bins:
+    a discounted histogram (a new array; ``hist`` is not modified)."""
+    v = np.clip(np.asarray(values, dtype=np.float64).ravel(), 0.0, 1.0)
+    idx = np.minimum((v * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+    return decay * np.asarray(hist, dtype=np.float64) + np.bincount(idx, minlength=CALIBRATION_BINS)
+
+
+def histogram_quantile(hist: NDArray[np.floating], q: float) -> float:
+    """The ``q`` quantile of a ``distance_histogram`` (linear within a bin); NaN for an empty histogram."""
+    h = np.asarray(hist, dtype=np.float64)
+    total = float(h.sum())
+    if total <= 0:
+        return float("nan")
+    cum = np.cumsum(h)
+    target = q * total
+    i = int(np.searchsorted(cum, target, side="left"))
+    i = min(i, h.size - 1)
+    before = cum[i] - h[i]
+    frac = (target - before) / h[i] if h[i] > 0 else 0.5
+    return float((i + min(max(frac, 0.0), 1.0)) / h.size)
+
+
+def separation(own_hist: NDArray[np.floating], rival_hist: NDArray[np.floating], z: float) -> float:
+    """How well a stream's embeddings rank objects, in ``[-1, 1]``, from its ``distance_histogram`` of sure-match
+    distances (``own_hist``) and of rival distances (``rival_hist``).
+
+    ``2 * AUC - 1``, where AUC is the probability that a rival lies farther than a sure match (ties count half):
+    a rank statistic, so the same for any monotone rescaling of the distances (a ReID model's narrow range or the
+    oracle's wide one). Random embeddings give ~0, constant ones exactly 0 (every distance ties), embeddings that
+    always rank the sure match first 1. What is returned is a lower confidence bound: the value minus ``z``
+    standard errors of it under chance (``2 / sqrt(12 n)`` for ``n`` (discounted) sure matches, Hanley and
+    McNeil's AUC variance with many more rivals than matches), so a few lucky frames prove nothing."""
+    p = np.asarray(own_hist, dtype=np.float64)
+    r = np.asarray(rival_hist, dtype=np.float64)
+    n_p, n_r = float(p.sum()), float(r.sum())
+    if n_p <= 0 or n_r <= 0:
+        return 0.0
+    farther = n_r - np.cumsum(r)  # rivals in higher bins than each bin
+    auc = float(np.sum(p * (farther + 0.5 * r))) / (n_p * n_r)
+    return 2.0 * auc - 1.0 - z * 2.0 / np.sqrt(12.0 * n_p)
+
+
+class DistanceScale(NamedTuple):
+    """A stream's typical appearance distance of the same object (``same``) and of two different ones
+    (``other``), read from its sure matches (``distance_histogram`` medians). The default is the scale of ideal
+    embeddings (identical vectors 0, unrelated unit vectors 0.5), on which ``calibrate`` is the identity."""
+
+    same: float = 0.0
+    other: float = 0.5
+
+
+def distance_scale(own_hist: NDArray[np.floating], rival_hist: NDArray[np.floating]) -> DistanceScale:
+    """The medians of a stream's sure-match and rival distance histograms (the default scale while either is
+    empty, or where they do not separate: ``other <= same``)."""
+    same = histogram_quantile(own_hist, 0.5)
+    other = histogram_quantile(rival_hist, 0.5)
+    if not (np.isfinite(same) and np.isfinite(other)) or other <= same:
+        return DistanceScale()
+    return DistanceScale(same, other)
+
+
+def calibrate(distance: NDArray[np.floating], scale: DistanceScale) -> F64:
+    """Cosine distances ``[...]`` on the scale of ideal embeddings: ``0.5 * (d - same) / (other - same)``, clipped to
+    [0, 1], so that the stream's typical same-object distance becomes 0 and its typical distance between two
+    objects 0.5 (where unrelated unit vectors sit). Every appearance threshold of the tracker is read on this
+    scale, so it means the same for a ReID model whose people sit 0.2 apart and for the oracle's 0.5. NaN and
+    inf stay; the default ``DistanceScale()`` leaves finite distances in [0, 1] unchanged."""
+    d = np.asarray(distance, dtype=np.float64)
+    if scale == DistanceScale():
+        return d.copy()
+    spread = max(scale.other - scale.same, 1e-6)
+    out = np.clip(0.5 * (d - scale.same) / spread, 0.0, 1.0)
+    return np.where(np.isfinite(d), out, d)
+
+
+def false_match_rate(rival_hist: NDArray[np.floating], distance: NDArray[np.floating]) -> F64:
+    """``[...]``: for each cosine distance, the share of a stream's rival distances (``distance_histogram`` of
+    ``sure_pair_distances``' rivals: two different objects seen at once) at or below it (linear within a bin); 1 for
+    an empty histogram. How often two *different* objects on this stream look at least that alike: small for any
+    distance under a good model's "different" range, large in a look-alike world (a colour histogram on people in
+    dark clothes), whatever the embedding's scale."""
+    h = np.asarray(rival_hist, dtype=np.float64)
+    d = np.asarray(distance, dtype=np.float64)
+    total = float(h.sum())
+    if total <= 0:
+        return np.ones(d.shape)
+    cdf = np.concatenate([[0.0], np.cumsum(h) / total])  # at bin edges 0, 1/B, ..., 1
+    x = np.clip(np.where(np.isfinite(d), d, 1.0), 0.0, 1.0) * h.size
+    i = np.minimum(np.floor(x).astype(np.int64), h.size - 1)
+    return cdf[i] + (x - i) * (cdf[i + 1] - cdf[i])
+
+
+def left_view(
+    last_boxes: NDArray[np.floating],
+    velocity: NDArray[np.floating],
+    extent: NDArray[np.floating],
+    margin: float,
+    min_speed: float = 0.1,
+) -> NDArray[np.bool_]:
+    """``[T]``: whether each object walked out of the field of view, judged from where it was last seen.
+
+    ``last_boxes [T,4]`` xyxy; ``velocity [T,2]`` pixels per second (its Kalman velocity of the centre); ``extent
+    [4]`` the smallest box (xyxy) holding every box the stream has seen: the field of view as far as the detections
+    show it. An object left the view when its last box is within ``margin`` of its width of a side of the extent and
+    it was moving out through that side (at least ``min_speed`` of its width per second). Such an object is gone,
+    not occluded, and a new object coming in there is most often someone else."""
+    b = np.asarray(last_boxes, dtype=np.float64).reshape(-1, 4)
+    v = np.asarray(velocity, dtype=np.float64).reshape(-1, 2)
+    e = np.asarray(extent, dtype=np.float64).reshape(4)
+    if b.shape[0] == 0 or not np.isfinite(e).all():
+        return np.zeros(b.shape[0], dtype=bool)
+    w = np.maximum(b[:, 2] - b[:, 0], 1e-6)
+    near = margin * w
+    fast = min_speed * w
+    return (
+        ((b[:, 0] - e[0] <= near) & (v[:, 0] <= -fast))
+        | ((e[2] - b[:, 2] <= near) & (v[:, 0] >= fast))
+        | ((b[:, 1] - e[1] <= near) & (v[:, 1] <= -fast))
+        | ((e[3] - b[:, 3] <= near) & (v[:, 1] >= fast))
     )
 
 

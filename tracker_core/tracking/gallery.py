@@ -28,8 +28,11 @@ class Gallery:
         self.emb = np.zeros((0, 0), np.float32)
         self.boxes = np.zeros((0, 4), np.float64)  # last matched box (xyxy) of each entry
         self.seen = np.zeros(0, np.float64)  # when each entry was last detected
+        self.exited = np.zeros(
+            0, bool
+        )  # whether each entry walked out of the field of view (costs.left_view)
 
-    _FIELDS = ("ids", "classes", "times", "emb", "boxes", "seen")
+    _FIELDS = ("ids", "classes", "times", "emb", "boxes", "seen", "exited")
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -42,9 +45,11 @@ class Gallery:
         now: float,
         boxes: NDArray[np.float64] | None = None,
         seen: NDArray[np.float64] | None = None,
+        exited: NDArray[np.bool_] | None = None,
     ) -> None:
-        """Store removed tracks ``ids [M]`` with their embeddings ``emb [M,D]``, last boxes ``[M,4]`` and last
-        detection times ``[M]`` (default: unknown box, seen ``now``)."""
+        """Store removed tracks ``ids [M]`` with their embeddings ``emb [M,D]``, last boxes ``[M,4]``, last
+        detection times ``[M]`` and whether they walked out of view ``[M]`` (default: unknown box, seen ``now``,
+        not out of view)."""
         if self.max_size == 0 or ids.size == 0:
             return
         if self.emb.shape[1] != emb.shape[1]:
@@ -59,6 +64,9 @@ class Gallery:
         self.boxes = np.concatenate([self.boxes, b])
         self.seen = np.concatenate(
             [self.seen, np.full(m, now) if seen is None else np.asarray(seen, np.float64)]
+        )
+        self.exited = np.concatenate(
+            [self.exited, np.zeros(m, bool) if exited is None else np.asarray(exited, bool).reshape(m)]
         )
         self.prune(now)
 

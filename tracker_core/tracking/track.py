@@ -19,6 +19,8 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from tracker_core.tracking.costs import DistanceScale, calibrate
+
 
 class TrackState(IntEnum):
     TENTATIVE = 0
@@ -193,17 +195,21 @@ class TrackTable:
         keep_dev: float = 0.0,
         keep_dist: float = 1.0,
         alt_accept: float = 0.2,
+        scale: DistanceScale | None = None,
     ) -> None:
         """Fold observed embeddings ``emb [M,D]`` (L2-normalised) into the memory of tracks ``rows [M]``.
 
         ``app_dev`` (1 for a new track: unproven) follows, smoothed by ``dev_ema``, the cosine distance
         ``(1 - cos) / 2`` of each observation to the memory it joins: small for a track whose observations keep
-        agreeing with each other, large for one whose memory mixes objects or wrong embeddings."""
+        agreeing with each other, large for one whose memory mixes objects or wrong embeddings. With ``scale``
+        (the stream's ``costs.DistanceScale``) every distance here is read calibrated (``costs.calibrate``)."""
         if rows.size == 0 or self.embed_dim == 0:
             return
         old = self.emb[rows]
         had = self.emb_valid[rows][:, None]
         dist = np.clip((1.0 - np.sum(old * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        if scale is not None:
+            dist = calibrate(dist, scale)
         # a proven memory (app_dev <= keep_dev) ignores an observation farther than keep_dist from it
         proven = (self.app_dev[rows] <= keep_dev) | (self.alt_streak[rows] > 0)  # a streak keeps holding
         hold = had[:, 0] & proven & (dist > keep_dist)
@@ -213,6 +219,8 @@ class TrackTable:
         # consecutive observations that disagree with the memory but agree with each other: another object
         alt = self.alt_emb[rows]
         alt_dist = np.clip((1.0 - np.sum(alt * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        if scale is not None:
+            alt_dist = calibrate(alt_dist, scale)
         streak = np.where(alt_dist <= alt_accept, self.alt_streak[rows] + 1, 1)
         self.alt_streak[rows] = np.where(hold, streak, 0)
         self.alt_emb[rows] = np.where(hold[:, None], emb, alt)

@@ -84,10 +84,23 @@ class Tracker:
         # rank-1 confusion on sure matches: discounted counts, rate = (confused + 1) / (judged + 2) (prior 1/2)
         self._conf_bad = 0.0
         self._conf_n = 0.0
+        # sure matches beyond the gate (appearance_calibrated): discounted counts, rate with prior 1/2
+        self._dis_bad = 0.0
+        self._dis_n = 0.0
         # misleading sure matches (embedding names a rival): discounted counts, rate with prior 1/2
         self._mis_bad = 0.0
         self._mis_n = 0.0
         self._decisive_ok = False
+        # per-stream distance calibration: discounted histograms of sure-match and rival distances
+        self._own_hist = np.zeros(costs.CALIBRATION_BINS)
+        self._rival_hist = np.zeros(costs.CALIBRATION_BINS)
+        self._scale_same = (
+            0.0  # costs.DistanceScale of the stream (the ideal embeddings' scale until measured)
+        )
+        self._scale_other = 0.5
+        self._separation = 0.0
+        # the field of view as the detections show it: smallest xyxy box holding every box seen (costs.left_view)
+        self._extent = np.array([np.inf, np.inf, -np.inf, -np.inf])
         self._last_time: float | None = None
         self._frame_dt = 0.0  # smoothed seconds between frames (0: not yet known)
         self.frame_count = 0
@@ -115,11 +128,26 @@ class Tracker:
         return (self._mis_bad + 1.0) / (self._mis_n + 2.0)
 
     @property
+    def appearance_separation(self) -> float:
+        """How well this stream's embeddings rank objects (``costs.separation``: ``2 * AUC - 1`` of rival vs
+        sure-match distances, shrunk while evidence is scarce): ~0 for random or constant embeddings."""
+        return float(self._separation)
+
+    @property
+    def appearance_scale(self) -> costs.DistanceScale:
+        """This stream's typical same-object and different-object distances (``costs.distance_scale``)."""
+        return costs.DistanceScale(self._scale_same, self._scale_other)
+
+    @property
     def appearance_informative(self) -> bool:
         """Whether embeddings have proven informative enough for long-term re-identification."""
         cfg = self.config
-        return (
-            self._app_margin >= 0.5 * cfg.appearance_margin_ref
+        if cfg.appearance_calibrated:
+            enough = self._separation >= cfg.reid_min_separation
+        else:
+            enough = self._app_margin >= 0.5 * cfg.appearance_margin_ref
+        return bool(
+            enough
             and self.appearance_misleading <= cfg.reid_max_misleading
             and self.appearance_confusion <= 0.5 * cfg.appearance_max_confusion
         )
@@ -198,6 +226,12 @@ class Tracker:
 
         sc = np.minimum(s, 1.0)
         if b.shape[0]:
+            self._extent = np.concatenate(
+                [
+                    np.minimum(self._extent[:2], b[:, :2].min(axis=0)),
+                    np.maximum(self._extent[2:], b[:, 2:].max(axis=0)),
+                ]
+            )
             z = kalman.xyxy_to_cxcywh(b)
             unmatched_hi = self._associate(b, z, sc, s, c, e, ts)
         else:
@@ -318,6 +352,7 @@ class Tracker:
                     cfg.appearance_consistent_dev if self._decisive_ok else 0.0,
                     cfg.memory_keep_dist,
                     cfg.appearance_decisive_dist,
+                    self.appearance_scale if cfg.appearance_calibrated else None,
                 )
             st = tr.state[rows]
             tr.state[rows[st == _LOST]] = _CONFIRMED
@@ -374,17 +409,54 @@ class Tracker:
             k = cfg.appearance_margin_ema
             if margin is not None:
                 self._app_margin = k * self._app_margin + (1.0 - k) * margin
+            if cfg.appearance_calibrated:
+                # the stream's own scale: sure matches vs rivals; every threshold below is read on it
+                own, rivals = costs.sure_pair_distances(app, cost, cfg.appearance_confident_cost)
+                kc = cfg.appearance_calibration_ema**own.size  # per sure match, whatever the frame rate
+                self._own_hist = costs.distance_histogram(self._own_hist, own, kc)
+                self._rival_hist = costs.distance_histogram(self._rival_hist, rivals, kc)
+                self._separation = costs.separation(
+                    self._own_hist, self._rival_hist, cfg.appearance_separation_z
+                )
+                self._scale_same, self._scale_other = costs.distance_scale(self._own_hist, self._rival_hist)
+                app = costs.calibrate(app, self.appearance_scale)
             ev = costs.sure_match_evidence(app, cost, cfg.appearance_confident_cost, cfg.appearance_gate)
             ke = cfg.appearance_error_ema
-            if ev.sure:
+            if cfg.appearance_calibrated:
+                kd = cfg.appearance_evidence_ema**ev.sure
+                self._dis_bad = kd * self._dis_bad + ev.disagree
+                self._dis_n = kd * self._dis_n + ev.sure
+                self._veto_error = (self._dis_bad + 1.0) / (self._dis_n + 2.0)
+            elif ev.sure:
                 self._veto_error = ke * self._veto_error + (1.0 - ke) * ev.disagree / ev.sure
-            self._conf_bad = ke * self._conf_bad + ev.confused
-            self._conf_n = ke * self._conf_n + ev.confusion_judged
-            self._mis_bad = ke * self._mis_bad + ev.misleading
-            self._mis_n = ke * self._mis_n + ev.misleading_judged
-            w_margin = costs.appearance_weight(
-                self._app_margin, cfg.appearance_weight, cfg.appearance_margin_ref, cfg.appearance_min_margin
-            ) * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
+            if cfg.appearance_calibrated:
+                # evidence windows counted in judged sure matches, not frames: a 1 fps camera judges as many
+                # matches before it trusts its embeddings as a 25 fps one, not 25 times fewer
+                kc, km = (
+                    cfg.appearance_evidence_ema**ev.confusion_judged,
+                    cfg.appearance_evidence_ema**ev.misleading_judged,
+                )
+            else:
+                kc = km = ke
+            self._conf_bad = kc * self._conf_bad + ev.confused
+            self._conf_n = kc * self._conf_n + ev.confusion_judged
+            self._mis_bad = km * self._mis_bad + ev.misleading
+            self._mis_n = km * self._mis_n + ev.misleading_judged
+            if cfg.appearance_calibrated:
+                informed = costs.appearance_weight(
+                    self._separation,
+                    cfg.appearance_weight,
+                    cfg.appearance_separation_ref,
+                    cfg.appearance_min_separation,
+                )
+            else:
+                informed = costs.appearance_weight(
+                    self._app_margin,
+                    cfg.appearance_weight,
+                    cfg.appearance_margin_ref,
+                    cfg.appearance_min_margin,
+                )
+            w_margin = informed * costs.reliability(self.appearance_confusion, cfg.appearance_max_confusion)
             w = w_margin * costs.reliability(self.appearance_misleading, cfg.appearance_max_misleading)
             self._decisive_ok = w_margin > 0
             if w_margin > 0 and cfg.appearance_decisive_dist > 0:
@@ -408,7 +480,7 @@ class Tracker:
                         )
                     )
                 if cfg.appearance_switch_streak > 0:
-                    alt_d = costs.cosine_distance(tr.alt_emb[rows], e[det_idx])
+                    alt_d = self._calibrated(costs.cosine_distance(tr.alt_emb[rows], e[det_idx]))
                     suspicious = tr.alt_streak[rows] >= cfg.appearance_switch_streak
                     gates.append(
                         costs.switch_veto(
@@ -420,9 +492,21 @@ class Tracker:
                 # and vetoes only pairs motion is unsure about, once embeddings have proven reliable
                 if cfg.appearance_veto_max_error > 0 and self._veto_error <= cfg.appearance_veto_max_error:
                     veto = costs.appearance_veto(
-                        app, cost, cfg.appearance_confident_cost, cfg.match_cost_high, cfg.appearance_gate
+                        app,
+                        cost,
+                        cfg.appearance_confident_cost,
+                        cfg.match_cost_high,
+                        cfg.appearance_veto_dist or cfg.appearance_gate,
                     )
-                    gates.append(veto & (tr.state[rows] == _LOST)[:, None])  # only tracks motion already lost
+                    who = tr.state[rows] == _LOST  # only tracks motion already lost
+                    if cfg.appearance_veto_proven:
+                        who |= tr.app_dev[rows] <= cfg.appearance_consistent_dev
+                    if cfg.appearance_veto_rival:
+                        # ... and only where someone else claims the pair's detection or track: the detection looks
+                        # like another track, or the track like another detection (a loose or false-positive box
+                        # that looks like nobody is left to motion)
+                        veto &= costs.rival_agrees(app, cfg.appearance_gate)
+                    gates.append(veto & who[:, None])
                 forbidden = np.logical_or.reduce(gates) if gates else None
                 rank = self._rank(rows, det_idx, cost, z, sc, ts)
                 fused = costs.fused_gated(rank, app, w, cfg.match_cost_high, forbidden)
@@ -532,9 +616,19 @@ class Tracker:
         allowed = costs.motion_plausible(
             last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
         )
+        if cfg.appearance_calibrated:
+            # only as alike as two different objects on this stream rarely are (a look-alike world: nobody)
+            allowed &= costs.false_match_rate(self._rival_hist, cost) <= cfg.reid_max_false_match
+            cost = self._calibrated(cost)
+        if not cfg.reid_exits:
+            # an object that walked out of view is gone, not hidden: who comes in there is someone new
+            exited = costs.left_view(tr.det_box[lost], tr.mean[lost, 4:6], self._extent, cfg.reid_edge_margin)
+            if n_gal:
+                exited = np.concatenate([exited, g.exited[:n_gal]])
+            allowed &= ~exited[:, None]
         live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
         others = (
-            costs.cosine_distance(tr.emb[live], tr.emb[rows]).min(axis=0)
+            self._calibrated(costs.cosine_distance(tr.emb[live], tr.emb[rows])).min(axis=0)
             if live.size
             else np.full(rows.size, np.inf)
         )
@@ -560,6 +654,15 @@ class Tracker:
             g.remove(m[~from_lost, 0] - n_lost)
         return out
 
+    def _calibrated(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Cosine distances on this stream's calibrated scale (``costs.calibrate``), or as they are without
+        ``appearance_calibrated``."""
+        return (
+            costs.calibrate(distance, self.appearance_scale)
+            if self.config.appearance_calibrated
+            else distance
+        )
+
     def _remove(self, dead: NDArray[np.bool_], ts: float) -> None:
         tr = self._tracks
         if tr.embed_dim and self._gallery.max_size:
@@ -572,6 +675,12 @@ class Tracker:
                     ts,
                     tr.det_box[to_gallery],
                     tr.last_seen[to_gallery],
+                    costs.left_view(
+                        tr.det_box[to_gallery],
+                        tr.mean[to_gallery, 4:6],
+                        self._extent,
+                        self.config.reid_edge_margin,
+                    ),
                 )
         tr.keep(~dead)
 
