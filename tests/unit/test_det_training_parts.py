@@ -47,7 +47,10 @@ def test_raw_levels_decode_to_the_eval_output() -> None:
         pred, _ = net(x)
         levels, _ = net.forward_levels(x)
     assert [tuple(p.shape) for p in levels] == [(2, 3, 16, 20, 8), (2, 3, 8, 10, 8), (2, 3, 4, 5, 8)]
-    assert torch.allclose(net.head.decode(levels), pred)
+    assert torch.allclose(net.head.decode_levels(levels), pred)  # the out-of-place reference decode
+    raws, _ = net.forward_head_raw(x)
+    assert torch.equal(net.head.decode(raws), pred)  # the in-place one serving uses
+    assert torch.allclose(net.head.decode(raws), net.head.decode_levels(levels), rtol=0, atol=1e-4)
 
 
 def test_candidates_take_the_centre_cell_and_the_two_nearest_neighbours() -> None:

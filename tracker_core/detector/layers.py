@@ -241,20 +241,19 @@ class IDetect(nn.Module):
     def levels(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The raw head outputs laid out for training (logits, before any sigmoid): per level
         ``[B, na, H/s_i, W/s_i, 5+nc]`` with box ``(tx, ty, tw, th)``, objectness and class logits."""
-        out = []
-        for p in self.raw(xs):
-            bs, _, ny, nx = p.shape
-            out.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
-        return out
+        return self.raw_to_levels(self.raw(xs))
 
     def decode(self, raws: list[torch.Tensor]) -> torch.Tensor:
         """Per-level logits (:meth:`raw`) -> ``[B, A, 5+nc]`` as the official eval-mode output, in the logits'
         dtype. Inference backends run :meth:`raw` in their precision and this decode in float32 (box centres
         of several hundred pixels lose whole pixels in bfloat16)."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in raws):
+            return self.decode_levels(self.raw_to_levels(raws))  # autograd needs the out-of-place operations
         # Each level is copied once into its place of the output ([B, na, H, W, no] layout), the sigmoid runs in
         # place, the 4 box columns are fixed in place: the same operations, element for element, as
         # view -> permute -> contiguous -> sigmoid -> (y*2 - 0.5 + grid) * stride, (y*2)**2 * anchor -> cat ->
-        # cat, with half the passes over memory (the decode was ~25 % of a bf16 forward on the CPU).
+        # cat (:meth:`decode_levels`), with half the passes over memory (the decode was ~25 % of a bf16 forward on
+        # the CPU).
         bs = raws[0].shape[0]
         counts = [self.na * int(p.shape[2]) * int(p.shape[3]) for p in raws]
         out = torch.empty(bs, sum(counts), self.no, device=raws[0].device, dtype=raws[0].dtype)
@@ -269,6 +268,27 @@ class IDetect(nn.Module):
             grid = make_grid(nx, ny, p.device, dst.dtype)
             dst[..., 0:2].mul_(2.0).sub_(0.5).add_(grid).mul_(self.strides[i])
             dst[..., 2:4].mul_(2).pow_(2).mul_(self.anchor_grid_t[i].to(dst.dtype))
+        return out
+
+    def decode_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Training-layout levels (:meth:`levels`, ``[B, na, H, W, 5+nc]``) -> ``[B, A, 5+nc]``, out of place (so
+        gradients flow): the reference :meth:`decode` is checked against."""
+        out = []
+        for i, p in enumerate(levels):
+            bs, _, ny, nx, _ = p.shape
+            y = p.sigmoid()
+            grid = make_grid(nx, ny, p.device, y.dtype)
+            xy = (y[..., 0:2] * 2.0 - 0.5 + grid) * self.strides[i]
+            wh = (y[..., 2:4] * 2) ** 2 * self.anchor_grid_t[i].to(y.dtype)
+            out.append(torch.cat((xy, wh, y[..., 4:]), -1).view(bs, -1, self.no))
+        return torch.cat(out, 1)
+
+    def raw_to_levels(self, raws: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-level logits (:meth:`raw`, ``[B, na*(5+nc), H, W]``) -> the training layout ``[B, na, H, W, 5+nc]``."""
+        out = []
+        for p in raws:
+            bs, _, ny, nx = p.shape
+            out.append(p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
         return out
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:

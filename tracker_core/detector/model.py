@@ -163,12 +163,7 @@ class YoloNet(nn.Module):
         """Training: the head's raw logits, one ``[B,na,H/s,W/s,5+nc]`` per level (as :meth:`IDetect.levels`),
         instead of the decoded predictions; same taps."""
         raws, maps = self.forward_head_raw(x, taps)
-        head = self.head
-        levels = []
-        for p in raws:
-            bs, _, ny, nx = p.shape
-            levels.append(p.view(bs, head.na, head.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
-        return levels, maps
+        return self.head.raw_to_levels(raws), maps
 
     @torch.no_grad()
     def fuse(self) -> YoloNet:
