@@ -130,8 +130,21 @@ async def test_stream_equals_eval_mot_with_appearance(pets_sequence: Path, tmp_p
         str(enc),
         "--size",
         str(SIZE),
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
     )
-    cfg = replace(config(), weights=str(weights), random_weights=False, encoder=str(enc), input_size=SIZE)
+    # one backend named for every path (`auto` chooses by timing; frames_from_images defaults to torch fp32)
+    cfg = replace(
+        config(),
+        weights=str(weights),
+        random_weights=False,
+        encoder=str(enc),
+        input_size=SIZE,
+        backend="torch",
+        precision="fp32",
+    )
     runner = build_runner(cfg)
     runner.warmup()
     # the two paths compute the same embeddings (the tracker weighs a random encoder's embeddings little, so
