@@ -72,16 +72,29 @@ def _private_export_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ["ROITRACK_CACHE_DIR"] = old
 
 
+_THREADS: dict[str, int] = {}
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
-    """A test that runs a CLI in-process (``roitrack train-detector`` sets its process's torch thread count) must not
-    leave the next test another thread count: the chaotic random yolov7's fp32 rounding depends on it (unfused
-    parity moved from 0.72 to 0.95 px at one thread). Torch is only looked at if some test imported it."""
+    """A test that runs a CLI in-process (``roitrack train-detector`` sets its process's torch thread count, also
+    from a module-scoped fixture) must not leave later tests another thread count: the chaotic random yolov7's
+    fp32 rounding depends on it (unfused parity moved from 0.72 to 0.95 px at one thread). After every test the
+    count goes back to what it was when torch was first seen; torch is only looked at once some test imported it."""
     import sys
 
-    torch = sys.modules.get("torch")
-    n = torch.get_num_threads() if torch is not None else None
     yield
     torch = sys.modules.get("torch")
-    if torch is not None and n is not None and torch.get_num_threads() != n:
+    if torch is None:
+        return
+    n = _THREADS.setdefault("baseline", _baseline_threads(torch))
+    if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def _baseline_threads(torch) -> int:
+    """Torch's default: the CPUs this process may use (what it starts with before anything sets it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
