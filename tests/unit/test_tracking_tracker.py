@@ -128,6 +128,48 @@ def test_appearance_never_links_what_motion_rules_out():
     assert {o.det_index: o.track_id for o in outs} == {0: 3, 1: 2}
 
 
+def _return_after_absence(rival_query: bool, latest_toward_rival: float) -> int | None:
+    """Object 0 (look ``e0``) is hidden 3 s (so it is in the gallery) and returns near where it left, seen as
+    ``e0``, ``e0`` and then a drifted look; object 1, visible throughout, looks partly like object 0 (``1.2 e0 +
+    e1``). Returns the track ID object 0 gets (1: re-identified)."""
+    rng = np.random.default_rng(0)
+    e0, e1, e2, u = np.linalg.qr(rng.standard_normal((32, 32)))[0][:4]
+    rival = costs_normalize(1.2 * e0 + e1)
+    drifted = costs_normalize(e0 + 0.4 * u - 0.2 * e1 + latest_toward_rival * e1)
+    tr = Tracker(DEFAULT_CONFIG.replace(reid_rival_query=rival_query))
+
+    def looks(*vs: np.ndarray) -> np.ndarray:
+        return np.stack([costs_normalize(v + rng.normal(0, 0.02, 32)) for v in vs]).astype(np.float32)
+
+    for k in range(60):
+        boxes = np.array([_box(100 + 2 * k, 200), _box(400, 220), _box(600, 400)])
+        tr.update(boxes, np.full(3, 0.9), 0.1 * k, embeddings=looks(e0, rival, e2))
+    for k in range(30):
+        tr.update(
+            np.array([_box(400, 220), _box(600, 400)]),
+            np.full(2, 0.9),
+            6.0 + 0.1 * k,
+            embeddings=looks(rival, e2),
+        )
+    outs = []
+    for k, look in enumerate((e0, e0, drifted)):
+        emb = np.concatenate([look[None].astype(np.float32), looks(rival, e2)])
+        boxes = np.array([_box(240 + 2 * k, 200), _box(400, 220), _box(600, 400)])
+        outs = tr.update(boxes, np.full(3, 0.9), 9.0 + 0.1 * k, embeddings=emb)
+    return {o.det_index: o.track_id for o in outs}.get(0)
+
+
+def test_reidentification_reads_visible_rivals_the_way_it_reads_candidates():
+    """A returning object whose latest look drifted a little from its memory is still closer to its gallery entry
+    than to the visible look-alike, read the same way (the largest distance of memory and latest look): it gets
+    its ID back. Reading the rival on the memory alone refused it (the PETS09 walker behind the sign)."""
+    assert _return_after_absence(rival_query=False, latest_toward_rival=0.0) != 1
+    assert _return_after_absence(rival_query=True, latest_toward_rival=0.0) == 1
+    # a latest look that drifts toward the visible look-alike is refused either way
+    for toward in (0.4, 0.8, 1.2):
+        assert _return_after_absence(rival_query=True, latest_toward_rival=toward) != 1
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lost_track_veto_keeps_a_lost_track_off_another_object(seed: int):
     """The veto (on by default since issue 21) keeps A, re-entering where B's track was just lost, off B's ID;

@@ -627,11 +627,17 @@ class Tracker:
                 exited = np.concatenate([exited, g.exited[:n_gal]])
             allowed &= ~exited[:, None]
         live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
-        others = (
-            self._calibrated(costs.cosine_distance(tr.emb[live], tr.emb[rows])).min(axis=0)
-            if live.size
-            else np.full(rows.size, np.inf)
-        )
+        # the objects visible now are rivals, read with the same query as the candidates
+        if live.size and cfg.reid_rival_query:
+            if tr.bank_size:
+                rival_cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], tr.emb[live])
+            else:
+                rival_cost = costs.worst_cosine_distance(query, valid, tr.emb[live])
+            others = self._calibrated(rival_cost.T).min(axis=0)
+        elif live.size:
+            others = self._calibrated(costs.cosine_distance(tr.emb[live], tr.emb[rows])).min(axis=0)
+        else:
+            others = np.full(rows.size, np.inf)
         allowed &= costs.distinct_enough(cost, others, cfg.reid_min_gap)
         if cfg.class_aware:
             allowed &= cls[:, None] == tr.class_id[rows][None, :]

@@ -247,17 +247,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tracker_core.errors import RoitrackError
+    from training.entrypoint import main as entry
 
-    parser = argparse.ArgumentParser(prog="python -m training.encoder.train", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except RoitrackError as exc:
-        print(f"roitrack train: error: {exc}", file=sys.stderr)
-        return 2
+    return entry("python -m training.encoder.train", "train", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
