@@ -608,11 +608,11 @@ class Tracker:
         cls = np.concatenate([tr.class_id[lost], g.classes[:n_gal]]) if n_gal else tr.class_id[lost]
         cand_ids = np.concatenate([tr.track_id[lost], g.ids[:n_gal]]) if n_gal else tr.track_id[lost]
         if tr.bank_size:
-            cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], mem).T  # [C,M]
+            query, valid = tr.bank[rows], tr.bank_valid[rows]
         else:  # no bank: the track's EMA memory and its latest observation must both agree
             query = np.stack([tr.emb[rows], tr.last_emb[rows]], axis=1)
             valid = np.repeat(tr.emb_valid[rows][:, None], 2, axis=1)
-            cost = costs.worst_cosine_distance(query, valid, mem).T
+        cost = costs.worst_cosine_distance(query, valid, mem).T  # [C,M]
         allowed = costs.motion_plausible(
             last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
         )
@@ -629,11 +629,7 @@ class Tracker:
         live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
         # the objects visible now are rivals, read with the same query as the candidates
         if live.size and cfg.reid_rival_query:
-            if tr.bank_size:
-                rival_cost = costs.worst_cosine_distance(tr.bank[rows], tr.bank_valid[rows], tr.emb[live])
-            else:
-                rival_cost = costs.worst_cosine_distance(query, valid, tr.emb[live])
-            others = self._calibrated(rival_cost.T).min(axis=0)
+            others = self._calibrated(costs.worst_cosine_distance(query, valid, tr.emb[live]).T).min(axis=0)
         elif live.size:
             others = self._calibrated(costs.cosine_distance(tr.emb[live], tr.emb[rows])).min(axis=0)
         else:
