@@ -4,6 +4,7 @@ embeddings."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_ceilings_fall_as_the_takeover_is_undone_later_and_perfect_embeddings_fa
     # relabelling can only help, and leaving more of the emerging person's boxes on the occluder's ID only hurts
     assert idf1["ceiling"] > idf1["result"]
     assert idf1["result"] <= idf1["kept"] < idf1["ceiling"]  # the takeover kept costs something
-    assert all(a >= b for a, b in zip(ks, ks[1:], strict=False)), ks
+    assert all(a >= b for a, b in itertools.pairwise(ks)), ks
     assert ks[0] <= idf1["ceiling"] and ks[-1] < idf1["ceiling"]
     # ground-truth embeddings: each frame's detection of person 9 is his own vector, far from person 15's
     assert [r["frame"] for r in out["per_frame"]] == list(range(31, 41))

@@ -170,6 +170,66 @@ def test_reidentification_reads_visible_rivals_the_way_it_reads_candidates():
         assert _return_after_absence(rival_query=True, latest_toward_rival=toward) != 1
 
 
+def _takeover(repair_hits: int, takeover_frames: int) -> tuple[list[int], int | None]:
+    """A (look ``e0``) is hidden 3 s (in the gallery by then); B stands still. Then, for ``takeover_frames``
+    frames, the detection at B's place looks like A (B stepped behind something as A stepped out there: a sure
+    motion match for B's track), then like B again, and B walks on; 2 s later a detection looking like B
+    appears beside the first one. Returns the IDs reported at B's place from the takeover on, and the ID of
+    the second detection (once confirmed)."""
+    rng = np.random.default_rng(1)
+    e0, e1, e2 = np.linalg.qr(rng.standard_normal((32, 32)))[0][:3]
+    tr = Tracker(DEFAULT_CONFIG.replace(reid_repair_hits=repair_hits))
+
+    def looks(*vs: np.ndarray) -> np.ndarray:
+        return np.stack([costs_normalize(v + rng.normal(0, 0.02, 32)) for v in vs]).astype(np.float32)
+
+    for k in range(60):  # A (ID 1) walks, B (ID 2) and C (ID 3) stand: the stream learns the looks inform
+        boxes = np.array([_box(100 + 2 * k, 200), _box(400, 220), _box(600, 400)])
+        tr.update(boxes, np.full(3, 0.9), 0.1 * k, embeddings=looks(e0, e1, e2))
+    for k in range(30):  # A hidden for 3 s
+        tr.update(
+            np.array([_box(400, 220), _box(600, 400)]),
+            np.full(2, 0.9),
+            6.0 + 0.1 * k,
+            embeddings=looks(e1, e2),
+        )
+    assert tr.gallery_size == 1
+    at_b = []
+    for k in range(10):
+        look = e0 if k < takeover_frames else e1
+        outs = tr.update(
+            np.array([_box(400 + k, 220), _box(600, 400)]),
+            np.full(2, 0.9),
+            9.0 + 0.1 * k,
+            embeddings=looks(look, e2),
+        )
+        at_b.append({o.det_index: o.track_id for o in outs}[0])
+    second = None
+    for k in range(10):
+        boxes = np.array([_box(410 + k, 220), _box(600, 400), _box(460, 225)])
+        looks3 = looks(e0 if takeover_frames >= 10 else e1, e2, e1)
+        outs = tr.update(boxes, np.full(3, 0.9), 11.0 + 0.1 * k, embeddings=looks3)
+        second = {o.det_index: o.track_id for o in outs}.get(2, second)
+    return at_b, second
+
+
+def test_identity_repair_undoes_a_takeover_and_keeps_the_lost_identity_for_its_return():
+    """The track that carried on with A takes A's ID on the third frame the evidence holds (and keeps it), and B's
+    ID waits in the gallery: when B shows up again beside A, he gets it back. Without repair the track keeps B's
+    ID and B comes back as a new object."""
+    at_b, second = _takeover(repair_hits=3, takeover_frames=10)
+    assert at_b[:2] == [2, 2] and set(at_b[2:]) == {1}, at_b
+    assert second == 2
+    at_b, second = _takeover(repair_hits=0, takeover_frames=10)
+    assert set(at_b) == {2} and second not in (1, 2, 3), (at_b, second)
+
+
+def test_identity_repair_needs_consecutive_evidence():
+    """Two frames that look like the hidden A, then B again: nothing is repaired, B keeps his ID throughout."""
+    at_b, _ = _takeover(repair_hits=3, takeover_frames=2)
+    assert set(at_b) == {2}, at_b
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lost_track_veto_keeps_a_lost_track_off_another_object(seed: int):
     """The veto (on by default since issue 21) keeps A, re-entering where B's track was just lost, off B's ID;

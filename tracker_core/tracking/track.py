@@ -72,6 +72,15 @@ class TrackTable:
     alt_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
     alt_streak: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
     last_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
+    # identity repair (Tracker._repair_identities): the gallery ID this track's observations keep naming, on how
+    # many consecutive matched frames, the track's memory / box / time when that began, and the sum of the
+    # observations since
+    repair_id: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    repair_hits: NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    repair_emb: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
+    repair_sum: NDArray[np.float32] = field(default_factory=lambda: _empty((0, 0), np.float32))
+    repair_box: NDArray[np.float64] = field(default_factory=lambda: _empty((0, 4)))
+    repair_seen: NDArray[np.float64] = field(default_factory=lambda: _empty((0,)))
     hist_z: NDArray[np.float64] = field(default_factory=lambda: _empty((0, HISTORY, 4)))
     hist_t: NDArray[np.float64] = field(default_factory=lambda: _empty((0, HISTORY)))
 
@@ -96,6 +105,12 @@ class TrackTable:
         "alt_emb",
         "alt_streak",
         "last_emb",
+        "repair_id",
+        "repair_hits",
+        "repair_emb",
+        "repair_sum",
+        "repair_box",
+        "repair_seen",
         "hist_z",
         "hist_t",
     )
@@ -116,6 +131,8 @@ class TrackTable:
         self.bank_valid = np.zeros((t, self.bank_size), bool)
         self.alt_emb = np.zeros((t, dim), np.float32)
         self.last_emb = np.zeros((t, dim), np.float32)
+        self.repair_emb = np.zeros((t, dim), np.float32)
+        self.repair_sum = np.zeros((t, dim), np.float32)
 
     def keep(self, mask: NDArray[np.bool_]) -> None:
         """Keep only rows where ``mask`` is true."""
@@ -171,6 +188,12 @@ class TrackTable:
             "alt_emb": np.zeros((m, d), np.float32),
             "alt_streak": np.zeros(m, np.int64),
             "last_emb": new_emb,
+            "repair_id": np.zeros(m, np.int64),
+            "repair_hits": np.zeros(m, np.int64),
+            "repair_emb": np.zeros((m, d), np.float32),
+            "repair_sum": np.zeros((m, d), np.float32),
+            "repair_box": np.zeros((m, 4)),
+            "repair_seen": np.zeros(m),
             "hist_z": np.concatenate([mean[:, None, :4], np.zeros((m, HISTORY - 1, 4))], axis=1),
             "hist_t": np.concatenate([np.full((m, 1), now), np.full((m, HISTORY - 1), np.nan)], axis=1),
         }

@@ -258,6 +258,9 @@ class Tracker:
             if cfg.confirm_hits <= 1 or (first_frame and cfg.confirm_first_frame):
                 self._confirm(np.arange(first, len(tr)), ts)
 
+        if cfg.reid_repair_hits and len(tr):
+            self._repair_identities(ts, e is not None)
+
         if len(tr) and (tr.state == _REMOVED).any():
             tr.keep(tr.state != _REMOVED)  # lost tracks whose identity a new track took over
         if len(tr) > cfg.max_tracks:
@@ -655,6 +658,89 @@ class Tracker:
         if (~from_lost).any():
             g.remove(m[~from_lost, 0] - n_lost)
         return out
+
+    def _repair_identities(self, ts: float, observed: bool) -> None:
+        """Identity repair (``reid_repair_hits``): undo a takeover once the evidence has held long enough.
+
+        For every confirmed track matched in this frame, its observation ``last_emb`` is read against the gallery
+        as a re-identification query is. A gallery entry *qualifies* when it is within ``gallery_max_dist``, could
+        have walked there, is not a look-alike distance on this stream (``reid_max_false_match``), did not leave
+        the view, and beats by ``reid_min_gap`` every other entry, every other object visible now and the track's
+        own memory (as it was when the streak began; on a streak's first frame, as it is now). Consecutive
+        frames naming the same entry count up (``repair_hits``); any other frame starts over. At
+        ``reid_repair_hits`` the track takes the entry's ID and memory (the mean of the streak's observations)
+        and its own ID goes to the gallery with the memory, box and time from the streak's start, so the person
+        it had followed can be found when he returns."""
+        cfg = self.config
+        tr = self._tracks
+        g = self._gallery
+        rows = (
+            ((tr.state == _CONFIRMED) & (tr.det_index >= 0) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
+            if observed and tr.embed_dim and self.appearance_informative
+            else _EMPTY
+        )
+        n_gal = len(g) if g.emb.shape[1] == tr.embed_dim else 0
+        counting = np.zeros(len(tr), bool)
+        if rows.size and n_gal:
+            q = tr.last_emb[rows]
+            raw = costs.cosine_distance(g.emb, q)  # [G,M]
+            allowed = costs.motion_plausible(
+                g.boxes, g.seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
+            )
+            if cfg.appearance_calibrated:
+                allowed &= costs.false_match_rate(self._rival_hist, raw) <= cfg.reid_max_false_match
+            cost = self._calibrated(raw)
+            if not cfg.reid_exits:
+                allowed &= ~g.exited[:, None]
+            if cfg.class_aware:
+                allowed &= g.classes[:, None] == tr.class_id[rows][None, :]
+            live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
+            to_live = self._calibrated(costs.cosine_distance(tr.emb[live], q))  # [L,M]
+            itself = live[:, None] == rows[None, :]
+            rivals = np.where(itself, np.inf, to_live).min(axis=0, initial=np.inf)
+            running = tr.repair_hits[rows] > 0
+            own = np.where(itself, to_live, np.inf).min(axis=0)
+            if running.any():  # a running streak reads the track's own look from before it began
+                before = self._calibrated(
+                    costs.cosine_distance(tr.repair_emb[rows[running]], q[running]).diagonal()
+                )
+                own[running] = before
+            allowed &= costs.distinct_enough(cost, np.minimum(own, rivals), cfg.reid_min_gap)
+            allowed &= cost <= cfg.gallery_max_dist
+            named = allowed.any(axis=0)
+            entry = allowed.argmax(axis=0)  # at most one entry beats every other by the gap
+            for j in np.flatnonzero(named):
+                r = rows[j]
+                gid = g.ids[entry[j]]
+                if tr.repair_hits[r] > 0 and tr.repair_id[r] == gid:
+                    tr.repair_hits[r] += 1
+                    tr.repair_sum[r] += q[j]
+                else:
+                    tr.repair_id[r] = gid
+                    tr.repair_hits[r] = 1
+                    tr.repair_emb[r] = tr.emb[r]
+                    tr.repair_sum[r] = q[j]
+                    tr.repair_box[r] = tr.det_box[r]
+                    tr.repair_seen[r] = ts
+                counting[r] = True
+        tr.repair_hits[~counting] = 0
+        done = (counting & (tr.repair_hits >= cfg.reid_repair_hits)).nonzero()[0]
+        for r in done:
+            pos = (g.ids == tr.repair_id[r]).nonzero()[0]
+            g.remove(pos)
+            g.add(
+                tr.track_id[r : r + 1],
+                tr.class_id[r : r + 1],
+                tr.repair_emb[r : r + 1],
+                ts,
+                tr.repair_box[r : r + 1],
+                tr.repair_seen[r : r + 1],
+                np.zeros(1, bool),
+            )
+            tr.track_id[r] = tr.repair_id[r]
+            mean = tr.repair_sum[r]
+            tr.emb[r] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            tr.repair_hits[r] = 0
 
     def _calibrated(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
         """Cosine distances on this stream's calibrated scale (``costs.calibrate``), or as they are without
