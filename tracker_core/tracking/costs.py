@@ -184,6 +184,12 @@ def cosine_distance(
     return np.clip((1.0 - sim.astype(np.float64)) * 0.5, 0.0, 1.0)
 
 
+def paired_cosine_distance(a: NDArray[np.floating], b: NDArray[np.floating]) -> F64:
+    """Cosine distance ``[M]`` in ``[0, 1]`` (``(1 - cos) / 2``) of each row of ``a [M,D]`` to the same row of
+    ``b [M,D]`` (both L2-normalised): the diagonal of :func:`cosine_distance` without the ``[M,M]`` matrix."""
+    return np.clip((1.0 - np.sum(a * b, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+
+
 def appearance_margin(
     app_dist: NDArray[np.floating], motion_cost: NDArray[np.floating], confident: float
 ) -> float | None:

@@ -19,7 +19,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from tracker_core.tracking.costs import DistanceScale, calibrate
+from tracker_core.tracking.costs import DistanceScale, calibrate, paired_cosine_distance
 
 
 class TrackState(IntEnum):
@@ -230,7 +230,7 @@ class TrackTable:
             return
         old = self.emb[rows]
         had = self.emb_valid[rows][:, None]
-        dist = np.clip((1.0 - np.sum(old * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        dist = paired_cosine_distance(old, emb)
         if scale is not None:
             dist = calibrate(dist, scale)
         # a proven memory (app_dev <= keep_dev) ignores an observation farther than keep_dist from it
@@ -241,7 +241,7 @@ class TrackTable:
         mixed = np.where(hold[:, None], old, mixed)
         # consecutive observations that disagree with the memory but agree with each other: another object
         alt = self.alt_emb[rows]
-        alt_dist = np.clip((1.0 - np.sum(alt * emb, axis=1, dtype=np.float64)) * 0.5, 0.0, 1.0)
+        alt_dist = paired_cosine_distance(alt, emb)
         if scale is not None:
             alt_dist = calibrate(alt_dist, scale)
         streak = np.where(alt_dist <= alt_accept, self.alt_streak[rows] + 1, 1)

@@ -701,10 +701,9 @@ class Tracker:
             running = tr.repair_hits[rows] > 0
             own = np.where(itself, to_live, np.inf).min(axis=0)
             if running.any():  # a running streak reads the track's own look from before it began
-                before = self._calibrated(
-                    costs.cosine_distance(tr.repair_emb[rows[running]], q[running]).diagonal()
+                own[running] = self._calibrated(
+                    costs.paired_cosine_distance(tr.repair_emb[rows[running]], q[running])
                 )
-                own[running] = before
             allowed &= costs.distinct_enough(cost, np.minimum(own, rivals), cfg.reid_min_gap)
             allowed &= cost <= cfg.gallery_max_dist
             named = allowed.any(axis=0)
