@@ -682,14 +682,17 @@ class Tracker:
         n_gal = len(g) if g.emb.shape[1] == tr.embed_dim else 0
         counting = np.zeros(len(tr), bool)
         if rows.size and n_gal:
+            raw = costs.cosine_distance(g.emb, tr.last_emb[rows])  # [G,M]
+            cost = self._calibrated(raw)
+            near = (cost <= cfg.gallery_max_dist).any(axis=0)  # most frames: no track looks like anyone gone
+            rows, raw, cost = rows[near], raw[:, near], cost[:, near]
+        if rows.size and n_gal:
             q = tr.last_emb[rows]
-            raw = costs.cosine_distance(g.emb, q)  # [G,M]
             allowed = costs.motion_plausible(
                 g.boxes, g.seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
             )
             if cfg.appearance_calibrated:
                 allowed &= costs.false_match_rate(self._rival_hist, raw) <= cfg.reid_max_false_match
-            cost = self._calibrated(raw)
             if not cfg.reid_exits:
                 allowed &= ~g.exited[:, None]
             if cfg.class_aware:
