@@ -224,6 +224,30 @@ def test_identity_repair_undoes_a_takeover_and_keeps_the_lost_identity_for_its_r
     assert set(at_b) == {2} and second not in (1, 2, 3), (at_b, second)
 
 
+def test_two_tracks_naming_one_gallery_identity_never_share_it():
+    """Two tracks whose observations both turn into the hidden A's look on the same frames: one of them may take
+    A's ID, never both (IDs stay unique in every frame)."""
+    rng = np.random.default_rng(2)
+    e0, e1, e2, e3 = np.linalg.qr(rng.standard_normal((32, 32)))[0][:4]
+    tr = Tracker()
+
+    def looks(*vs: np.ndarray) -> np.ndarray:
+        return np.stack([costs_normalize(v + rng.normal(0, 0.02, 32)) for v in vs]).astype(np.float32)
+
+    for k in range(60):
+        boxes = np.array([_box(300, 200), _box(400, 220), _box(500, 220), _box(700, 400)])
+        tr.update(boxes, np.full(4, 0.9), 0.1 * k, embeddings=looks(e0, e1, e2, e3))
+    for k in range(30):
+        boxes = np.array([_box(400, 220), _box(500, 220), _box(700, 400)])
+        tr.update(boxes, np.full(3, 0.9), 6.0 + 0.1 * k, embeddings=looks(e1, e2, e3))
+    assert tr.gallery_size == 1
+    for k in range(6):
+        boxes = np.array([_box(400, 220), _box(500, 220), _box(700, 400)])
+        outs = tr.update(boxes, np.full(3, 0.9), 9.0 + 0.1 * k, embeddings=looks(e0, e0, e3))
+        ids = [o.track_id for o in outs]
+        assert len(ids) == len(set(ids)) == 3, ids
+
+
 def test_identity_repair_needs_consecutive_evidence():
     """Two frames that look like the hidden A, then B again: nothing is repaired, B keeps his ID throughout."""
     at_b, _ = _takeover(repair_hits=3, takeover_frames=2)

@@ -615,20 +615,14 @@ class Tracker:
         else:  # no bank: the track's EMA memory and its latest observation must both agree
             query = np.stack([tr.emb[rows], tr.last_emb[rows]], axis=1)
             valid = np.repeat(tr.emb_valid[rows][:, None], 2, axis=1)
-        cost = costs.worst_cosine_distance(query, valid, mem).T  # [C,M]
-        allowed = costs.motion_plausible(
-            last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
-        )
-        if cfg.appearance_calibrated:
-            # only as alike as two different objects on this stream rarely are (a look-alike world: nobody)
-            allowed &= costs.false_match_rate(self._rival_hist, cost) <= cfg.reid_max_false_match
-            cost = self._calibrated(cost)
+        raw = costs.worst_cosine_distance(query, valid, mem).T  # [C,M]
+        exited = None
         if not cfg.reid_exits:
-            # an object that walked out of view is gone, not hidden: who comes in there is someone new
             exited = costs.left_view(tr.det_box[lost], tr.mean[lost, 4:6], self._extent, cfg.reid_edge_margin)
             if n_gal:
                 exited = np.concatenate([exited, g.exited[:n_gal]])
-            allowed &= ~exited[:, None]
+        allowed = self._candidates_allowed(raw, last_box, last_seen, cls, exited, rows, ts)
+        cost = self._calibrated(raw)
         live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
         # the objects visible now are rivals, read with the same query as the candidates
         if live.size and cfg.reid_rival_query:
@@ -638,8 +632,6 @@ class Tracker:
         else:
             others = np.full(rows.size, np.inf)
         allowed &= costs.distinct_enough(cost, others, cfg.reid_min_gap)
-        if cfg.class_aware:
-            allowed &= cls[:, None] == tr.class_id[rows][None, :]
         cost = costs.gate(cost, ~allowed)
         m, _, _ = linear_assignment(cost, cfg.gallery_max_dist)
         out = np.zeros(rows.size, np.int64)
@@ -688,15 +680,9 @@ class Tracker:
             rows, raw, cost = rows[near], raw[:, near], cost[:, near]
         if rows.size and n_gal:
             q = tr.last_emb[rows]
-            allowed = costs.motion_plausible(
-                g.boxes, g.seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
+            allowed = self._candidates_allowed(
+                raw, g.boxes, g.seen, g.classes, None if cfg.reid_exits else g.exited, rows, ts
             )
-            if cfg.appearance_calibrated:
-                allowed &= costs.false_match_rate(self._rival_hist, raw) <= cfg.reid_max_false_match
-            if not cfg.reid_exits:
-                allowed &= ~g.exited[:, None]
-            if cfg.class_aware:
-                allowed &= g.classes[:, None] == tr.class_id[rows][None, :]
             live = ((tr.state == _CONFIRMED) & (tr.track_id > 0) & tr.emb_valid).nonzero()[0]
             to_live = self._calibrated(costs.cosine_distance(tr.emb[live], q))  # [L,M]
             itself = live[:, None] == rows[None, :]
@@ -728,7 +714,10 @@ class Tracker:
         tr.repair_hits[~counting] = 0
         done = (counting & (tr.repair_hits >= cfg.reid_repair_hits)).nonzero()[0]
         for r in done:
+            tr.repair_hits[r] = 0
             pos = (g.ids == tr.repair_id[r]).nonzero()[0]
+            if pos.size == 0:  # another track's repair took this entry in this frame
+                continue
             g.remove(pos)
             g.add(
                 tr.track_id[r : r + 1],
@@ -742,7 +731,34 @@ class Tracker:
             tr.track_id[r] = tr.repair_id[r]
             mean = tr.repair_sum[r]
             tr.emb[r] = mean / max(float(np.linalg.norm(mean)), 1e-12)
-            tr.repair_hits[r] = 0
+
+    def _candidates_allowed(
+        self,
+        raw: NDArray[np.float64],
+        last_box: NDArray[np.float64],
+        last_seen: NDArray[np.float64],
+        cls: NDArray[np.int64],
+        exited: NDArray[np.bool_] | None,
+        rows: NDArray[np.int64],
+        ts: float,
+    ) -> NDArray[np.bool_]:
+        """``[C,M]``: which re-identification candidates (last box ``[C,4]``, last seen ``[C]``, class ``[C]``, gone out
+        of view ``[C]`` or ``None``: not checked) tracks ``rows [M]`` may take, at raw cosine distances ``raw [C,M]``:
+        within walking distance, not a look-alike distance on this stream, not gone out of view, the same class."""
+        cfg = self.config
+        tr = self._tracks
+        allowed = costs.motion_plausible(
+            last_box, last_seen, tr.det_box[rows], ts, cfg.reid_max_speed, cfg.reid_min_radius
+        )
+        if cfg.appearance_calibrated:
+            # only as alike as two different objects on this stream rarely are (a look-alike world: nobody)
+            allowed &= costs.false_match_rate(self._rival_hist, raw) <= cfg.reid_max_false_match
+        if exited is not None:
+            # an object that walked out of view is gone, not hidden: who comes in there is someone new
+            allowed &= ~exited[:, None]
+        if cfg.class_aware:
+            allowed &= cls[:, None] == tr.class_id[rows][None, :]
+        return allowed
 
     def _calibrated(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
         """Cosine distances on this stream's calibrated scale (``costs.calibrate``), or as they are without
