@@ -195,10 +195,10 @@ class TrackerConfig:
             Each frame's observation must qualify as a re-identification does (within ``gallery_max_dist``,
             walking distance, false-match rate, not gone out of view) and beat, by ``reid_min_gap``, every other
             candidate, every other object visible now *and the track's own memory* as it was when the streak
-            began. 0: off. 3 (default, as ``confirm_hits``): on PETS09 a person stepping out from behind another
-            at 7 fps is given back his own ID on the fourth frame OSNet recognises him (frames 1-250: OSNet
-            +1.8 -> +4.7 IDF1, perfect embeddings +1.8 -> +5.0; docs/tracking.md); random, constant and colour
-            embeddings never trigger it there.
+            began. 0: off. 3 (default, as ``confirm_hits``): on PETS09 at 7 fps a person who steps out from behind
+            another at frame 31 (OSNet first tells the two apart at frame 36) gets his own ID back at frame 40
+            (frames 1-250: OSNet +1.8 -> +4.7 IDF1, perfect embeddings +1.8 -> +5.0; docs/tracking.md); random,
+            constant and colour embeddings never trigger it there.
         reid_max_speed / reid_min_radius: a candidate last seen at box B, ``dt`` seconds ago, qualifies only if
             the new track's centre is within ``reid_min_radius + reid_max_speed * dt`` box heights of B's.
         gallery_size: maximum removed tracks kept for re-identification.
