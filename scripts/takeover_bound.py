@@ -39,10 +39,7 @@ from tracker_core.evaluation import (
     write_results,
 )
 from tracker_core.evaluation.embedding_file import check_matches, load_embeddings
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+from tracker_core.tracking.costs import normalize
 
 
 def analyse(
@@ -100,7 +97,7 @@ def analyse(
     def looks(person: int, lo: int, hi: int) -> np.ndarray:
         picked = [ef.embeddings[i][ids[i] == person] for i in range(lo - 1, min(hi, len(frames)))]
         picked = [e for e in picked if e.size]
-        return _unit(np.concatenate(picked).astype(np.float64)) if picked else np.zeros((0, ef.dim))
+        return normalize(np.concatenate(picked)) if picked else np.zeros((0, ef.dim))
 
     own, occ = looks(emerging, 1, first - 1), looks(occluder, 1, first - 1)
     per_frame = []

@@ -696,21 +696,18 @@ class Tracker:
             allowed &= costs.distinct_enough(cost, np.minimum(own, rivals), cfg.reid_min_gap)
             allowed &= cost <= cfg.gallery_max_dist
             named = allowed.any(axis=0)
-            entry = allowed.argmax(axis=0)  # at most one entry beats every other by the gap
-            for j in np.flatnonzero(named):
-                r = rows[j]
-                gid = g.ids[entry[j]]
-                if tr.repair_hits[r] > 0 and tr.repair_id[r] == gid:
-                    tr.repair_hits[r] += 1
-                    tr.repair_sum[r] += q[j]
-                else:
-                    tr.repair_id[r] = gid
-                    tr.repair_hits[r] = 1
-                    tr.repair_emb[r] = tr.emb[r]
-                    tr.repair_sum[r] = q[j]
-                    tr.repair_box[r] = tr.det_box[r]
-                    tr.repair_seen[r] = ts
-                counting[r] = True
+            r = rows[named]
+            gid = g.ids[allowed.argmax(axis=0)[named]]  # at most one entry beats every other by the gap
+            obs = q[named]
+            going = (tr.repair_hits[r] > 0) & (tr.repair_id[r] == gid)
+            start = r[~going]  # a new streak: remember the track as it is before this evidence
+            tr.repair_emb[start] = tr.emb[start]
+            tr.repair_box[start] = tr.det_box[start]
+            tr.repair_seen[start] = ts
+            tr.repair_hits[r] = np.where(going, tr.repair_hits[r] + 1, 1)
+            tr.repair_sum[r] = np.where(going[:, None], tr.repair_sum[r] + obs, obs)
+            tr.repair_id[r] = gid
+            counting[r] = True
         tr.repair_hits[~counting] = 0
         done = (counting & (tr.repair_hits >= cfg.reid_repair_hits)).nonzero()[0]
         for r in done:
